@@ -1,0 +1,67 @@
+# ddpm: build, test and benchmark. `make` builds bin/ddpm; `make test` installs what is missing
+# (Debian packages, the PyTorch reference) and runs every test; `make bench` reports speed.
+
+ARCH    ?= native
+CC      := mpicc
+BLIS_INC := /usr/include/x86_64-linux-gnu/blis-openmp
+BLIS_LIB := /usr/lib/x86_64-linux-gnu/blis-openmp
+HDF5_CFLAGS = $(shell pkg-config --cflags hdf5-openmpi 2>/dev/null)
+HDF5_LIBS   = $(shell pkg-config --libs hdf5-openmpi 2>/dev/null)
+
+CFLAGS  ?= -O3 -march=$(ARCH) -g
+CFLAGS  += -std=c11 -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude \
+           -isystem $(BLIS_INC) $(HDF5_CFLAGS) -D_POSIX_C_SOURCE=200809L -MMD -MP
+LDLIBS  := -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis $(HDF5_LIBS) -linih -lpng -lz -lm
+
+SRC_LIB := $(wildcard src/nn/*.c src/model/*.c src/util/*.c src/io/*.c)
+SRC_CLI := $(wildcard src/cli/*.c)
+OBJ_LIB := $(SRC_LIB:%.c=build/%.o)
+OBJ_CLI := $(SRC_CLI:%.c=build/%.o)
+TESTS   := $(patsubst tests/%.c,bin/tests/%,$(wildcard tests/test_*.c))
+BENCHES := $(patsubst bench/%.c,bin/bench/%,$(wildcard bench/*.c))
+
+.PHONY: all deps test bench clean check-deps reference
+all: check-deps bin/ddpm
+
+# Install missing Debian packages (only when something is missing; never needed where modules
+# provide the libraries: the check looks at headers and pkg-config first).
+deps:
+	@tools/deps.sh install
+
+check-deps:
+	@tools/deps.sh check || tools/deps.sh install
+
+bin/ddpm: $(OBJ_CLI) $(OBJ_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+bin/tests/%: build/tests/%.o $(OBJ_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+bin/bench/%: build/bench/%.o $(OBJ_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The PyTorch reference fixture: fixed inputs, weights, outputs and gradients of every layer and
+# of unet-s, written by an independent implementation (Debian's python3-torch).
+REF := build/ref/reference.h5
+reference: $(REF)
+$(REF): tests/ref/make_reference.py
+	@mkdir -p $(@D)
+	/usr/bin/python3 tests/ref/make_reference.py $@
+
+test: check-deps bin/ddpm $(TESTS) $(REF)
+	@tools/run_tests.sh $(TESTS)
+
+bench: check-deps $(BENCHES)
+	bin/bench/bench_unet
+
+clean:
+	rm -rf build bin
+
+-include $(OBJ_LIB:.o=.d) $(OBJ_CLI:.o=.d) $(TESTS:bin/tests/%=build/tests/%.d)

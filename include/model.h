@@ -1,0 +1,96 @@
+/* model.h: the U-Net as a tape of ops over one activation arena.
+ *
+ * The builder turns a ModelConfig into a parameter table and a list of ops, each reading and
+ * writing activation "slots" (per-image shapes laid out once in one arena for the largest
+ * batch). Forward walks the list; backward walks it in reverse, accumulating activation
+ * gradients into a second arena of the same layout. No allocation happens inside a step. */
+#ifndef DDPM_MODEL_H
+#define DDPM_MODEL_H
+
+#include <stdio.h>
+
+#include "nn.h"
+#include "params.h"
+
+#define MODEL_MAX_LEVELS 6
+
+typedef struct {
+    int in_channels;   /* image channels (1 for MNIST) */
+    int image_size;    /* height = width (28 for MNIST) */
+    int base;          /* base channels */
+    int levels;        /* number of resolutions */
+    int mult[MODEL_MAX_LEVELS]; /* channel multiplier per level */
+    int res_blocks;    /* residual blocks per level */
+    int groups;        /* GroupNorm groups */
+    int time_sin_dim;  /* sinusoidal embedding width */
+    int time_dim;      /* time-embedding MLP width */
+} ModelConfig;
+
+typedef enum {
+    OP_TEMB,        /* sinusoidal embedding of t into out */
+    OP_LINEAR,      /* out = in0 W^T + b */
+    OP_SILU,        /* out = silu(in0) */
+    OP_CONV,        /* out = conv(in0) */
+    OP_GROUPNORM,   /* out = gn(in0); stats in aux */
+    OP_ADD,         /* out = in0 + in1 */
+    OP_ADD_CHANNEL, /* out = in0 + in1 broadcast over h, w (in1 is [c]) */
+    OP_CONCAT,      /* out = channel concat(in0, in1) */
+    OP_UPSAMPLE     /* out = nearest 2x upsample(in0) */
+} OpKind;
+
+typedef struct {
+    int c, h, w;   /* per-image shape */
+    size_t offset; /* into the activation arenas, for the whole batch */
+} Slot;
+
+typedef struct {
+    OpKind kind;
+    int in0, in1, out;    /* slot indices (-1 when unused) */
+    int weight, bias;     /* parameter-table indices (-1 when unused) */
+    int k, stride, groups;
+    size_t aux;           /* offset into the aux arena (GroupNorm statistics) */
+    char name[PARAM_NAME_MAX]; /* module path, for the per-layer table */
+} Op;
+
+typedef struct {
+    ModelConfig cfg;
+    ParamTable table;
+    Op *ops;
+    int nops, ops_cap;
+    Slot *slots;
+    int nslots, slots_cap;
+    int x_slot, out_slot;  /* input image and predicted noise */
+    int max_batch;
+    size_t act_per_image;  /* floats per image in the activation arena */
+    float *act, *dact;     /* activations and their gradients, max_batch images each */
+    float *aux;            /* GroupNorm mean/rstd */
+    size_t aux_per_image;
+    float *ws;             /* convolution scratch, sized for omp_get_max_threads() */
+    size_t ws_floats;
+    int *t_buf;            /* timesteps of the current batch */
+} Model;
+
+/* The reference network of configs/unet-s.ini. */
+ModelConfig model_config_default(void);
+/* Returns NULL when cfg is valid, otherwise a static message naming the bad field. */
+const char *model_config_check(const ModelConfig *cfg);
+
+/* Build the table and tape and allocate the activation arenas for up to max_batch images. */
+void model_build(Model *m, const ModelConfig *cfg, int max_batch);
+void model_free(Model *m);
+
+/* Forward for n <= max_batch images x [n, in_channels, S, S] at integer timesteps t [n].
+ * Returns the predicted noise [n, in_channels, S, S] (a view into the activation arena). */
+const float *model_forward(Model *m, const float *params, const float *x, const int *t, int n);
+/* Backward after model_forward with the same n: dout is d(loss)/d(output) [n, C, S, S];
+ * parameter gradients are ACCUMULATED into grads (zero it first for a fresh step). */
+void model_backward(Model *m, const float *params, float *grads, const float *dout, int n);
+/* Gradient with respect to the input image of the last backward (for gradient checks). */
+const float *model_input_grad(const Model *m);
+
+/* Forward multiply-add FLOPs (x2) per image, convs and linears. */
+double model_flops_per_image(const Model *m);
+/* Per-layer table: op, name, output shape, parameters, MFLOP per image. */
+void model_print(const Model *m, FILE *f);
+
+#endif

@@ -1,0 +1,84 @@
+/* nn.h: the layers, as pure functions over float pointers with explicit shapes.
+ *
+ * Conventions (llm.c style): outputs first, then inputs, then dimensions. Tensors are NCHW,
+ * contiguous. Forward functions overwrite their outputs. Backward functions ACCUMULATE into
+ * every gradient they are given (dinp += ..., dweight += ...): a tensor used twice (a skip
+ * connection) collects both contributions, and parameter gradients collect over the batch.
+ * A NULL gradient pointer means "not needed" and skips that work.
+ *
+ * Threading: every function here parallelises over images (or channels) with OpenMP; BLIS
+ * calls inside those regions run single-threaded (one level of threading at a time). Call them
+ * from outside any parallel region. Nothing here allocates: scratch space comes from the caller.
+ */
+#ifndef DDPM_NN_H
+#define DDPM_NN_H
+
+#include <stddef.h>
+
+/* ---- conv2d: square kernel k (1 or 3), stride 1 or 2, zero padding k/2, with bias ---- */
+typedef struct {
+    int n, cin, h, w;    /* input [n, cin, h, w] */
+    int cout, k, stride; /* weight [cout, cin, k, k], bias [cout] */
+    int pad, hout, wout; /* derived by conv_shape */
+} ConvShape;
+
+ConvShape conv_shape(int n, int cin, int h, int w, int cout, int k, int stride);
+/* Scratch floats conv2d_forward/backward need when run on `threads` OpenMP threads. Bound:
+ * threads * (cin*k*k*hout*wout + cout*cin*k*k + cout), i.e. one im2col matrix for one image and
+ * one weight-gradient partial per thread, independent of the batch size. */
+size_t conv_workspace_floats(const ConvShape *s, int threads);
+/* out [n, cout, hout, wout] = conv(inp [n, cin, h, w], weight) + bias */
+void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    const ConvShape *s, float *ws);
+/* dinp [n,cin,h,w] (may be NULL), dweight [cout,cin,k,k], dbias [cout] += from dout */
+void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, const ConvShape *s, float *ws);
+/* Plain direct-loop convolution, the reference the fast path is tested against. */
+void conv2d_forward_reference(float *out, const float *inp, const float *weight,
+                              const float *bias, const ConvShape *s);
+
+/* ---- GroupNorm(groups, eps 1e-5, affine) over [n, c, hw] ---- */
+#define GROUPNORM_EPS 1e-5f
+/* out, and the per-(image, group) statistics mean/rstd [n, groups] that backward needs. */
+void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *gamma, const float *beta, int n, int c, int hw, int groups);
+void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                        const float *inp, const float *mean, const float *rstd,
+                        const float *gamma, int n, int c, int hw, int groups);
+
+/* ---- SiLU: out = x * sigmoid(x), elementwise over count ---- */
+void silu_forward(float *out, const float *inp, size_t count);
+void silu_backward(float *dinp, const float *dout, const float *inp, size_t count);
+
+/* ---- Linear: out [n, cout] = inp [n, cin] weight[cout, cin]^T + bias [cout] ---- */
+void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int n,
+                    int cin, int cout);
+void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int n, int cin, int cout);
+
+/* ---- sinusoidal timestep embedding: out [n, dim], dim even: first dim/2 sines, then
+ * dim/2 cosines of t * exp(-ln(10000) i / (dim/2)). No gradient: t is an integer input. ---- */
+void timestep_embedding(float *out, const int *t, int n, int dim);
+
+/* ---- nearest-neighbour 2x upsampling: inp [n, c, h, w] -> out [n, c, 2h, 2w] ---- */
+void upsample2x_forward(float *out, const float *inp, int n, int c, int h, int w);
+void upsample2x_backward(float *dinp, const float *dout, int n, int c, int h, int w);
+
+/* ---- channel concat: out [n, ca+cb, hw] = [a [n, ca, hw], b [n, cb, hw]] ---- */
+void concat_forward(float *out, const float *a, const float *b, int n, int ca, int cb, int hw);
+void concat_backward(float *da, float *db, const float *dout, int n, int ca, int cb, int hw);
+
+/* ---- residual add: out = a + b over count; backward da += dout, db += dout ---- */
+void add_forward(float *out, const float *a, const float *b, size_t count);
+void add_backward(float *da, float *db, const float *dout, size_t count);
+
+/* ---- per-channel broadcast add: out [n, c, hw] = x [n, c, hw] + e [n, c] ---- */
+void add_channel_forward(float *out, const float *x, const float *e, int n, int c, int hw);
+void add_channel_backward(float *dx, float *de, const float *dout, int n, int c, int hw);
+
+/* ---- MSE loss: mean over count of (pred - target)^2, summed in double ---- */
+double mse_forward(const float *pred, const float *target, size_t count);
+/* dpred += 2 (pred - target) / count */
+void mse_backward(float *dpred, const float *pred, const float *target, size_t count);
+
+#endif

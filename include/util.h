@@ -1,0 +1,30 @@
+/* util.h: error reporting, checked allocation, small helpers shared by every module. */
+#ifndef DDPM_UTIL_H
+#define DDPM_UTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Print "ddpm: <message>" on stderr and exit with status 1. Every user-caused failure ends here. */
+_Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Checked allocation: on failure, name the call site and the size, then exit. Memory is
+ * 64-byte aligned so GEMM panels and vector loops start on a cache line. */
+void *xmalloc_at(size_t bytes, const char *file, int line);
+void *xcalloc_at(size_t count, size_t size, const char *file, int line);
+#define xmalloc(bytes) xmalloc_at((bytes), __FILE__, __LINE__)
+#define xcalloc(count, size) xcalloc_at((count), (size), __FILE__, __LINE__)
+
+/* Aligned float arrays (64-byte aligned, zero-filled). Free with free(). */
+float *floats_alloc(size_t count);
+
+/* Wall-clock seconds from a monotonic clock. */
+double now_seconds(void);
+
+/* Peak resident set size of this process in MiB. */
+double peak_rss_mib(void);
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

@@ -1,0 +1,49 @@
+/* util.c: error reporting, checked allocation, clocks. */
+#define _POSIX_C_SOURCE 200809L
+#include "util.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ddpm: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+void *xmalloc_at(size_t bytes, const char *file, int line) {
+    void *p = NULL;
+    if (bytes == 0) bytes = 1;
+    size_t rounded = (bytes + 63) / 64 * 64;
+    if (posix_memalign(&p, 64, rounded) != 0 || p == NULL)
+        die("out of memory allocating %zu bytes (%s:%d)", bytes, file, line);
+    return p;
+}
+
+void *xcalloc_at(size_t count, size_t size, const char *file, int line) {
+    if (size != 0 && count > (size_t)-1 / size)
+        die("allocation of %zu x %zu bytes overflows (%s:%d)", count, size, file, line);
+    void *p = xmalloc_at(count * size, file, line);
+    memset(p, 0, count * size);
+    return p;
+}
+
+float *floats_alloc(size_t count) { return xcalloc(count, sizeof(float)); }
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# deps.sh check|install: find (or install from Debian's archive) what ddpm builds and tests with.
+# `check` is quiet and exits 1 when something is missing; `install` apt-gets only what is missing.
+set -euo pipefail
+mode=${1:-check}
+
+# header-or-command probe -> Debian package
+need=(
+  "cmd:mpicc openmpi-bin"
+  "cmd:mpicc libopenmpi-dev"
+  "pc:hdf5-openmpi libhdf5-openmpi-dev"
+  "cmd:h5dump hdf5-tools"
+  "cmd:pkg-config pkg-config"
+  "file:/usr/include/x86_64-linux-gnu/blis-openmp/blis.h libblis-openmp-dev"
+  "file:/usr/include/zlib.h zlib1g-dev"
+  "file:/usr/include/png.h libpng-dev"
+  "file:/usr/include/ini.h libinih-dev"
+  "file:/usr/include/Random123/philox.h librandom123-dev"
+  "file:/usr/include/cmocka.h libcmocka-dev"
+  "py:torch python3-torch"
+  "py:h5py python3-h5py"
+  "py:numpy python3-numpy"
+)
+
+missing=()
+for item in "${need[@]}"; do
+  probe=${item%% *}; pkg=${item#* }
+  kind=${probe%%:*}; what=${probe#*:}
+  case $kind in
+    cmd)  command -v "$what" >/dev/null 2>&1 && continue ;;
+    pc)   pkg-config --exists "$what" 2>/dev/null && continue ;;
+    file) [ -e "$what" ] && continue ;;
+    py)   [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $what" >/dev/null 2>&1 && continue ;;
+  esac
+  [[ " ${missing[*]-} " == *" $pkg "* ]] || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+if [ "$mode" = check ]; then
+  echo "deps: missing ${missing[*]}" >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "deps: missing ${missing[*]} and no apt-get here: load your site's modules (see README)" >&2
+  exit 1
+fi
+SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+echo "deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
