@@ -65,7 +65,8 @@ typedef struct {
     float *act, *dact;     /* activations and their gradients, max_batch images each */
     float *aux;            /* GroupNorm mean/rstd */
     size_t aux_per_image;
-    float *ws;             /* convolution scratch, sized for omp_get_max_threads() */
+    float *ws;             /* convolution scratch, sized for ws_threads threads */
+    int ws_threads;
     size_t ws_floats;
     int *t_buf;            /* timesteps of the current batch */
 } Model;

@@ -1,0 +1,9 @@
+/* cli.h: the subcommands of bin/ddpm, one file each under src/cli/. */
+#ifndef DDPM_CLI_H
+#define DDPM_CLI_H
+
+#define DDPM_VERSION "0.1.0"
+
+int cmd_model(int argc, char **argv);
+
+#endif

@@ -1,0 +1,50 @@
+/* cmd_model.c: `ddpm model --config FILE [--set section.key=value ...]` */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "model.h"
+#include "util.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ddpm model [--config FILE] [--set section.key=value ...]\n"
+            "\n"
+            "Print the U-Net a config describes: the per-layer table (op, module name, output\n"
+            "shape, parameters, forward MFLOP per image), the parameter count and the forward\n"
+            "FLOPs per image. Without --config, the reference network (configs/unet-s.ini).\n"
+            "\n"
+            "  --config FILE          INI config file\n"
+            "  --set section.key=V    override one key (repeatable), e.g. --set model.base=64\n"
+            "  --help                 this text\n");
+}
+
+int cmd_model(int argc, char **argv) {
+    Config cfg;
+    config_defaults(&cfg);
+    const char *sets[64];
+    int nsets = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            config_load(&cfg, argv[++i]);
+        } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+            if (nsets == (int)ARRAY_LEN(sets)) die("too many --set options");
+            sets[nsets++] = argv[++i];
+        } else {
+            fprintf(stderr, "ddpm model: unexpected argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    for (int i = 0; i < nsets; i++) config_set(&cfg, sets[i]);
+    config_validate(&cfg, "--set");
+    Model m;
+    model_build(&m, &cfg.model, 1);
+    model_print(&m, stdout);
+    model_free(&m);
+    return 0;
+}

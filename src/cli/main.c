@@ -1,0 +1,35 @@
+/* main.c: `ddpm <command>`: dispatch to the subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ddpm <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  model     print the U-Net of a config: parameters, FLOPs, per-layer table\n"
+            "\n"
+            "  ddpm <command> --help   options of one command\n"
+            "  ddpm --version          version\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("ddpm %s\n", DDPM_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
+    fprintf(stderr, "ddpm: unknown command '%s' (try 'ddpm --help')\n", cmd);
+    return 2;
+}

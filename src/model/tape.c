@@ -1,0 +1,191 @@
+/* tape.c: the op list, its activation arenas, and the forward and backward walks. */
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tape.h"
+#include "util.h"
+
+int tape_slot(Model *m, int c, int h, int w) {
+    if (m->nslots == m->slots_cap) {
+        int cap = m->slots_cap ? 2 * m->slots_cap : 64;
+        Slot *grown = xcalloc((size_t)cap, sizeof *grown);
+        if (m->nslots) memcpy(grown, m->slots, (size_t)m->nslots * sizeof *grown);
+        free(m->slots);
+        m->slots = grown;
+        m->slots_cap = cap;
+    }
+    m->slots[m->nslots] = (Slot){.c = c, .h = h, .w = w};
+    return m->nslots++;
+}
+
+Op *tape_op(Model *m, OpKind kind, const char *name, int in0, int in1, int out) {
+    if (m->nops == m->ops_cap) {
+        int cap = m->ops_cap ? 2 * m->ops_cap : 64;
+        Op *grown = xcalloc((size_t)cap, sizeof *grown);
+        if (m->nops) memcpy(grown, m->ops, (size_t)m->nops * sizeof *grown);
+        free(m->ops);
+        m->ops = grown;
+        m->ops_cap = cap;
+    }
+    Op *op = &m->ops[m->nops++];
+    *op = (Op){.kind = kind, .in0 = in0, .in1 = in1, .out = out, .weight = -1, .bias = -1};
+    snprintf(op->name, sizeof op->name, "%s", name);
+    return op;
+}
+
+static size_t slot_floats(const Slot *s) { return (size_t)s->c * s->h * s->w; }
+
+static ConvShape op_conv_shape(const Model *m, const Op *op, int n) {
+    const Slot *in = &m->slots[op->in0];
+    return conv_shape(n, in->c, in->h, in->w, m->slots[op->out].c, op->k, op->stride);
+}
+
+void tape_allocate(Model *m, int max_batch) {
+    m->max_batch = max_batch;
+    size_t per_image = 0;
+    for (int i = 0; i < m->nslots; i++) {
+        m->slots[i].offset = per_image * (size_t)max_batch;
+        per_image += (slot_floats(&m->slots[i]) + 15) / 16 * 16;
+    }
+    m->act_per_image = per_image;
+    m->act = floats_alloc(per_image * (size_t)max_batch);
+    m->dact = floats_alloc(per_image * (size_t)max_batch);
+    m->aux = floats_alloc(m->aux_per_image * (size_t)max_batch + 1);
+    const int threads = omp_get_max_threads();
+    for (int i = 0; i < m->nops; i++) {
+        if (m->ops[i].kind != OP_CONV) continue;
+        ConvShape s = op_conv_shape(m, &m->ops[i], max_batch);
+        size_t need = conv_workspace_floats(&s, threads);
+        if (need > m->ws_floats) m->ws_floats = need;
+    }
+    m->ws_threads = threads;
+    m->ws = floats_alloc(m->ws_floats + 1);
+    m->t_buf = xcalloc((size_t)max_batch, sizeof(int));
+}
+
+void model_free(Model *m) {
+    params_free_table(&m->table);
+    free(m->ops);
+    free(m->slots);
+    free(m->act);
+    free(m->dact);
+    free(m->aux);
+    free(m->ws);
+    free(m->t_buf);
+    memset(m, 0, sizeof *m);
+}
+
+static void check_batch(const Model *m, int n) {
+    if (n < 1 || n > m->max_batch)
+        die("model: batch of %d images, built for at most %d", n, m->max_batch);
+    if (omp_get_max_threads() > m->ws_threads)
+        die("model: built for %d threads, now asked to run on %d", m->ws_threads,
+            omp_get_max_threads());
+}
+
+#define ACT(slot) (m->act + m->slots[(slot)].offset)
+#define DACT(slot) (m->dact + m->slots[(slot)].offset)
+#define PARAM(p, idx) ((idx) >= 0 ? (p) + m->table.entries[(idx)].offset : NULL)
+
+const float *model_forward(Model *m, const float *params, const float *x, const int *t, int n) {
+    check_batch(m, n);
+    memcpy(ACT(m->x_slot), x, (size_t)n * slot_floats(&m->slots[m->x_slot]) * sizeof(float));
+    memcpy(m->t_buf, t, (size_t)n * sizeof(int));
+    for (int i = 0; i < m->nops; i++) {
+        const Op *op = &m->ops[i];
+        const Slot *in = op->in0 >= 0 ? &m->slots[op->in0] : NULL;
+        const Slot *out = &m->slots[op->out];
+        float *y = ACT(op->out);
+        const float *w = PARAM(params, op->weight), *b = PARAM(params, op->bias);
+        switch (op->kind) {
+        case OP_TEMB:
+            timestep_embedding(y, m->t_buf, n, out->c);
+            break;
+        case OP_LINEAR:
+            linear_forward(y, ACT(op->in0), w, b, n, in->c, out->c);
+            break;
+        case OP_SILU:
+            silu_forward(y, ACT(op->in0), (size_t)n * slot_floats(out));
+            break;
+        case OP_CONV: {
+            ConvShape s = op_conv_shape(m, op, n);
+            conv2d_forward(y, ACT(op->in0), w, b, &s, m->ws);
+            break;
+        }
+        case OP_GROUPNORM: {
+            float *mean = m->aux + op->aux * (size_t)m->max_batch;
+            groupnorm_forward(y, mean, mean + (size_t)n * op->groups, ACT(op->in0), w, b, n, in->c,
+                              in->h * in->w, op->groups);
+            break;
+        }
+        case OP_ADD:
+            add_forward(y, ACT(op->in0), ACT(op->in1), (size_t)n * slot_floats(out));
+            break;
+        case OP_ADD_CHANNEL:
+            add_channel_forward(y, ACT(op->in0), ACT(op->in1), n, out->c, out->h * out->w);
+            break;
+        case OP_CONCAT:
+            concat_forward(y, ACT(op->in0), ACT(op->in1), n, in->c, m->slots[op->in1].c,
+                           in->h * in->w);
+            break;
+        case OP_UPSAMPLE:
+            upsample2x_forward(y, ACT(op->in0), n, in->c, in->h, in->w);
+            break;
+        }
+    }
+    return ACT(m->out_slot);
+}
+
+void model_backward(Model *m, const float *params, float *grads, const float *dout, int n) {
+    check_batch(m, n);
+    for (int i = 0; i < m->nslots; i++)
+        memset(DACT(i), 0, (size_t)n * slot_floats(&m->slots[i]) * sizeof(float));
+    memcpy(DACT(m->out_slot), dout,
+           (size_t)n * slot_floats(&m->slots[m->out_slot]) * sizeof(float));
+    for (int i = m->nops - 1; i >= 0; i--) {
+        const Op *op = &m->ops[i];
+        const Slot *in = op->in0 >= 0 ? &m->slots[op->in0] : NULL;
+        const Slot *out = &m->slots[op->out];
+        const float *dy = DACT(op->out);
+        const float *w = PARAM(params, op->weight);
+        float *dw = PARAM(grads, op->weight), *db = PARAM(grads, op->bias);
+        switch (op->kind) {
+        case OP_TEMB: /* integer input: nothing to propagate */
+            break;
+        case OP_LINEAR:
+            linear_backward(DACT(op->in0), dw, db, dy, ACT(op->in0), w, n, in->c, out->c);
+            break;
+        case OP_SILU:
+            silu_backward(DACT(op->in0), dy, ACT(op->in0), (size_t)n * slot_floats(out));
+            break;
+        case OP_CONV: {
+            ConvShape s = op_conv_shape(m, op, n);
+            conv2d_backward(DACT(op->in0), dw, db, dy, ACT(op->in0), w, &s, m->ws);
+            break;
+        }
+        case OP_GROUPNORM: {
+            const float *mean = m->aux + op->aux * (size_t)m->max_batch;
+            groupnorm_backward(DACT(op->in0), dw, db, dy, ACT(op->in0), mean,
+                               mean + (size_t)n * op->groups, w, n, in->c, in->h * in->w,
+                               op->groups);
+            break;
+        }
+        case OP_ADD:
+            add_backward(DACT(op->in0), DACT(op->in1), dy, (size_t)n * slot_floats(out));
+            break;
+        case OP_ADD_CHANNEL:
+            add_channel_backward(DACT(op->in0), DACT(op->in1), dy, n, out->c, out->h * out->w);
+            break;
+        case OP_CONCAT:
+            concat_backward(DACT(op->in0), DACT(op->in1), dy, n, in->c, m->slots[op->in1].c,
+                            in->h * in->w);
+            break;
+        case OP_UPSAMPLE:
+            upsample2x_backward(DACT(op->in0), dy, n, in->c, in->h, in->w);
+            break;
+        }
+    }
+}
+
+const float *model_input_grad(const Model *m) { return m->dact + m->slots[m->x_slot].offset; }

@@ -1,0 +1,163 @@
+/* unet.c: the U-Net builder. It reads like the architecture description in the README:
+ * each helper appends ops to the tape and parameters to the table, in forward order. */
+#include <stdio.h>
+#include <string.h>
+
+#include "model.h"
+#include "tape.h"
+#include "util.h"
+
+ModelConfig model_config_default(void) {
+    ModelConfig c = {.in_channels = 1, .image_size = 28, .base = 32, .levels = 3,
+                     .mult = {1, 2, 2}, .res_blocks = 1, .groups = 8, .time_sin_dim = 32,
+                     .time_dim = 128};
+    return c;
+}
+
+const char *model_config_check(const ModelConfig *c) {
+    if (c->in_channels < 1) return "in_channels must be at least 1";
+    if (c->image_size < 1) return "image_size must be at least 1";
+    if (c->base < 1) return "model.base must be at least 1";
+    if (c->levels < 1 || c->levels > MODEL_MAX_LEVELS) return "model.levels must be 1..6";
+    if (c->res_blocks < 1 || c->res_blocks > 8) return "model.res_blocks must be 1..8";
+    if (c->groups < 1) return "model.groups must be at least 1";
+    if (c->time_sin_dim < 2 || c->time_sin_dim % 2) return "model.time_sin_dim must be even";
+    if (c->time_dim < 1) return "model.time_dim must be at least 1";
+    if (c->image_size % (1 << (c->levels - 1)))
+        return "image_size must be divisible by 2^(levels-1) (28 allows at most 3 levels)";
+    for (int l = 0; l < c->levels; l++) {
+        if (c->mult[l] < 1) return "model.mult entries must be at least 1";
+        if ((c->base * c->mult[l]) % c->groups)
+            return "model.groups must divide base * mult of every level";
+    }
+    return NULL;
+}
+
+/* ---- builders: one op each, parameters registered as they are first used ---- */
+
+static int add_params(Model *m, const char *module, const char *leaf, int ndim, const int *shape,
+                      ParamInit init, int fan_in) {
+    char name[PARAM_NAME_MAX];
+    if ((size_t)snprintf(name, sizeof name, "%s.%s", module, leaf) >= sizeof name)
+        die("module name too long: %s", module);
+    return params_add(&m->table, name, ndim, shape, init, fan_in);
+}
+
+static int conv(Model *m, const char *name, int x, int cout, int k, int stride) {
+    const Slot in = m->slots[x];
+    ConvShape s = conv_shape(1, in.c, in.h, in.w, cout, k, stride);
+    Op *op = tape_op(m, OP_CONV, name, x, -1, tape_slot(m, cout, s.hout, s.wout));
+    int fan_in = in.c * k * k;
+    op->weight = add_params(m, name, "weight", 4, (int[]){cout, in.c, k, k},
+                            INIT_KAIMING_UNIFORM, fan_in);
+    op->bias = add_params(m, name, "bias", 1, (int[]){cout}, INIT_KAIMING_UNIFORM, fan_in);
+    op->k = k;
+    op->stride = stride;
+    return op->out;
+}
+
+static int linear(Model *m, const char *name, int x, int cout) {
+    const int cin = m->slots[x].c;
+    Op *op = tape_op(m, OP_LINEAR, name, x, -1, tape_slot(m, cout, 1, 1));
+    op->weight = add_params(m, name, "weight", 2, (int[]){cout, cin}, INIT_KAIMING_UNIFORM, cin);
+    op->bias = add_params(m, name, "bias", 1, (int[]){cout}, INIT_KAIMING_UNIFORM, cin);
+    return op->out;
+}
+
+static int groupnorm(Model *m, const char *name, int x) {
+    const Slot in = m->slots[x];
+    Op *op = tape_op(m, OP_GROUPNORM, name, x, -1, tape_slot(m, in.c, in.h, in.w));
+    op->groups = m->cfg.groups;
+    op->weight = add_params(m, name, "weight", 1, (int[]){in.c}, INIT_ONES, 0);
+    op->bias = add_params(m, name, "bias", 1, (int[]){in.c}, INIT_ZEROS, 0);
+    op->aux = m->aux_per_image;
+    m->aux_per_image += 2 * (size_t)op->groups; /* mean and rstd per group */
+    return op->out;
+}
+
+static int unary(Model *m, OpKind kind, const char *name, int x, int c, int h, int w) {
+    return tape_op(m, kind, name, x, -1, tape_slot(m, c, h, w))->out;
+}
+
+static int silu(Model *m, int x) {
+    const Slot in = m->slots[x];
+    return unary(m, OP_SILU, "silu", x, in.c, in.h, in.w);
+}
+
+static int binary(Model *m, OpKind kind, const char *name, int a, int b, int c) {
+    const Slot in = m->slots[a];
+    return tape_op(m, kind, name, a, b, tape_slot(m, c, in.h, in.w))->out;
+}
+
+/* h = conv1(silu(norm1(x))) + temb_proj(silu(temb)); h = conv2(silu(norm2(h)));
+ * out = h + skip(x), skip = identity when cin == cout, else a 1x1 conv. */
+static int resblock(Model *m, const char *name, int x, int cout, int temb_act) {
+    char sub[PARAM_NAME_MAX];
+#define SUB(leaf) (snprintf(sub, sizeof sub, "%s.%s", name, leaf), sub)
+    const int cin = m->slots[x].c;
+    int h = conv(m, SUB("conv1"), silu(m, groupnorm(m, SUB("norm1"), x)), cout, 3, 1);
+    int e = linear(m, SUB("temb_proj"), temb_act, cout);
+    h = binary(m, OP_ADD_CHANNEL, SUB("temb_add"), h, e, cout);
+    h = conv(m, SUB("conv2"), silu(m, groupnorm(m, SUB("norm2"), h)), cout, 3, 1);
+    int skip = cin == cout ? x : conv(m, SUB("skip"), x, cout, 1, 1);
+    return binary(m, OP_ADD, SUB("add"), h, skip, cout);
+#undef SUB
+}
+
+static void build_unet(Model *m) {
+    const ModelConfig *c = &m->cfg;
+    char name[PARAM_NAME_MAX];
+    int skips[MODEL_MAX_LEVELS];
+
+    m->x_slot = tape_slot(m, c->in_channels, c->image_size, c->image_size);
+
+    /* time embedding: sinusoid -> Linear -> SiLU -> Linear; every block uses SiLU(temb) */
+    int t = tape_op(m, OP_TEMB, "temb.sinusoid", -1, -1, tape_slot(m, c->time_sin_dim, 1, 1))->out;
+    int temb = linear(m, "temb.lin2", silu(m, linear(m, "temb.lin1", t, c->time_dim)),
+                      c->time_dim);
+    int temb_act = silu(m, temb);
+
+    int h = conv(m, "conv_in", m->x_slot, c->base, 3, 1);
+    for (int l = 0; l < c->levels; l++) {
+        for (int j = 0; j < c->res_blocks; j++) {
+            snprintf(name, sizeof name, "down.%d.res.%d", l, j);
+            h = resblock(m, name, h, c->base * c->mult[l], temb_act);
+        }
+        skips[l] = h;
+        if (l < c->levels - 1) {
+            snprintf(name, sizeof name, "down.%d.downsample", l);
+            h = conv(m, name, h, m->slots[h].c, 3, 2);
+        }
+    }
+    const int deep = c->base * c->mult[c->levels - 1];
+    h = resblock(m, "mid.0", h, deep, temb_act);
+    h = resblock(m, "mid.1", h, deep, temb_act);
+    for (int i = 0; i < c->levels; i++) {
+        const int l = c->levels - 1 - i, ch = c->base * c->mult[l];
+        snprintf(name, sizeof name, "up.%d.concat", i);
+        h = binary(m, OP_CONCAT, name, h, skips[l], m->slots[h].c + m->slots[skips[l]].c);
+        for (int j = 0; j < c->res_blocks; j++) {
+            snprintf(name, sizeof name, "up.%d.res.%d", i, j);
+            h = resblock(m, name, h, ch, temb_act);
+        }
+        if (l > 0) {
+            const Slot s = m->slots[h];
+            h = unary(m, OP_UPSAMPLE, "upsample", h, s.c, 2 * s.h, 2 * s.w);
+            snprintf(name, sizeof name, "up.%d.upsample", i);
+            h = conv(m, name, h, c->base * c->mult[l - 1], 3, 1);
+        }
+    }
+    h = silu(m, groupnorm(m, "out_norm", h));
+    m->out_slot = conv(m, "out_conv", h, c->in_channels, 3, 1);
+}
+
+void model_build(Model *m, const ModelConfig *cfg, int max_batch) {
+    const char *bad = model_config_check(cfg);
+    if (bad) die("model config: %s", bad);
+    if (max_batch < 1) die("model: batch must be at least 1 (got %d)", max_batch);
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    params_init_table(&m->table);
+    build_unet(m);
+    tape_allocate(m, max_batch);
+}
