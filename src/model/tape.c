@@ -93,6 +93,7 @@ const float *model_forward(Model *m, const float *params, const float *x, const 
     memcpy(ACT(m->x_slot), x, (size_t)n * slot_floats(&m->slots[m->x_slot]) * sizeof(float));
     memcpy(m->t_buf, t, (size_t)n * sizeof(int));
     for (int i = 0; i < m->nops; i++) {
+        const double start = m->op_seconds ? now_seconds() : 0.0;
         const Op *op = &m->ops[i];
         const Slot *in = op->in0 >= 0 ? &m->slots[op->in0] : NULL;
         const Slot *out = &m->slots[op->out];
@@ -133,6 +134,7 @@ const float *model_forward(Model *m, const float *params, const float *x, const 
             upsample2x_forward(y, ACT(op->in0), n, in->c, in->h, in->w);
             break;
         }
+        if (m->op_seconds) m->op_seconds[i] += now_seconds() - start;
     }
     return ACT(m->out_slot);
 }
@@ -144,6 +146,7 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
     memcpy(DACT(m->out_slot), dout,
            (size_t)n * slot_floats(&m->slots[m->out_slot]) * sizeof(float));
     for (int i = m->nops - 1; i >= 0; i--) {
+        const double start = m->op_seconds ? now_seconds() : 0.0;
         const Op *op = &m->ops[i];
         const Slot *in = op->in0 >= 0 ? &m->slots[op->in0] : NULL;
         const Slot *out = &m->slots[op->out];
@@ -185,6 +188,7 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
             upsample2x_backward(DACT(op->in0), dy, n, in->c, in->h, in->w);
             break;
         }
+        if (m->op_seconds) m->op_seconds[m->nops + i] += now_seconds() - start;
     }
 }
 

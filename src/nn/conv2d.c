@@ -3,7 +3,10 @@
  * Per image, in the orientation BLIS runs fastest here:
  *   forward   out[cout, P] = W[cout, K] x col[K, P] + bias        (K = cin*k*k, P = hout*wout)
  *   backward  dW[cout, K] += dout[cout, P] x col[K, P]^T
- *             dcol[K, P]   = W[cout, K]^T x dout[cout, P], then col2im adds dcol into dinp
+ *             stride 1: dinp[cin, P] += Wf[cin, cout*k*k] x im2col(dout)[cout*k*k, P], the
+ *               input gradient as a convolution of dout with the flipped, transposed kernel
+ *               Wf[ci, co, ky, kx] = W[co, ci, k-1-ky, k-1-kx] (a long inner dimension, no col2im)
+ *             stride 2: dcol[K, P] = W[cout, K]^T x dout[cout, P], then col2im adds it into dinp
  * A 1x1 stride-1 convolution uses the input itself as col and skips im2col/col2im.
  *
  * Threading: one OpenMP thread per image (static schedule), BLIS single-threaded inside the
@@ -28,14 +31,27 @@ static size_t col_floats(const ConvShape *s) {
     return (size_t)s->cin * s->k * s->k * (size_t)s->hout * s->wout;
 }
 
+/* The im2col matrix of dout used by the stride-1 input gradient: cout*k*k rows. */
+static size_t dcol_floats(const ConvShape *s) {
+    return (size_t)s->cout * s->k * s->k * (size_t)s->hout * s->wout;
+}
+
+static size_t col_slice_floats(const ConvShape *s) {
+    size_t a = col_floats(s), b = dcol_floats(s);
+    return a > b ? a : b;
+}
+
+static size_t weight_floats(const ConvShape *s) { return (size_t)s->cout * s->cin * s->k * s->k; }
+
+/* Per thread: one im2col matrix, one weight-gradient partial and one bias-gradient partial. */
 static size_t per_thread_floats(const ConvShape *s) {
-    size_t kk = (size_t)s->cin * s->k * s->k;
-    size_t floats = col_floats(s) + (size_t)s->cout * kk + (size_t)s->cout;
+    size_t floats = col_slice_floats(s) + weight_floats(s) + (size_t)s->cout;
     return (floats + 15) / 16 * 16; /* keep every thread's slice on its own cache lines */
 }
 
+/* ... after the per-thread slices, one flipped kernel shared by all threads. */
 size_t conv_workspace_floats(const ConvShape *s, int threads) {
-    return (size_t)threads * per_thread_floats(s);
+    return (size_t)threads * per_thread_floats(s) + weight_floats(s);
 }
 
 static int is_pointwise(const ConvShape *s) { return s->k == 1 && s->stride == 1; }
@@ -64,6 +80,15 @@ static void im2col(float *col, const float *inp, const ConvShape *s) {
             }
         }
     }
+}
+
+/* Wf[ci, co, ky, kx] = W[co, ci, k-1-ky, k-1-kx] */
+static void flip_kernel(float *wf, const float *w, const ConvShape *s) {
+    const int k = s->k, kk = k * k;
+    for (int co = 0; co < s->cout; co++)
+        for (int ci = 0; ci < s->cin; ci++)
+            for (int j = 0; j < kk; j++)
+                wf[((size_t)ci * s->cout + co) * kk + j] = w[((size_t)co * s->cin + ci) * kk + kk - 1 - j];
 }
 
 /* The adjoint of im2col: dinp[ci, iy, ix] += dcol[...] for every place the pixel was copied. */
@@ -119,14 +144,23 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
                      const float *inp, const float *weight, const ConvShape *s, float *ws) {
     const int K = s->cin * s->k * s->k, P = s->hout * s->wout;
     const size_t in_stride = (size_t)s->cin * s->h * s->w, out_stride = (size_t)s->cout * P;
-    const size_t slice = per_thread_floats(s), wsize = (size_t)s->cout * K;
+    const size_t slice = per_thread_floats(s), wsize = weight_floats(s);
+    const size_t partial_at = col_slice_floats(s); /* dW partial's place inside a slice */
+    /* stride 1: dinp is the convolution of dout (cout channels at hout x wout) with wf */
+    const ConvShape ts = conv_shape(1, s->cout, s->hout, s->wout, s->cin, s->k, 1);
+    const int stride1 = s->stride == 1 && !is_pointwise(s);
+    float *wf = NULL;
     int threads = 1;
 #pragma omp parallel
     {
 #pragma omp single
-        threads = omp_get_num_threads();
+        {
+            threads = omp_get_num_threads();
+            wf = ws + (size_t)threads * slice;
+            if (dinp && stride1) flip_kernel(wf, weight, s);
+        }
         float *col = ws + (size_t)omp_get_thread_num() * slice;
-        float *dw = col + col_floats(s), *db = dw + wsize;
+        float *dw = col + partial_at, *db = dw + wsize;
         memset(dw, 0, (wsize + (size_t)s->cout) * sizeof(float));
 #pragma omp for schedule(static)
         for (int n = 0; n < s->n; n++) {
@@ -149,6 +183,11 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
             if (is_pointwise(s)) {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, s->cout, 1.0f, weight,
                             K, dy, P, 1.0f, dx, P);
+            } else if (stride1) {
+                const int KT = s->cout * s->k * s->k;
+                im2col(col, dy, &ts);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cin, P, KT, 1.0f, wf,
+                            KT, col, P, 1.0f, dx, P);
             } else {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, s->cout, 1.0f, weight,
                             K, dy, P, 0.0f, col, P);
@@ -159,7 +198,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
 #pragma omp for schedule(static)
         for (size_t i = 0; i < wsize + (size_t)s->cout; i++) {
             float acc = 0.0f;
-            for (int t = 0; t < threads; t++) acc += ws[(size_t)t * slice + col_floats(s) + i];
+            for (int t = 0; t < threads; t++) acc += ws[(size_t)t * slice + partial_at + i];
             if (i < wsize) {
                 if (dweight) dweight[i] += acc;
             } else if (dbias) {

@@ -1,0 +1,540 @@
+/* test_gradcheck_layers.c: every layer of nn.h, backward against finite differences.
+ *
+ * Strategy (see gradcheck.h for the numerics):
+ *   - forward is checked against a second implementation: conv2d_forward against
+ *     conv2d_forward_reference, the other layers against direct loops in double here;
+ *   - backward is checked against central finite differences of L = sum(out * r) with a fixed
+ *     random r, for every input and parameter of every layer; per-element normalised error
+ *     <= 2e-2 and global ||a - n|| / ||n|| <= 1e-2 (a correct float32 kernel lands near 1e-4,
+ *     a wrong sign, index or scale lands near 1);
+ *   - backward accumulates: run into buffers pre-filled with random v, it must give v + grad;
+ *   - sentinels: every buffer has NaN guards on both sides that must stay bit-identical, outputs
+ *     and scratch start as NaN so an unwritten output or a read of unwritten scratch shows, and
+ *     every output and gradient must be finite;
+ *   - batch n >= 2 everywhere, so a kernel that mixes images (wrong batch stride) fails.
+ * timestep_embedding has no gradient; its values are checked against a double computation.
+ */
+#include <omp.h>
+
+#include "gradcheck.h"
+#include "nn.h"
+
+/* The worst per-element error of the whole program, printed at the end. */
+static GcResult g_worst;
+
+static void check(const char *name, float *x, size_t count, const float *analytic,
+                  GcLossFn loss, void *ctx, uint32_t tag) {
+    GcOptions o = gc_default_options();
+    GcResult r = gc_check_assert(name, x, count, analytic, loss, ctx, tag, &o);
+    if (r.worst >= g_worst.worst) g_worst = r;
+}
+
+static float *rnd(size_t count, float lo, float hi, uint32_t a, uint32_t b) {
+    float *p = gc_alloc(count);
+    gc_uniform(p, count, lo, hi, a, b);
+    return p;
+}
+
+static float *copy_of(const float *src, size_t count) {
+    float *p = gc_alloc(count);
+    memcpy(p, src, count * sizeof *p);
+    return p;
+}
+
+/* |got - want| <= tol * max(1, |want|) everywhere. */
+static void expect_near(const float *got, const double *want, size_t count, double tol,
+                        const char *what) {
+    for (size_t i = 0; i < count; i++)
+        if (!(fabs((double)got[i] - want[i]) <= tol * fmax(1.0, fabs(want[i]))))
+            fail_msg("%s[%zu] = %.8g, want %.8g", what, i, (double)got[i], want[i]);
+}
+
+/* ---------------------------------------------------------------- conv2d */
+
+typedef struct {
+    ConvShape s;
+    size_t nin, nw, nout, nws;
+    float *inp, *weight, *bias, *out, *r, *ws;
+} Conv;
+
+static double conv_loss(void *ctx) {
+    Conv *c = ctx;
+    conv2d_forward(c->out, c->inp, c->weight, c->bias, &c->s, c->ws);
+    return gc_dot(c->out, c->r, c->nout);
+}
+
+static void run_conv(int n, int cin, int h, int w, int cout, int k, int stride, int hout,
+                     int wout, uint32_t tag) {
+    char name[64];
+    Conv c;
+    c.s = conv_shape(n, cin, h, w, cout, k, stride);
+    assert_int_equal(c.s.pad, k / 2);
+    assert_int_equal(c.s.hout, hout);
+    assert_int_equal(c.s.wout, wout);
+    c.nin = (size_t)n * cin * h * w;
+    c.nw = (size_t)cout * cin * k * k;
+    c.nout = (size_t)n * cout * hout * wout;
+    c.nws = conv_workspace_floats(&c.s, omp_get_max_threads());
+    c.inp = rnd(c.nin, -1.0f, 1.0f, tag, 0);
+    c.weight = rnd(c.nw, -0.5f, 0.5f, tag, 1);
+    c.bias = rnd((size_t)cout, -0.5f, 0.5f, tag, 2);
+    c.r = rnd(c.nout, -1.0f, 1.0f, tag, 3);
+    c.out = gc_alloc_poisoned(c.nout);
+    c.ws = gc_alloc_poisoned(c.nws);
+
+    /* forward against the direct loop */
+    float *ref = gc_alloc_poisoned(c.nout);
+    conv_loss(&c);
+    gc_assert_clean(c.out, c.nout, "conv out");
+    gc_assert_guards(c.ws, c.nws, "conv workspace");
+    conv2d_forward_reference(ref, c.inp, c.weight, c.bias, &c.s);
+    gc_assert_clean(ref, c.nout, "conv reference out");
+    double d = gc_max_rel_diff(c.out, ref, c.nout, 1.0);
+    if (d > 1e-5) fail_msg("conv2d_forward differs from the reference by %.2e (of max)", d);
+
+    /* backward into zeros, then finite differences */
+    float *dinp = gc_alloc(c.nin), *dw = gc_alloc(c.nw), *db = gc_alloc((size_t)cout);
+    conv2d_backward(dinp, dw, db, c.r, c.inp, c.weight, &c.s, c.ws);
+    gc_assert_clean(dinp, c.nin, "conv dinp");
+    gc_assert_clean(dw, c.nw, "conv dweight");
+    gc_assert_clean(db, (size_t)cout, "conv dbias");
+    gc_assert_guards(c.ws, c.nws, "conv workspace");
+    const char *what[3] = {"inp", "weight", "bias"};
+    float *xs[3] = {c.inp, c.weight, c.bias}, *gs[3] = {dinp, dw, db};
+    size_t ns[3] = {c.nin, c.nw, (size_t)cout};
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "conv k%d s%d %dx%d %s", k, stride, h, w, what[i]);
+        check(name, xs[i], ns[i], gs[i], conv_loss, &c, tag + 10 + (uint32_t)i);
+    }
+
+    /* accumulation into random prefill */
+    float *v[3], *acc[3];
+    for (int i = 0; i < 3; i++) {
+        v[i] = rnd(ns[i], -2.0f, 2.0f, tag, 20 + (uint32_t)i);
+        acc[i] = copy_of(v[i], ns[i]);
+    }
+    conv2d_backward(acc[0], acc[1], acc[2], c.r, c.inp, c.weight, &c.s, c.ws);
+    for (int i = 0; i < 3; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], what[i]);
+
+    /* dinp may be NULL (the first convolution has no input gradient) */
+    float *dw2 = gc_alloc(c.nw), *db2 = gc_alloc((size_t)cout);
+    conv2d_backward(NULL, dw2, db2, c.r, c.inp, c.weight, &c.s, c.ws);
+    gc_assert_clean(dw2, c.nw, "conv dweight (dinp NULL)");
+    gc_assert_clean(db2, (size_t)cout, "conv dbias (dinp NULL)");
+    gc_assert_guards(c.ws, c.nws, "conv workspace");
+    if (gc_max_rel_diff(dw2, dw, c.nw, 1e-6) > 1e-6 || gc_max_rel_diff(db2, db, cout, 1e-6) > 1e-6)
+        fail_msg("conv2d_backward with dinp NULL gives different weight/bias gradients");
+
+    float *all[] = {c.inp, c.weight, c.bias, c.r, c.out, c.ws, ref, dinp, dw, db, dw2, db2,
+                    v[0], v[1], v[2], acc[0], acc[1], acc[2]};
+    for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
+}
+
+static void test_conv_3x3_stride1(void **state) { run_conv(2, 3, 9, 6, 4, 3, 1, 9, 6, 1000); }
+static void test_conv_3x3_stride2_even(void **state) { run_conv(2, 3, 10, 10, 4, 3, 2, 5, 5, 1100); }
+static void test_conv_3x3_stride2_odd(void **state) { run_conv(2, 2, 7, 7, 3, 3, 2, 4, 4, 1200); }
+static void test_conv_1x1(void **state) { run_conv(2, 5, 6, 7, 3, 1, 1, 6, 7, 1300); }
+/* conv_in: one input channel, the square image of the model */
+static void test_conv_3x3_cin1(void **state) { run_conv(3, 1, 8, 8, 4, 3, 1, 8, 8, 1400); }
+
+/* ---------------------------------------------------------------- groupnorm */
+
+typedef struct {
+    int n, c, hw, groups;
+    size_t count, nstat;
+    float *inp, *gamma, *beta, *out, *mean, *rstd, *r;
+} Gn;
+
+static double gn_loss(void *ctx) {
+    Gn *g = ctx;
+    groupnorm_forward(g->out, g->mean, g->rstd, g->inp, g->gamma, g->beta, g->n, g->c, g->hw,
+                      g->groups);
+    return gc_dot(g->out, g->r, g->count);
+}
+
+static void run_groupnorm(int groups, uint32_t tag) {
+    char name[64];
+    Gn g = {.n = 2, .c = 8, .hw = 12, .groups = groups};
+    g.count = (size_t)g.n * g.c * g.hw;
+    g.nstat = (size_t)g.n * groups;
+    size_t c = (size_t)g.c;
+    g.inp = rnd(g.count, -1.0f, 2.0f, tag, 0); /* non-zero mean */
+    g.gamma = rnd(c, 0.5f, 1.5f, tag, 1);
+    g.beta = rnd(c, -0.5f, 0.5f, tag, 2);
+    g.r = rnd(g.count, -1.0f, 1.0f, tag, 3);
+    g.out = gc_alloc_poisoned(g.count);
+    g.mean = gc_alloc_poisoned(g.nstat);
+    g.rstd = gc_alloc_poisoned(g.nstat);
+    gn_loss(&g);
+    gc_assert_clean(g.out, g.count, "groupnorm out");
+    gc_assert_clean(g.mean, g.nstat, "groupnorm mean");
+    gc_assert_clean(g.rstd, g.nstat, "groupnorm rstd");
+
+    /* statistics and output against double loops */
+    size_t per = (size_t)(g.c / groups) * g.hw;
+    double *want_mean = xmalloc(g.nstat * sizeof(double));
+    double *want_rstd = xmalloc(g.nstat * sizeof(double));
+    double *want_out = xmalloc(g.count * sizeof(double));
+    for (size_t s = 0; s < g.nstat; s++) {
+        const float *x = g.inp + s * per;
+        double m = 0.0, v = 0.0;
+        for (size_t i = 0; i < per; i++) m += x[i];
+        m /= (double)per;
+        for (size_t i = 0; i < per; i++) v += (x[i] - m) * (x[i] - m);
+        want_mean[s] = m;
+        want_rstd[s] = 1.0 / sqrt(v / (double)per + (double)GROUPNORM_EPS);
+        for (size_t i = 0; i < per; i++) {
+            size_t ch = (s % (size_t)groups) * (size_t)(g.c / groups) + i / (size_t)g.hw;
+            want_out[s * per + i] = (x[i] - m) * want_rstd[s] * g.gamma[ch] + g.beta[ch];
+        }
+    }
+    expect_near(g.mean, want_mean, g.nstat, 1e-5, "groupnorm mean");
+    expect_near(g.rstd, want_rstd, g.nstat, 1e-4, "groupnorm rstd");
+    expect_near(g.out, want_out, g.count, 1e-4, "groupnorm out");
+
+    float *dinp = gc_alloc(g.count), *dgamma = gc_alloc(c), *dbeta = gc_alloc(c);
+    groupnorm_backward(dinp, dgamma, dbeta, g.r, g.inp, g.mean, g.rstd, g.gamma, g.n, g.c, g.hw,
+                       groups);
+    gc_assert_clean(dinp, g.count, "groupnorm dinp");
+    gc_assert_clean(dgamma, c, "groupnorm dgamma");
+    gc_assert_clean(dbeta, c, "groupnorm dbeta");
+    const char *what[3] = {"inp", "gamma", "beta"};
+    float *xs[3] = {g.inp, g.gamma, g.beta}, *gs[3] = {dinp, dgamma, dbeta};
+    size_t ns[3] = {g.count, c, c};
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "groupnorm G=%d %s", groups, what[i]);
+        check(name, xs[i], ns[i], gs[i], gn_loss, &g, tag + 10 + (uint32_t)i);
+    }
+
+    gn_loss(&g); /* statistics of the unperturbed input again */
+    float *v[3], *acc[3];
+    for (int i = 0; i < 3; i++) {
+        v[i] = rnd(ns[i], -2.0f, 2.0f, tag, 20 + (uint32_t)i);
+        acc[i] = copy_of(v[i], ns[i]);
+    }
+    groupnorm_backward(acc[0], acc[1], acc[2], g.r, g.inp, g.mean, g.rstd, g.gamma, g.n, g.c,
+                       g.hw, groups);
+    for (int i = 0; i < 3; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], what[i]);
+
+    float *all[] = {g.inp, g.gamma, g.beta, g.r, g.out, g.mean, g.rstd, dinp, dgamma, dbeta,
+                    v[0], v[1], v[2], acc[0], acc[1], acc[2]};
+    for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
+    free(want_mean);
+    free(want_rstd);
+    free(want_out);
+}
+
+static void test_groupnorm_g1(void **state) { run_groupnorm(1, 2000); }
+static void test_groupnorm_g2(void **state) { run_groupnorm(2, 2100); }
+static void test_groupnorm_g4(void **state) { run_groupnorm(4, 2200); }
+static void test_groupnorm_gc(void **state) { run_groupnorm(8, 2300); } /* groups = channels */
+
+/* ---------------------------------------------------------------- elementwise and shape ops */
+
+/* One context for the small layers: up to two inputs, one output, the loss weights. */
+typedef struct {
+    int n, c, h, w, cb; /* shapes as each layer reads them */
+    size_t na, nb, nout;
+    float *a, *b, *out, *r;
+    void (*forward)(void *ctx);
+} Small;
+
+static double small_loss(void *ctx) {
+    Small *s = ctx;
+    s->forward(s);
+    return gc_dot(s->out, s->r, s->nout);
+}
+
+/* Finite differences for each input, then the accumulate contract. backward(ctx, da, db)
+ * must run the layer's backward with dout = r. */
+static void run_small(Small *s, const char *layer, double *want_out,
+                      void (*backward)(Small *s, float *da, float *db), uint32_t tag) {
+    char name[64];
+    s->r = rnd(s->nout, -1.0f, 1.0f, tag, 3);
+    s->out = gc_alloc_poisoned(s->nout);
+    small_loss(s);
+    snprintf(name, sizeof name, "%s out", layer);
+    gc_assert_clean(s->out, s->nout, name);
+    expect_near(s->out, want_out, s->nout, 1e-5, name);
+
+    int inputs = s->b ? 2 : 1;
+    float *xs[2] = {s->a, s->b}, *gs[2] = {gc_alloc(s->na), s->b ? gc_alloc(s->nb) : NULL};
+    size_t ns[2] = {s->na, s->nb};
+    backward(s, gs[0], gs[1]);
+    gc_assert_guards(s->out, s->nout, layer);
+    for (int i = 0; i < inputs; i++) {
+        snprintf(name, sizeof name, "%s d%s", layer, i == 0 ? "a" : "b");
+        gc_assert_clean(gs[i], ns[i], name);
+        gc_assert_guards(xs[i], ns[i], layer);
+        snprintf(name, sizeof name, "%s %s", layer, i == 0 ? "a" : "b");
+        check(name, xs[i], ns[i], gs[i], small_loss, s, tag + 10 + (uint32_t)i);
+    }
+    float *v[2] = {NULL, NULL}, *acc[2] = {NULL, NULL};
+    for (int i = 0; i < inputs; i++) {
+        v[i] = rnd(ns[i], -2.0f, 2.0f, tag, 20 + (uint32_t)i);
+        acc[i] = copy_of(v[i], ns[i]);
+    }
+    small_loss(s);
+    backward(s, acc[0], acc[1]);
+    for (int i = 0; i < inputs; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], layer);
+
+    for (int i = 0; i < 2; i++) {
+        gc_free(xs[i]);
+        gc_free(gs[i]);
+        gc_free(v[i]);
+        gc_free(acc[i]);
+    }
+    gc_free(s->out);
+    gc_free(s->r);
+    free(want_out);
+}
+
+static double *want_alloc(size_t count) { return xmalloc(count * sizeof(double)); }
+
+static void silu_fwd(void *ctx) {
+    Small *s = ctx;
+    silu_forward(s->out, s->a, s->na);
+}
+static void silu_bwd(Small *s, float *da, float *db) { silu_backward(da, s->r, s->a, s->na); }
+
+static void test_silu(void **state) {
+    Small s = {.na = 2 * 3 * 5 * 7, .nout = 2 * 3 * 5 * 7, .forward = silu_fwd};
+    s.a = rnd(s.na, -6.0f, 6.0f, 3000, 0);
+    double *want = want_alloc(s.nout);
+    for (size_t i = 0; i < s.na; i++) want[i] = s.a[i] / (1.0 + exp(-(double)s.a[i]));
+    run_small(&s, "silu", want, silu_bwd, 3000);
+}
+
+static void upsample_fwd(void *ctx) {
+    Small *s = ctx;
+    upsample2x_forward(s->out, s->a, s->n, s->c, s->h, s->w);
+}
+static void upsample_bwd(Small *s, float *da, float *db) {
+    upsample2x_backward(da, s->r, s->n, s->c, s->h, s->w);
+}
+
+static void test_upsample2x(void **state) {
+    Small s = {.n = 2, .c = 3, .h = 4, .w = 5, .forward = upsample_fwd};
+    s.na = 2 * 3 * 4 * 5;
+    s.nout = 4 * s.na;
+    s.a = rnd(s.na, -1.0f, 1.0f, 3100, 0);
+    double *want = want_alloc(s.nout);
+    for (int p = 0; p < s.n * s.c; p++)
+        for (int y = 0; y < 2 * s.h; y++)
+            for (int x = 0; x < 2 * s.w; x++)
+                want[((size_t)p * 2 * s.h + y) * 2 * s.w + x] =
+                    s.a[((size_t)p * s.h + y / 2) * s.w + x / 2];
+    run_small(&s, "upsample2x", want, upsample_bwd, 3100);
+}
+
+static void concat_fwd(void *ctx) {
+    Small *s = ctx;
+    concat_forward(s->out, s->a, s->b, s->n, s->c, s->cb, s->h);
+}
+static void concat_bwd(Small *s, float *da, float *db) {
+    concat_backward(da, db, s->r, s->n, s->c, s->cb, s->h);
+}
+
+static void test_concat(void **state) {
+    Small s = {.n = 2, .c = 3, .cb = 2, .h = 6, .forward = concat_fwd}; /* h holds hw */
+    s.na = 2 * 3 * 6;
+    s.nb = 2 * 2 * 6;
+    s.nout = s.na + s.nb;
+    s.a = rnd(s.na, -1.0f, 1.0f, 3200, 0);
+    s.b = rnd(s.nb, -1.0f, 1.0f, 3200, 1);
+    double *want = want_alloc(s.nout);
+    size_t ia = (size_t)s.c * s.h, ib = (size_t)s.cb * s.h;
+    for (int i = 0; i < s.n; i++) {
+        for (size_t j = 0; j < ia; j++) want[i * (ia + ib) + j] = s.a[i * ia + j];
+        for (size_t j = 0; j < ib; j++) want[i * (ia + ib) + ia + j] = s.b[i * ib + j];
+    }
+    run_small(&s, "concat", want, concat_bwd, 3200);
+}
+
+static void add_fwd(void *ctx) {
+    Small *s = ctx;
+    add_forward(s->out, s->a, s->b, s->na);
+}
+static void add_bwd(Small *s, float *da, float *db) { add_backward(da, db, s->r, s->na); }
+
+static void test_add(void **state) {
+    Small s = {.na = 2 * 3 * 4 * 5, .nb = 2 * 3 * 4 * 5, .nout = 2 * 3 * 4 * 5, .forward = add_fwd};
+    s.a = rnd(s.na, -1.0f, 1.0f, 3300, 0);
+    s.b = rnd(s.nb, -1.0f, 1.0f, 3300, 1);
+    double *want = want_alloc(s.nout);
+    for (size_t i = 0; i < s.nout; i++) want[i] = (double)s.a[i] + (double)s.b[i];
+    run_small(&s, "add", want, add_bwd, 3300);
+}
+
+static void add_channel_fwd(void *ctx) {
+    Small *s = ctx;
+    add_channel_forward(s->out, s->a, s->b, s->n, s->c, s->h);
+}
+static void add_channel_bwd(Small *s, float *da, float *db) {
+    add_channel_backward(da, db, s->r, s->n, s->c, s->h);
+}
+
+static void test_add_channel(void **state) {
+    Small s = {.n = 2, .c = 3, .h = 10, .forward = add_channel_fwd}; /* h holds hw */
+    s.na = s.nout = 2 * 3 * 10;
+    s.nb = 2 * 3;
+    s.a = rnd(s.na, -1.0f, 1.0f, 3400, 0);
+    s.b = rnd(s.nb, -1.0f, 1.0f, 3400, 1);
+    double *want = want_alloc(s.nout);
+    for (size_t i = 0; i < s.nout; i++) want[i] = (double)s.a[i] + (double)s.b[i / (size_t)s.h];
+    run_small(&s, "add_channel", want, add_channel_bwd, 3400);
+}
+
+/* ---------------------------------------------------------------- linear */
+
+typedef struct {
+    int n, cin, cout;
+    float *inp, *weight, *bias, *out, *r;
+} Lin;
+
+static double linear_loss(void *ctx) {
+    Lin *l = ctx;
+    linear_forward(l->out, l->inp, l->weight, l->bias, l->n, l->cin, l->cout);
+    return gc_dot(l->out, l->r, (size_t)l->n * l->cout);
+}
+
+static void test_linear(void **state) {
+    Lin l = {.n = 3, .cin = 7, .cout = 5};
+    size_t ni = 3 * 7, nw = 5 * 7, nb = 5, no = 3 * 5;
+    l.inp = rnd(ni, -1.0f, 1.0f, 4000, 0);
+    l.weight = rnd(nw, -0.5f, 0.5f, 4000, 1);
+    l.bias = rnd(nb, -0.5f, 0.5f, 4000, 2);
+    l.r = rnd(no, -1.0f, 1.0f, 4000, 3);
+    l.out = gc_alloc_poisoned(no);
+    linear_loss(&l);
+    gc_assert_clean(l.out, no, "linear out");
+    double want[3 * 5];
+    for (int i = 0; i < l.n; i++)
+        for (int o = 0; o < l.cout; o++) {
+            double s = l.bias[o];
+            for (int k = 0; k < l.cin; k++)
+                s += (double)l.inp[i * l.cin + k] * l.weight[o * l.cin + k];
+            want[i * l.cout + o] = s;
+        }
+    expect_near(l.out, want, no, 1e-5, "linear out");
+
+    float *gs[3] = {gc_alloc(ni), gc_alloc(nw), gc_alloc(nb)};
+    linear_backward(gs[0], gs[1], gs[2], l.r, l.inp, l.weight, l.n, l.cin, l.cout);
+    const char *names[3] = {"linear inp", "linear weight", "linear bias"};
+    float *xs[3] = {l.inp, l.weight, l.bias};
+    size_t ns[3] = {ni, nw, nb};
+    for (int i = 0; i < 3; i++) {
+        gc_assert_clean(gs[i], ns[i], names[i]);
+        check(names[i], xs[i], ns[i], gs[i], linear_loss, &l, 4010 + (uint32_t)i);
+    }
+    float *v[3], *acc[3];
+    for (int i = 0; i < 3; i++) {
+        v[i] = rnd(ns[i], -2.0f, 2.0f, 4000, 20 + (uint32_t)i);
+        acc[i] = copy_of(v[i], ns[i]);
+    }
+    linear_backward(acc[0], acc[1], acc[2], l.r, l.inp, l.weight, l.n, l.cin, l.cout);
+    for (int i = 0; i < 3; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], names[i]);
+    for (int i = 0; i < 3; i++) {
+        gc_free(xs[i]);
+        gc_free(gs[i]);
+        gc_free(v[i]);
+        gc_free(acc[i]);
+    }
+    gc_free(l.out);
+    gc_free(l.r);
+}
+
+/* ---------------------------------------------------------------- mse */
+
+typedef struct {
+    size_t count;
+    float *pred, *target;
+} Mse;
+
+static double mse_loss(void *ctx) {
+    Mse *m = ctx;
+    return mse_forward(m->pred, m->target, m->count);
+}
+
+static void test_mse(void **state) {
+    Mse m = {.count = 2 * 1 * 6 * 6};
+    m.pred = rnd(m.count, -2.0f, 2.0f, 5000, 0);
+    m.target = rnd(m.count, -1.0f, 1.0f, 5000, 1);
+    double want = 0.0;
+    for (size_t i = 0; i < m.count; i++) want += ((double)m.pred[i] - m.target[i]) *
+                                                 ((double)m.pred[i] - m.target[i]);
+    want /= (double)m.count;
+    double got = mse_loss(&m);
+    if (!(fabs(got - want) <= 1e-6 * want)) fail_msg("mse_forward = %.9g, want %.9g", got, want);
+
+    float *dpred = gc_alloc(m.count);
+    mse_backward(dpred, m.pred, m.target, m.count);
+    gc_assert_clean(dpred, m.count, "mse dpred");
+    check("mse pred", m.pred, m.count, dpred, mse_loss, &m, 5010);
+    float *v = rnd(m.count, -0.1f, 0.1f, 5000, 20), *acc = copy_of(v, m.count);
+    mse_backward(acc, m.pred, m.target, m.count);
+    gc_assert_accumulated(acc, v, dpred, m.count, "mse dpred");
+    gc_assert_guards(m.pred, m.count, "mse pred");
+    gc_assert_guards(m.target, m.count, "mse target");
+    float *all[] = {m.pred, m.target, dpred, v, acc};
+    for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
+}
+
+/* ---------------------------------------------------------------- timestep embedding */
+
+/* Values against double: t * freq reaches 299 rad, where one float ulp is 3e-5, so a float32
+ * implementation is within a few 1e-5; a wrong frequency or a sin/cos swap is off by 1e-2 or
+ * more. */
+static void test_timestep_embedding(void **state) {
+    const int t[3] = {0, 1, 299};
+    const int dims[3] = {8, 32, 64};
+    for (int d = 0; d < 3; d++) {
+        int dim = dims[d], half = dim / 2;
+        size_t count = 3 * (size_t)dim;
+        float *out = gc_alloc_poisoned(count);
+        timestep_embedding(out, t, 3, dim);
+        gc_assert_clean(out, count, "timestep_embedding out");
+        double *want = want_alloc(count);
+        for (int i = 0; i < 3; i++)
+            for (int k = 0; k < half; k++) {
+                double arg = t[i] * exp(-log(10000.0) * k / half);
+                want[(size_t)i * dim + k] = sin(arg);
+                want[(size_t)i * dim + half + k] = cos(arg);
+            }
+        for (size_t i = 0; i < count; i++)
+            if (!(fabs((double)out[i] - want[i]) <= 2e-4))
+                fail_msg("timestep_embedding dim %d: t = %d element %zu = %.7f, want %.7f", dim,
+                         t[i / (size_t)dim], i % (size_t)dim, (double)out[i], want[i]);
+        gc_free(out);
+        free(want);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_3x3_stride1),
+        cmocka_unit_test(test_conv_3x3_stride2_even),
+        cmocka_unit_test(test_conv_3x3_stride2_odd),
+        cmocka_unit_test(test_conv_1x1),
+        cmocka_unit_test(test_conv_3x3_cin1),
+        cmocka_unit_test(test_groupnorm_g1),
+        cmocka_unit_test(test_groupnorm_g2),
+        cmocka_unit_test(test_groupnorm_g4),
+        cmocka_unit_test(test_groupnorm_gc),
+        cmocka_unit_test(test_silu),
+        cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_upsample2x),
+        cmocka_unit_test(test_concat),
+        cmocka_unit_test(test_add),
+        cmocka_unit_test(test_add_channel),
+        cmocka_unit_test(test_mse),
+        cmocka_unit_test(test_timestep_embedding),
+    };
+    int failed = cmocka_run_group_tests_name("gradcheck_layers", tests, NULL, NULL);
+    if (g_worst.checked > 0)
+        print_message("worst element error over all layer checks: %.2e (%s [%zu], analytic "
+                      "%+.6e numeric %+.6e)\n",
+                      g_worst.worst, g_worst.name, g_worst.worst_index, g_worst.worst_analytic,
+                      g_worst.worst_numeric);
+    return failed;
+}

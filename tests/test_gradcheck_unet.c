@@ -1,0 +1,175 @@
+/* test_gradcheck_unet.c: the whole U-Net tape, backward against finite differences.
+ *
+ * Strategy: two small configurations (8x8 images, batch 2, timesteps {3, 250}) that between
+ * them use every op of the tape: three levels with one residual block each (every decoder block
+ * reads a concatenated skip), and two levels with two blocks each. Parameters are initialised as
+ * in training, then perturbed with small noise so GroupNorm gamma/beta are not exactly 1/0 and
+ * no tensor's gradient vanishes by symmetry. The loss is L = sum(out * r) in double with fixed
+ * random r; model_backward with dout = r gives the analytic gradients, compared with central
+ * differences (gradcheck.h) at GC_UNET_SAMPLES random elements of EVERY parameter tensor (all of
+ * them for smaller tensors) and at every input pixel. Bounds: per element normalised error
+ * <= 2e-2, global ||a - n|| / ||n|| <= 1e-2 per tensor; on failure the worst tensors are named.
+ * Also: model_backward accumulates into grads, the input gradient is that of the last backward,
+ * an image's output does not depend on the other images of its batch, and the parameter and
+ * gradient arenas keep their NaN guards.
+ */
+#include "gradcheck.h"
+#include "model.h"
+
+#define GC_UNET_SAMPLES 40
+#define BATCH 2
+
+typedef struct {
+    Model *m;
+    float *params, *x, *r;
+    int t[BATCH];
+    size_t nout;
+} Net;
+
+static double net_loss(void *ctx) {
+    Net *c = ctx;
+    const float *out = model_forward(c->m, c->params, c->x, c->t, BATCH);
+    return gc_dot(out, c->r, c->nout);
+}
+
+/* Training init plus uniform noise: vectors (GroupNorm affine, biases) by +-0.1, weights by a
+ * quarter of their init bound. */
+static void init_params(const ParamTable *tab, float *params, uint32_t tag) {
+    params_initialise(tab, params, 1234);
+    for (int i = 0; i < tab->count; i++) {
+        const ParamEntry *e = &tab->entries[i];
+        size_t fan_in = e->ndim > 1 ? e->size / (size_t)e->shape[0] : 0;
+        float amp = fan_in ? 0.25f / sqrtf((float)fan_in) : 0.1f;
+        float *noise = xmalloc(e->size * sizeof *noise);
+        gc_uniform(noise, e->size, -amp, amp, tag, (uint32_t)i);
+        for (size_t k = 0; k < e->size; k++) params[e->offset + k] += noise[k];
+        free(noise);
+    }
+}
+
+static void run_unet(const ModelConfig *cfg, const char *label, uint32_t tag) {
+    const char *bad = model_config_check(cfg);
+    if (bad) fail_msg("%s: model_config_check: %s", label, bad);
+    Model m;
+    model_build(&m, cfg, BATCH);
+    size_t total = m.table.total;
+    size_t img = (size_t)cfg->in_channels * cfg->image_size * cfg->image_size;
+    Net c = {.m = &m, .t = {3, 250}, .nout = BATCH * img};
+    c.params = gc_alloc(total);
+    init_params(&m.table, c.params, tag);
+    c.x = gc_alloc(BATCH * img);
+    c.r = gc_alloc(BATCH * img);
+    gc_uniform(c.x, BATCH * img, -1.0f, 1.0f, tag, 1000);
+    gc_uniform(c.r, BATCH * img, -1.0f, 1.0f, tag, 1001);
+    float *params0 = xmalloc(total * sizeof(float));
+    memcpy(params0, c.params, total * sizeof(float));
+
+    /* analytic gradients */
+    float *grads = gc_alloc(total), *dx = gc_alloc(BATCH * img), *out = gc_alloc(BATCH * img);
+    memcpy(out, model_forward(&m, c.params, c.x, c.t, BATCH), BATCH * img * sizeof(float));
+    gc_assert_clean(out, BATCH * img, "model output");
+    model_backward(&m, c.params, grads, c.r, BATCH);
+    gc_assert_clean(grads, total, "parameter gradients");
+    memcpy(dx, model_input_grad(&m), BATCH * img * sizeof(float));
+    gc_assert_clean(dx, BATCH * img, "input gradient");
+    gc_assert_clean(c.params, total, "parameters");
+    if (memcmp(params0, c.params, total * sizeof(float)) != 0)
+        fail_msg("%s: forward/backward modified the parameters", label);
+
+    /* accumulation: a second step into grads pre-filled with v gives v + g; the input gradient
+     * is that of the last backward only */
+    float *v = gc_alloc(total), *acc = gc_alloc(total);
+    gc_uniform(v, total, -1.0f, 1.0f, tag, 1002);
+    memcpy(acc, v, total * sizeof(float));
+    model_forward(&m, c.params, c.x, c.t, BATCH);
+    model_backward(&m, c.params, acc, c.r, BATCH);
+    gc_assert_guards(acc, total, "accumulated gradients");
+    gc_assert_accumulated(acc, v, grads, total, "model_backward grads");
+    double d = gc_max_rel_diff(model_input_grad(&m), dx, BATCH * img, 1e-6);
+    if (d > 1e-6) fail_msg("%s: a second backward changed the input gradient by %.2e", label, d);
+
+    /* batch independence: image 0 alone gives the same output as within the batch */
+    const float *one = model_forward(&m, c.params, c.x, c.t, 1);
+    d = gc_max_rel_diff(one, out, img, 1e-6);
+    if (d > 1e-5) fail_msg("%s: image 0 alone differs from image 0 in a batch by %.2e", label, d);
+
+    /* finite differences, every tensor */
+    GcOptions o = gc_default_options();
+    o.full_limit = o.samples = GC_UNET_SAMPLES;
+    GcResult worst = {0}, worst_global = {0};
+    int failures = 0;
+    char name[GC_NAME_MAX];
+    for (int i = 0; i <= m.table.count; i++) {
+        GcResult r;
+        if (i < m.table.count) {
+            const ParamEntry *e = &m.table.entries[i];
+            snprintf(name, sizeof name, "%s %s", label, e->name);
+            r = gc_check(name, c.params + e->offset, e->size, grads + e->offset, net_loss, &c,
+                         tag + 1 + (uint32_t)i, &o);
+        } else {
+            GcOptions ox = o;
+            ox.full_limit = BATCH * img;
+            snprintf(name, sizeof name, "%s input x", label);
+            r = gc_check(name, c.x, BATCH * img, dx, net_loss, &c, tag, &ox);
+        }
+        if (gc_verbose() || !gc_ok(&r, &o)) gc_print(&r);
+        failures += !gc_ok(&r, &o);
+        if (!(r.worst <= worst.worst)) worst = r;
+        if (!(r.global <= worst_global.global)) worst_global = r;
+    }
+    print_message("%s: %d tensors + input, %zu parameters; worst element error %.2e (%s), worst "
+                  "global %.2e (%s)\n",
+                  label, m.table.count, total, worst.worst, worst.name, worst_global.global,
+                  worst_global.name);
+    if (failures) {
+        gc_print(&worst);
+        fail_msg("%s: %d tensors fail the gradient check; worst: %s", label, failures,
+                 worst.name);
+    }
+    if (memcmp(params0, c.params, total * sizeof(float)) != 0)
+        fail_msg("%s: the parameters were not restored after the finite differences", label);
+
+    float *all[] = {c.params, c.x, c.r, grads, dx, out, v, acc};
+    for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
+    free(params0);
+    model_free(&m);
+}
+
+static ModelConfig small_config(void) {
+    ModelConfig cfg = model_config_default();
+    cfg.base = 8;
+    cfg.groups = 2;
+    cfg.image_size = 8;
+    cfg.time_sin_dim = 8;
+    cfg.time_dim = 16;
+    return cfg;
+}
+
+/* Three levels, one block each: every decoder block reads a concatenated skip. */
+static void test_unet_three_levels(void **state) {
+    ModelConfig cfg = small_config();
+    cfg.levels = 3;
+    cfg.mult[0] = 1;
+    cfg.mult[1] = 2;
+    cfg.mult[2] = 2;
+    cfg.res_blocks = 1;
+    run_unet(&cfg, "L3xR1", 10000);
+}
+
+/* Two levels, two blocks each: blocks whose input channels equal their output channels too. */
+static void test_unet_two_blocks(void **state) {
+    ModelConfig cfg = small_config();
+    cfg.levels = 2;
+    cfg.mult[0] = 1;
+    cfg.mult[1] = 2;
+    cfg.res_blocks = 2;
+    run_unet(&cfg, "L2xR2", 20000);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unet_three_levels),
+        cmocka_unit_test(test_unet_two_blocks),
+    };
+    return cmocka_run_group_tests_name("gradcheck_unet", tests, NULL, NULL);
+}
