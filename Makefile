@@ -13,7 +13,7 @@ CFLAGS  += -std=c11 -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -Iincl
            -isystem $(BLIS_INC) $(HDF5_CFLAGS) -D_POSIX_C_SOURCE=200809L -MMD -MP
 LDLIBS  := -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis $(HDF5_LIBS) -linih -lpng -lz -lm
 
-SRC_LIB := $(wildcard src/nn/*.c src/model/*.c src/optim/*.c src/util/*.c src/io/*.c src/data/*.c)
+SRC_LIB := $(wildcard src/nn/*.c src/model/*.c src/optim/*.c src/util/*.c src/io/*.c src/data/*.c src/diffusion/*.c src/train/*.c)
 SRC_CLI := $(wildcard src/cli/*.c)
 OBJ_LIB := $(SRC_LIB:%.c=build/%.o)
 OBJ_CLI := $(SRC_CLI:%.c=build/%.o)

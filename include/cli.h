@@ -5,5 +5,7 @@
 #define DDPM_VERSION "0.1.0"
 
 int cmd_model(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
 
 #endif

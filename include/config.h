@@ -6,10 +6,43 @@
 #ifndef DDPM_CONFIG_H
 #define DDPM_CONFIG_H
 
+#include <stdio.h>
+
+#include "diffusion.h"
 #include "model.h"
 
+#define CONFIG_STR_MAX 512
+
 typedef struct {
+    char dir[CONFIG_STR_MAX]; /* folder with the IDX files */
+} DataConfig;
+
+typedef struct {
+    int T;
+    int schedule; /* ScheduleKind */
+    double beta_start, beta_end;
+} DiffusionConfig;
+
+typedef struct {
+    int epochs, max_steps, batch;
+    double lr, ema, grad_clip;
+    int seed, warmup_steps, ema_warmup;
+    int log_every, checkpoint_every, keep_checkpoints;
+    int nan_policy; /* 0 = stop, 1 = skip the update */
+} TrainConfig;
+
+typedef struct {
+    int sampler; /* 0 = ddpm, 1 = ddim */
+    int steps, n, seed, clip;
+    double eta;
+} SampleConfig;
+
+typedef struct {
+    DataConfig data;
     ModelConfig model;
+    DiffusionConfig diffusion;
+    TrainConfig train;
+    SampleConfig sample; /* per-epoch sample grids, and the defaults of `ddpm sample` */
 } Config;
 
 /* Defaults: the reference network (configs/unet-s.ini). */
@@ -20,7 +53,13 @@ void config_load(Config *c, const char *path);
 void config_set(Config *c, const char *assignment);
 /* Cross-field checks (e.g. groups divide channels); dies naming the key. */
 void config_validate(const Config *c, const char *origin);
-/* Write the effective config as INI text. */
+/* Write the effective config as INI text (every key, so it documents the run). */
 void config_write(const Config *c, FILE *f);
+/* The same, into a malloc'ed string. */
+char *config_text(const Config *c);
+/* Load a config from INI text (e.g. a checkpoint's copy); origin names it in errors. */
+void config_load_text(Config *c, const char *text, const char *origin);
+/* Print every key with its default and help (for --help). */
+void config_print_keys(FILE *f);
 
 #endif

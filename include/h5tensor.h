@@ -9,7 +9,7 @@
 
 #include <hdf5.h>
 
-#define H5T_MAX_DIMS 4
+#define H5T_MAX_DIMS 5
 
 /* Open an existing file read-only; dies naming the path if it is missing or not HDF5. */
 hid_t h5t_open_read(const char *path);

@@ -145,6 +145,7 @@ typedef struct {
     size_t samples;    /* larger tensors: this many distinct random elements */
     double elem_tol;   /* per-element normalised error bound */
     double global_tol; /* ||a - n|| / ||n|| bound */
+    int richardson;    /* extrapolate central differences at h and 2h: error O(h^4) */
 } GcOptions;
 
 static inline GcOptions gc_default_options(void) {
@@ -153,7 +154,8 @@ static inline GcOptions gc_default_options(void) {
                    .full_limit = 1024,
                    .samples = 96,
                    .elem_tol = 2e-2,
-                   .global_tol = 1e-2};
+                   .global_tol = 1e-2,
+                   .richardson = getenv("GCRICH") ? atoi(getenv("GCRICH")) : 0};
     return o;
 }
 
@@ -164,7 +166,21 @@ typedef struct {
     size_t worst_index;
     double worst_analytic, worst_numeric;
     double global;         /* ||a - n||_2 / max(||n||_2, floor) */
+    double max_diff;       /* max |a - n| */
+    double rms;            /* root mean square of the numeric gradient */
 } GcResult;
+
+/* (L(x+) - L(x-)) / (x+ - x-) with x+- = fl(x[i] +- h); x[i] is restored bit for bit. */
+static inline double gc_central(float *x, size_t i, double h, GcLossFn loss, void *ctx) {
+    float x0 = x[i];
+    float xp = (float)((double)x0 + h), xm = (float)((double)x0 - h);
+    x[i] = xp;
+    double lp = loss(ctx);
+    x[i] = xm;
+    double lm = loss(ctx);
+    x[i] = x0;
+    return (lp - lm) / ((double)xp - (double)xm);
+}
 
 /* The elements to check: all of them, or `samples` distinct ones drawn with tag. Returns how
  * many were written to idx (capacity: max(count, samples) when count <= full_limit). */
@@ -197,15 +213,9 @@ static inline GcResult gc_check(const char *name, float *x, size_t count, const 
     double diff2 = 0.0, num2 = 0.0;
     for (size_t j = 0; j < m; j++) {
         size_t i = idx[j];
-        float x0 = x[i];
-        double h = o->step * fmax(1.0, fabs((double)x0));
-        float xp = (float)((double)x0 + h), xm = (float)((double)x0 - h);
-        x[i] = xp;
-        double lp = loss(ctx);
-        x[i] = xm;
-        double lm = loss(ctx);
-        x[i] = x0;
-        double n = (lp - lm) / ((double)xp - (double)xm);
+        double h = o->step * fmax(1.0, fabs((double)x[i]));
+        double n = gc_central(x, i, h, loss, ctx);
+        if (o->richardson) n = (4.0 * n - gc_central(x, i, 2.0 * h, loss, ctx)) / 3.0;
         double a = (double)analytic[i];
         double e = fabs(a - n) / fmax(fmax(fabs(a), fabs(n)), o->floor);
         if (j == 0 || (!isnan(r.worst) && !(e <= r.worst))) { /* a NaN error sticks */
@@ -214,11 +224,13 @@ static inline GcResult gc_check(const char *name, float *x, size_t count, const 
             r.worst_analytic = a;
             r.worst_numeric = n;
         }
+        r.max_diff = fmax(r.max_diff, fabs(a - n));
         diff2 += (a - n) * (a - n);
         num2 += n * n;
     }
     r.checked = m;
     r.global = sqrt(diff2) / fmax(sqrt(num2), o->floor);
+    r.rms = m ? sqrt(num2 / (double)m) : 0.0;
     free(idx);
     return r;
 }
@@ -229,9 +241,9 @@ static inline int gc_ok(const GcResult *r, const GcOptions *o) {
 
 static inline void gc_print(const GcResult *r) {
     print_message("  %-40s %6zu/%-6zu worst %.2e at [%zu] (analytic %+.6e numeric %+.6e) "
-                  "global %.2e\n",
+                  "global %.2e max|a-n| %.1e rms %.1e\n",
                   r->name, r->checked, r->count, r->worst, r->worst_index, r->worst_analytic,
-                  r->worst_numeric, r->global);
+                  r->worst_numeric, r->global, r->max_diff, r->rms);
 }
 
 /* GRADCHECK_VERBOSE=1 prints every tensor's result, not only failures. */

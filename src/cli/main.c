@@ -9,6 +9,8 @@ static void usage(FILE *f) {
             "usage: ddpm <command> [options]\n"
             "\n"
             "commands:\n"
+            "  train     train the noise-prediction U-Net on MNIST-like IDX images\n"
+            "  sample    generate images from a checkpoint (DDPM or DDIM)\n"
             "  model     print the U-Net of a config: parameters, FLOPs, per-layer table\n"
             "\n"
             "  ddpm <command> --help   options of one command\n"
@@ -30,6 +32,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sample")) return cmd_sample(argc - 1, argv + 1);
     fprintf(stderr, "ddpm: unknown command '%s' (try 'ddpm --help')\n", cmd);
     return 2;
 }

@@ -1,5 +1,6 @@
 /* unet.c: the U-Net builder. It reads like the architecture description in the README:
  * each helper appends ops to the tape and parameters to the table, in forward order. */
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -155,6 +156,10 @@ void model_build(Model *m, const ModelConfig *cfg, int max_batch) {
     const char *bad = model_config_check(cfg);
     if (bad) die("model config: %s", bad);
     if (max_batch < 1) die("model: batch must be at least 1 (got %d)", max_batch);
+    /* The layers thread over images and call BLIS inside those regions: nested OpenMP (which a
+     * user's OMP_MAX_ACTIVE_LEVELS could switch on) would start a BLIS team per image thread
+     * and run many times slower. One level of threading at a time. */
+    omp_set_max_active_levels(1);
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     params_init_table(&m->table);

@@ -1,41 +1,86 @@
-/* config.c: the table of config keys, the inih callback, --set, and validation. */
+/* config.c: the table of config keys, the inih callback, --set, validation and writing. */
 #include "config.h"
 
 #include <errno.h>
 #include <ini.h>
-#include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
 
-typedef enum { KEY_INT, KEY_INT_LIST } KeyType;
+typedef enum { KEY_INT, KEY_DOUBLE, KEY_STRING, KEY_ENUM, KEY_INT_LIST } KeyType;
 
 typedef struct {
     const char *section, *key;
     KeyType type;
-    size_t offset;         /* into Config */
-    size_t count_offset;   /* KEY_INT_LIST: where the list length goes */
-    long min, max;         /* accepted range of each integer */
+    size_t offset;       /* into Config */
+    size_t count_offset; /* KEY_INT_LIST: where the list length goes */
+    double min, max;     /* accepted range of numbers */
+    const char *choices; /* KEY_ENUM: "a|b|c", stored as the index */
     const char *help;
 } KeySpec;
 
 #define AT(field) offsetof(Config, field)
+#define INT(sec, name, field, lo, hi, help) {sec, name, KEY_INT, AT(field), 0, lo, hi, NULL, help}
+#define DBL(sec, name, field, lo, hi, help) {sec, name, KEY_DOUBLE, AT(field), 0, lo, hi, NULL, help}
+#define ENUM(sec, name, field, choices, help) {sec, name, KEY_ENUM, AT(field), 0, 0, 0, choices, help}
 static const KeySpec keys[] = {
-    {"model", "base", KEY_INT, AT(model.base), 0, 1, 1024, "base channels"},
-    {"model", "mult", KEY_INT_LIST, AT(model.mult), AT(model.levels), 1, 16,
+    {"data", "dir", KEY_STRING, AT(data.dir), 0, 0, 0, NULL,
+     "folder holding train-images-idx3-ubyte etc. (raw or .gz)"},
+    INT("model", "base", model.base, 1, 1024, "base channels"),
+    {"model", "mult", KEY_INT_LIST, AT(model.mult), AT(model.levels), 1, 16, NULL,
      "channel multiplier per level, comma separated; the count sets the number of levels"},
-    {"model", "res_blocks", KEY_INT, AT(model.res_blocks), 0, 1, 8, "residual blocks per level"},
-    {"model", "groups", KEY_INT, AT(model.groups), 0, 1, 1024, "GroupNorm groups"},
-    {"model", "time_sin_dim", KEY_INT, AT(model.time_sin_dim), 0, 2, 4096,
-     "sinusoidal timestep embedding width (even)"},
-    {"model", "time_dim", KEY_INT, AT(model.time_dim), 0, 1, 4096, "time-embedding MLP width"},
+    INT("model", "res_blocks", model.res_blocks, 1, 8, "residual blocks per level"),
+    INT("model", "groups", model.groups, 1, 1024, "GroupNorm groups"),
+    INT("model", "time_sin_dim", model.time_sin_dim, 2, 4096,
+        "sinusoidal timestep embedding width (even)"),
+    INT("model", "time_dim", model.time_dim, 1, 4096, "time-embedding MLP width"),
+    INT("diffusion", "T", diffusion.T, 2, 100000, "number of diffusion steps"),
+    ENUM("diffusion", "schedule", diffusion.schedule, "linear|cosine", "beta schedule"),
+    DBL("diffusion", "beta_start", diffusion.beta_start, 1e-8, 0.999, "linear schedule: first beta"),
+    DBL("diffusion", "beta_end", diffusion.beta_end, 1e-8, 0.999, "linear schedule: last beta"),
+    INT("train", "epochs", train.epochs, 1, 100000, "passes over the training set"),
+    INT("train", "max_steps", train.max_steps, 0, 1000000000,
+        "stop after this many steps (0: the epochs decide)"),
+    INT("train", "batch", train.batch, 1, 65536, "global batch (split over MPI ranks)"),
+    DBL("train", "lr", train.lr, 1e-12, 10, "Adam learning rate"),
+    INT("train", "seed", train.seed, 0, 2147483647, "seed of init, data order, timesteps, noise"),
+    DBL("train", "ema", train.ema, 0, 0.999999999, "EMA decay of the weights, in [0, 1)"),
+    INT("train", "ema_warmup", train.ema_warmup, 0, 1,
+        "1: decay min(ema, (1+step)/(10+step)) so short runs get a useful EMA"),
+    INT("train", "warmup_steps", train.warmup_steps, 0, 100000000,
+        "linear learning-rate warm-up steps (0: off)"),
+    DBL("train", "grad_clip", train.grad_clip, 0, 1e9, "clip the gradient norm to this (0: off)"),
+    INT("train", "log_every", train.log_every, 1, 1000000,
+        "steps between log lines when stdout is not a terminal"),
+    INT("train", "checkpoint_every", train.checkpoint_every, 0, 100000000,
+        "steps between latest.h5 checkpoints (0: once per epoch)"),
+    INT("train", "keep_checkpoints", train.keep_checkpoints, 1, 100000,
+        "epoch checkpoints to keep"),
+    ENUM("train", "nan_policy", train.nan_policy, "stop|skip",
+         "a NaN/Inf loss or gradient: stop, or skip the update and count it"),
+    ENUM("sample", "sampler", sample.sampler, "ddpm|ddim", "reverse process"),
+    INT("sample", "steps", sample.steps, 2, 100000, "DDIM steps (DDPM always uses T)"),
+    DBL("sample", "eta", sample.eta, 0, 1, "DDIM noise: 1 stochastic, 0 deterministic"),
+    INT("sample", "n", sample.n, 1, 1000000, "images per epoch grid / default of ddpm sample"),
+    INT("sample", "seed", sample.seed, 0, 2147483647, "seed of the sampling noise"),
+    INT("sample", "clip", sample.clip, 0, 1, "1: clamp the predicted x0 to [-1, 1] (DDIM)"),
 };
 
 void config_defaults(Config *c) {
     memset(c, 0, sizeof *c);
+    snprintf(c->data.dir, sizeof c->data.dir, "data/mnist");
     c->model = model_config_default();
+    c->diffusion = (DiffusionConfig){.T = 300, .schedule = SCHEDULE_LINEAR, .beta_start = 1e-4,
+                                     .beta_end = 0.02};
+    c->train = (TrainConfig){.epochs = 20, .max_steps = 0, .batch = 128, .lr = 2e-4, .ema = 0.999,
+                             .grad_clip = 0, .seed = 1, .warmup_steps = 0, .ema_warmup = 0,
+                             .log_every = 50, .checkpoint_every = 0, .keep_checkpoints = 3,
+                             .nan_policy = 0};
+    c->sample = (SampleConfig){.sampler = 0, .steps = 50, .n = 64, .seed = 0, .clip = 0,
+                               .eta = 1.0};
 }
 
 /* Edit distance, for "did you mean" suggestions. */
@@ -61,7 +106,7 @@ static int section_known(const char *section) {
     return 0;
 }
 
-/* "did you mean [model] base?" for the nearest known section/key, or "" */
+/* " (did you mean [model] base?)" for the nearest known key, or "" */
 static const char *suggest(const char *section, const char *key, char *buf, size_t len) {
     int best = 99;
     const KeySpec *hit = NULL;
@@ -84,6 +129,39 @@ static int parse_long(const char *s, long *out) {
     return 1;
 }
 
+static int parse_double(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    while (*end == ' ' || *end == '\t') end++;
+    if (errno || end == s || *end || !isfinite(v)) return 0;
+    *out = v;
+    return 1;
+}
+
+static void apply_int_list(char *base, const KeySpec *k, const char *value, const char *origin) {
+    int *list = (int *)(base + k->offset), n = 0;
+    char copy[256];
+    if (strlen(value) >= sizeof copy) die("%s: [%s] %s: value too long", origin, k->section, k->key);
+    snprintf(copy, sizeof copy, "%s", value);
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        long v;
+        if (!parse_long(tok, &v))
+            die("%s: [%s] %s = '%s': '%s' is not an integer (%s)", origin, k->section, k->key,
+                value, tok, k->help);
+        if (v < k->min || v > k->max)
+            die("%s: [%s] %s: %ld is out of range %g..%g", origin, k->section, k->key, v, k->min,
+                k->max);
+        if (n == MODEL_MAX_LEVELS)
+            die("%s: [%s] %s: at most %d entries", origin, k->section, k->key, MODEL_MAX_LEVELS);
+        list[n++] = (int)v;
+    }
+    if (n == 0) die("%s: [%s] %s is empty (%s)", origin, k->section, k->key, k->help);
+    *(int *)(base + k->count_offset) = n;
+}
+
 /* Apply value to section.key; origin names where it came from ("file:line" or "--set"). */
 static void apply(Config *c, const char *section, const char *key, const char *value,
                   const char *origin) {
@@ -97,79 +175,112 @@ static void apply(Config *c, const char *section, const char *key, const char *v
         die("%s: unknown key '%s' in [%s]%s", origin, key, section,
             suggest(section, key, hint, sizeof hint));
     char *base = (char *)c;
-    if (k->type == KEY_INT) {
+    switch (k->type) {
+    case KEY_INT: {
         long v;
         if (!parse_long(value, &v))
             die("%s: [%s] %s = '%s' is not an integer (%s)", origin, section, key, value, k->help);
         if (v < k->min || v > k->max)
-            die("%s: [%s] %s = %ld is out of range %ld..%ld (%s)", origin, section, key, v,
+            die("%s: [%s] %s = %ld is out of range %.0f..%.0f (%s)", origin, section, key, v,
                 k->min, k->max, k->help);
         *(int *)(base + k->offset) = (int)v;
         return;
     }
-    /* KEY_INT_LIST */
-    int *list = (int *)(base + k->offset), n = 0;
-    char copy[256];
-    if (strlen(value) >= sizeof copy) die("%s: [%s] %s: value too long", origin, section, key);
-    snprintf(copy, sizeof copy, "%s", value);
-    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ') tok++;
-        long v;
-        if (!parse_long(tok, &v))
-            die("%s: [%s] %s = '%s': '%s' is not an integer (%s)", origin, section, key, value,
-                tok, k->help);
+    case KEY_DOUBLE: {
+        double v;
+        if (!parse_double(value, &v))
+            die("%s: [%s] %s = '%s' is not a number (%s)", origin, section, key, value, k->help);
         if (v < k->min || v > k->max)
-            die("%s: [%s] %s: %ld is out of range %ld..%ld", origin, section, key, v, k->min,
-                k->max);
-        if (n == MODEL_MAX_LEVELS)
-            die("%s: [%s] %s: at most %d entries", origin, section, key, MODEL_MAX_LEVELS);
-        list[n++] = (int)v;
+            die("%s: [%s] %s = %g is out of range %g..%g (%s)", origin, section, key, v, k->min,
+                k->max, k->help);
+        *(double *)(base + k->offset) = v;
+        return;
     }
-    if (n == 0) die("%s: [%s] %s is empty (%s)", origin, section, key, k->help);
-    *(int *)(base + k->count_offset) = n;
+    case KEY_STRING:
+        if (!*value) die("%s: [%s] %s is empty (%s)", origin, section, key, k->help);
+        if (strlen(value) >= CONFIG_STR_MAX) die("%s: [%s] %s: value too long", origin, section, key);
+        snprintf(base + k->offset, CONFIG_STR_MAX, "%s", value);
+        return;
+    case KEY_ENUM: {
+        const char *p = k->choices;
+        for (int idx = 0; *p; idx++) {
+            size_t len = strcspn(p, "|");
+            if (strlen(value) == len && !strncmp(p, value, len)) {
+                *(int *)(base + k->offset) = idx;
+                return;
+            }
+            p += len + (p[len] == '|');
+        }
+        die("%s: [%s] %s = '%s': expected one of %s", origin, section, key, value, k->choices);
+    }
+    case KEY_INT_LIST:
+        apply_int_list(base, k, value, origin);
+        return;
+    }
 }
 
 /* inih's handler has no line number here: the reader counts lines as it hands them over. */
 typedef struct {
     Config *config;
-    const char *path;
+    const char *origin;
+    const char *text; /* reading from text when non-NULL, else from file */
     FILE *file;
     int line;
 } LoadCtx;
 
 static char *read_line(char *str, int num, void *stream) {
     LoadCtx *ctx = stream;
-    char *got = fgets(str, num, ctx->file);
+    char *got = NULL;
+    if (ctx->file) {
+        got = fgets(str, num, ctx->file);
+    } else if (*ctx->text) {
+        size_t len = strcspn(ctx->text, "\n");
+        if (ctx->text[len] == '\n') len++;
+        if (len > (size_t)num - 1) len = (size_t)num - 1;
+        memcpy(str, ctx->text, len);
+        str[len] = 0;
+        ctx->text += len;
+        got = str;
+    }
     if (got) ctx->line++;
     return got;
 }
 
 static int on_entry(void *user, const char *section, const char *key, const char *value) {
     LoadCtx *ctx = user;
-    char origin[512];
-    snprintf(origin, sizeof origin, "%s:%d", ctx->path, ctx->line);
+    char origin[600];
+    snprintf(origin, sizeof origin, "%s:%d", ctx->origin, ctx->line);
     if (!*section) die("%s: key '%s' outside any [section]", origin, key);
     apply(ctx->config, section, key, value, origin);
     return 1;
 }
 
+static void parse(Config *c, LoadCtx *ctx) {
+    int rc = ini_parse_stream(read_line, ctx, on_entry, ctx);
+    if (rc > 0)
+        die("%s:%d: not an INI line (expected [section] or key = value)", ctx->origin, rc);
+    if (rc < 0) die("%s: cannot read config", ctx->origin);
+    config_validate(c, ctx->origin);
+}
+
 void config_load(Config *c, const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) die("%s: cannot open config: %s", path, strerror(errno));
-    LoadCtx ctx = {c, path, f, 0};
-    int rc = ini_parse_stream(read_line, &ctx, on_entry, &ctx);
+    LoadCtx ctx = {c, path, NULL, f, 0};
+    parse(c, &ctx);
     fclose(f);
-    if (rc > 0) die("%s:%d: not an INI line (expected [section] or key = value)", path, rc);
-    if (rc < 0) die("%s: cannot read config", path);
-    config_validate(c, path);
+}
+
+void config_load_text(Config *c, const char *text, const char *origin) {
+    LoadCtx ctx = {c, origin, text, NULL, 0};
+    parse(c, &ctx);
 }
 
 void config_set(Config *c, const char *assignment) {
     const char *eq = strchr(assignment, '=');
     const char *dot = strchr(assignment, '.');
     if (!eq || !dot || dot > eq)
-        die("--set '%s': expected section.key=value (e.g. --set model.base=64)", assignment);
+        die("--set '%s': expected section.key=value (e.g. --set train.epochs=5)", assignment);
     char section[64], key[64];
     size_t ls = (size_t)(dot - assignment), lk = (size_t)(eq - dot - 1);
     if (ls == 0 || ls >= sizeof section || lk == 0 || lk >= sizeof key)
@@ -184,12 +295,71 @@ void config_set(Config *c, const char *assignment) {
 void config_validate(const Config *c, const char *origin) {
     const char *bad = model_config_check(&c->model);
     if (bad) die("%s: %s", origin, bad);
+    if (c->diffusion.beta_end < c->diffusion.beta_start)
+        die("%s: [diffusion] beta_end (%g) is below beta_start (%g)", origin,
+            c->diffusion.beta_end, c->diffusion.beta_start);
+    if (c->sample.steps > c->diffusion.T)
+        die("%s: [sample] steps (%d) exceeds [diffusion] T (%d)", origin, c->sample.steps,
+            c->diffusion.T);
+}
+
+static void write_value(const Config *c, const KeySpec *k, FILE *f) {
+    const char *base = (const char *)c;
+    switch (k->type) {
+    case KEY_INT:
+        fprintf(f, "%d", *(const int *)(base + k->offset));
+        break;
+    case KEY_DOUBLE:
+        fprintf(f, "%.17g", *(const double *)(base + k->offset));
+        break;
+    case KEY_STRING:
+        fprintf(f, "%s", base + k->offset);
+        break;
+    case KEY_ENUM: {
+        int idx = *(const int *)(base + k->offset);
+        const char *p = k->choices;
+        for (int i = 0; i < idx && *p; i++) p += strcspn(p, "|") + 1;
+        fprintf(f, "%.*s", (int)strcspn(p, "|"), p);
+        break;
+    }
+    case KEY_INT_LIST: {
+        const int *list = (const int *)(base + k->offset);
+        int n = *(const int *)(base + k->count_offset);
+        for (int i = 0; i < n; i++) fprintf(f, i ? ",%d" : "%d", list[i]);
+        break;
+    }
+    }
 }
 
 void config_write(const Config *c, FILE *f) {
-    const ModelConfig *m = &c->model;
-    fprintf(f, "[model]\nbase = %d\nmult = ", m->base);
-    for (int l = 0; l < m->levels; l++) fprintf(f, l ? ",%d" : "%d", m->mult[l]);
-    fprintf(f, "\nres_blocks = %d\ngroups = %d\ntime_sin_dim = %d\ntime_dim = %d\n",
-            m->res_blocks, m->groups, m->time_sin_dim, m->time_dim);
+    const char *section = "";
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+        if (strcmp(section, keys[i].section))
+            fprintf(f, "%s[%s]\n", i ? "\n" : "", section = keys[i].section);
+        fprintf(f, "%s = ", keys[i].key);
+        write_value(c, &keys[i], f);
+        fputc('\n', f);
+    }
+}
+
+char *config_text(const Config *c) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) die("out of memory writing the config text");
+    config_write(c, f);
+    fclose(f);
+    return buf;
+}
+
+void config_print_keys(FILE *f) {
+    Config d;
+    config_defaults(&d);
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s.%s", keys[i].section, keys[i].key);
+        fprintf(f, "  %-26s (default ", key);
+        write_value(&d, &keys[i], f);
+        fprintf(f, ") %s\n", keys[i].help);
+    }
 }

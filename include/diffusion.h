@@ -1,0 +1,49 @@
+/* diffusion.h: noise schedules, forward noising and the DDPM / DDIM reverse steps.
+ *
+ * Timesteps are 0..T-1. Schedules are precomputed in double:
+ *   linear  beta_t = beta_start + (beta_end - beta_start) t / (T - 1)   (Ho et al.)
+ *   cosine  abar(t) = f(t) / f(0), f(t) = cos^2(((t/T) + s) / (1 + s) pi/2), s = 0.008,
+ *           beta_t = min(1 - abar(t+1)/abar(t), 0.999)                 (Nichol & Dhariwal)
+ * and alpha_t = 1 - beta_t, abar_t = prod_{s<=t} alpha_s. */
+#ifndef DDPM_DIFFUSION_H
+#define DDPM_DIFFUSION_H
+
+#include <stddef.h>
+
+typedef enum { SCHEDULE_LINEAR, SCHEDULE_COSINE } ScheduleKind;
+
+typedef struct {
+    ScheduleKind kind;
+    int T;
+    double *beta, *alpha, *abar; /* [T] each */
+} Schedule;
+
+void schedule_build(Schedule *s, ScheduleKind kind, int T, double beta_start, double beta_end);
+void schedule_free(Schedule *s);
+const char *schedule_name(ScheduleKind kind);
+
+/* x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, per image (t [n]; each image has `dim` floats). */
+void diffusion_noise(float *xt, const float *x0, const float *eps, const int *t, int n,
+                     size_t dim, const Schedule *s);
+
+/* One DDPM ancestral step from t to t-1 for every image (all at the same t):
+ * x <- (x - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t) + sqrt(beta_t) z, no noise at t = 0. */
+void ddpm_step(float *x, const float *eps, const float *z, int t, size_t count,
+               const Schedule *s);
+
+/* One DDIM step from t to t_prev (t_prev = -1 means abar_prev = 1, the last step):
+ * x0 = (x - sqrt(1-abar_t) eps) / sqrt(abar_t) (when clip: clamped to [-1,1], and eps
+ * re-derived from the clamped x0),
+ * x <- sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma^2) eps + sigma z,
+ * sigma = eta sqrt((1-abar_prev)/(1-abar_t)) sqrt(1 - abar_t/abar_prev). z may be NULL when
+ * eta = 0. */
+void ddim_step(float *x, const float *eps, const float *z, int t, int t_prev, double eta,
+               int clip, size_t count, const Schedule *s);
+
+/* DDIM timesteps t_i = round(i (T-1)/(K-1)), i = 0..K-1 (K >= 2), ascending, into out[K]. */
+void ddim_timesteps(int *out, int K, int T);
+
+/* Clamp every value to [-1, 1]. */
+void clamp_unit(float *x, size_t count);
+
+#endif

@@ -1,0 +1,18 @@
+/* h5attr.h: scalar and string attributes on HDF5 objects (files, groups, datasets).
+ * Writers die with a one-line message on failure; readers return 0 when the attribute is
+ * missing or of another type, so callers can name what they expected. */
+#ifndef DDPM_H5ATTR_H
+#define DDPM_H5ATTR_H
+
+#include <hdf5.h>
+
+void h5a_write_long(hid_t obj, const char *name, long long value);
+void h5a_write_double(hid_t obj, const char *name, double value);
+void h5a_write_string(hid_t obj, const char *name, const char *value);
+
+int h5a_read_long(hid_t obj, const char *name, long long *value);
+int h5a_read_double(hid_t obj, const char *name, double *value);
+/* A malloc'ed copy of a string attribute, or NULL. */
+char *h5a_read_string(hid_t obj, const char *name);
+
+#endif

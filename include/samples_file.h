@@ -1,0 +1,22 @@
+/* samples_file.h: generated images in HDF5: dataset /samples float32 [N, C, S, S] in [-1, 1]
+ * with attributes kind = "ddpm-samples", step, sampler, steps, eta, clip, seed, weights, T,
+ * schedule, source (checkpoint path); optional /trajectory [images, frames, C, S, S] with
+ * /trajectory_t (the timestep of each frame, -1 = final). Written to a temporary name and
+ * renamed. */
+#ifndef DDPM_SAMPLES_FILE_H
+#define DDPM_SAMPLES_FILE_H
+
+#include "sampling.h"
+
+typedef struct {
+    long step;
+    const char *weights; /* "ema" or "model" */
+    const char *source;  /* checkpoint path or "training run" */
+    int T;
+    const char *schedule;
+} SamplesMeta;
+
+void samples_write(const char *path, const float *x, int n, int c, int s, const SamplerSpec *spec,
+                   const SamplesMeta *meta, const Trajectory *traj);
+
+#endif

@@ -1,0 +1,39 @@
+/* sampling.h: generate images by running the reverse process with a trained network. */
+#ifndef DDPM_SAMPLING_H
+#define DDPM_SAMPLING_H
+
+#include <stdint.h>
+
+#include "diffusion.h"
+#include "model.h"
+
+typedef enum { SAMPLER_DDPM = 0, SAMPLER_DDIM = 1 } SamplerKind;
+
+typedef struct {
+    SamplerKind kind;
+    int steps;  /* DDIM: number of network evaluations; DDPM: always T */
+    double eta; /* DDIM noise scale */
+    int clip;   /* DDIM: clamp the predicted x0 */
+    uint64_t seed;
+} SamplerSpec;
+
+/* Optional record of x_t along the way for the first `images` images: `frames` snapshots from
+ * x_T to the final sample, out[images][frames][C*S*S], and the timestep of each (-1 = final). */
+typedef struct {
+    int images, frames;
+    float *out;
+    int *timesteps;
+} Trajectory;
+
+/* Initial noise x_T for images first..first+n-1: a pure function of (seed, image index). */
+void sample_initial_noise(float *x, int n, int first, size_t dim, uint64_t seed);
+
+/* Run the reverse process on x [n, C, S, S] (x_T on entry, the sample in [-1, 1] on exit), in
+ * chunks of the model's batch. Image i draws its noise from (seed, step, first + i), so a
+ * sample does not depend on how the images are chunked or on which process draws them. */
+void sample_run(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
+                float *x, int n, int first, Trajectory *traj);
+
+const char *sampler_name(SamplerKind kind);
+
+#endif

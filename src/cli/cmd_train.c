@@ -1,0 +1,69 @@
+/* cmd_train.c: `ddpm train --config FILE [--set section.key=value ...] [--out DIR] [--resume]` */
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "train.h"
+#include "util.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ddpm train --config FILE [--set section.key=value ...] [--out DIR] [--resume]\n"
+            "\n"
+            "Train the noise-prediction U-Net on the IDX images of [data] dir. The run directory\n"
+            "(default results/runs/<config name>) receives config.ini, metrics.h5,\n"
+            "checkpoints/latest.h5 and epoch_NNN.h5, samples/epoch_NNN.{h5,png} after each epoch\n"
+            "and samples/generated.{h5,png} at the end.\n"
+            "\n"
+            "  --config FILE          INI config (sections data, model, diffusion, train, sample)\n"
+            "  --set section.key=V    override one key (repeatable)\n"
+            "  --out DIR              run directory\n"
+            "  --resume               continue exactly from DIR/checkpoints/latest.h5 if present\n"
+            "  --help                 this text\n"
+            "\nconfig keys:\n");
+    config_print_keys(f);
+}
+
+int cmd_train(int argc, char **argv) {
+    Config cfg;
+    config_defaults(&cfg);
+    const char *config_path = NULL, *out = NULL, *sets[64];
+    int nsets = 0, resume = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--config") && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (!strcmp(a, "--set") && i + 1 < argc) {
+            if (nsets == (int)ARRAY_LEN(sets)) die("too many --set options");
+            sets[nsets++] = argv[++i];
+        } else if (!strcmp(a, "--out") && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(a, "--resume")) {
+            resume = 1;
+        } else {
+            fprintf(stderr, "ddpm train: unexpected argument '%s' (try ddpm train --help)\n", a);
+            return 2;
+        }
+    }
+    if (!config_path) die("train: --config FILE is required (e.g. configs/unet-s.ini)");
+    config_load(&cfg, config_path);
+    for (int i = 0; i < nsets; i++) config_set(&cfg, sets[i]);
+    config_validate(&cfg, "--set");
+    char run_dir[1024];
+    if (out) {
+        snprintf(run_dir, sizeof run_dir, "%s", out);
+    } else {
+        char copy[1024];
+        snprintf(copy, sizeof copy, "%s", config_path);
+        char *name = basename(copy), *dot = strrchr(name, '.');
+        if (dot) *dot = 0;
+        snprintf(run_dir, sizeof run_dir, "results/runs/%s", name);
+    }
+    TrainOptions opt = {.run_dir = run_dir, .resume = resume};
+    return train_run(&cfg, &opt);
+}

@@ -1,0 +1,42 @@
+/* samplers.c: the DDPM ancestral step and the DDIM step (Song et al.). */
+#include <math.h>
+
+#include "diffusion.h"
+#include "util.h"
+
+void ddpm_step(float *x, const float *eps, const float *z, int t, size_t count,
+               const Schedule *s) {
+    const float c_eps = (float)(s->beta[t] / sqrt(1.0 - s->abar[t]));
+    const float c_x = (float)(1.0 / sqrt(s->alpha[t]));
+    const float sigma = t > 0 ? (float)sqrt(s->beta[t]) : 0.0f;
+    for (size_t i = 0; i < count; i++) {
+        float v = (x[i] - c_eps * eps[i]) * c_x;
+        x[i] = sigma > 0.0f ? v + sigma * z[i] : v;
+    }
+}
+
+void ddim_step(float *x, const float *eps, const float *z, int t, int t_prev, double eta,
+               int clip, size_t count, const Schedule *s) {
+    const double at = s->abar[t], ap = t_prev >= 0 ? s->abar[t_prev] : 1.0;
+    const double sigma = eta * sqrt((1.0 - ap) / (1.0 - at)) * sqrt(1.0 - at / ap);
+    double dir2 = 1.0 - ap - sigma * sigma;
+    const float c_dir = (float)sqrt(dir2 > 0.0 ? dir2 : 0.0);
+    const float sa = (float)sqrt(at), sb = (float)sqrt(1.0 - at), sp = (float)sqrt(ap);
+    const float fs = (float)sigma;
+    if (fs > 0.0f && !z) die("ddim_step: eta > 0 needs noise");
+    for (size_t i = 0; i < count; i++) {
+        float x0 = (x[i] - sb * eps[i]) / sa, e = eps[i];
+        if (clip && (x0 < -1.0f || x0 > 1.0f)) {
+            /* clamp x0 and re-derive the noise that is consistent with it */
+            x0 = x0 < -1.0f ? -1.0f : 1.0f;
+            e = (x[i] - sa * x0) / sb;
+        }
+        float v = sp * x0 + c_dir * e;
+        x[i] = fs > 0.0f ? v + fs * z[i] : v;
+    }
+}
+
+void ddim_timesteps(int *out, int K, int T) {
+    if (K < 2 || K > T) die("ddim: --steps must be in 2..T=%d (got %d)", T, K);
+    for (int i = 0; i < K; i++) out[i] = (int)lround((double)i * (T - 1) / (double)(K - 1));
+}

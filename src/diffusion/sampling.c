@@ -1,0 +1,74 @@
+/* sampling.c: the reverse-process loop over chunks of images. */
+#include "sampling.h"
+
+#include <string.h>
+
+#include "rng.h"
+#include "util.h"
+
+const char *sampler_name(SamplerKind kind) { return kind == SAMPLER_DDIM ? "ddim" : "ddpm"; }
+
+void sample_initial_noise(float *x, int n, int first, size_t dim, uint64_t seed) {
+    for (int i = 0; i < n; i++)
+        rng_normal(x + (size_t)i * dim, dim, seed, RNG_SAMPLE, 0, (uint32_t)(first + i));
+}
+
+/* Record frame f of the images of this chunk that the trajectory follows. */
+static void record(Trajectory *tr, int f, int t, const float *x, int first_local, int n,
+                   size_t dim) {
+    if (!tr || f >= tr->frames) return;
+    tr->timesteps[f] = t;
+    for (int i = 0; i < n; i++) {
+        int img = first_local + i;
+        if (img >= tr->images) break;
+        memcpy(tr->out + ((size_t)img * tr->frames + f) * dim, x + (size_t)i * dim,
+               dim * sizeof(float));
+    }
+}
+
+void sample_run(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
+                float *x, int n, int first, Trajectory *traj) {
+    const ModelConfig *c = &m->cfg;
+    const size_t dim = (size_t)c->in_channels * c->image_size * c->image_size;
+    const int T = s->T;
+    int nsteps = spec->kind == SAMPLER_DDIM ? spec->steps : T;
+    int *ts = xcalloc((size_t)nsteps, sizeof(int));
+    if (spec->kind == SAMPLER_DDIM) ddim_timesteps(ts, nsteps, T);
+    else
+        for (int i = 0; i < T; i++) ts[i] = i;
+    float *z = floats_alloc(dim * (size_t)m->max_batch);
+    int *tbuf = xcalloc((size_t)m->max_batch, sizeof(int));
+    for (int c0 = 0; c0 < n; c0 += m->max_batch) {
+        const int nb = n - c0 < m->max_batch ? n - c0 : m->max_batch;
+        float *xc = x + (size_t)c0 * dim;
+        int frame = 0;
+        record(traj, frame++, T, xc, c0, nb, dim);
+        for (int k = nsteps - 1; k >= 0; k--) {
+            const int t = ts[k];
+            for (int i = 0; i < nb; i++) tbuf[i] = t;
+            const float *eps = model_forward(m, params, xc, tbuf, nb);
+            const uint32_t step_key = (uint32_t)(nsteps - k); /* 1..nsteps, 0 is x_T */
+            const int noisy = spec->kind == SAMPLER_DDPM ? t > 0 : (spec->eta > 0 && k > 0);
+            if (noisy)
+                for (int i = 0; i < nb; i++)
+                    rng_normal(z + (size_t)i * dim, dim, spec->seed, RNG_SAMPLE, step_key,
+                               (uint32_t)(first + c0 + i));
+            if (spec->kind == SAMPLER_DDPM)
+                ddpm_step(xc, eps, z, t, (size_t)nb * dim, s);
+            else
+                ddim_step(xc, eps, noisy ? z : NULL, t, k > 0 ? ts[k - 1] : -1,
+                          noisy ? spec->eta : 0.0, spec->clip, (size_t)nb * dim, s);
+            /* about evenly spaced snapshots: frames-2 in between, then the final one */
+            if (traj && traj->frames > 2 && k > 0) {
+                const int done = nsteps - k, between = traj->frames - 2;
+                if ((long)done * (between + 1) / nsteps != (long)(done - 1) * (between + 1) / nsteps)
+                    record(traj, frame++, k > 0 ? ts[k - 1] : 0, xc, c0, nb, dim);
+            }
+        }
+        clamp_unit(xc, (size_t)nb * dim);
+        record(traj, traj ? traj->frames - 1 : 0, -1, xc, c0, nb, dim);
+    }
+    free(ts);
+    free(z);
+    free(tbuf);
+}

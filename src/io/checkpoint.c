@@ -1,0 +1,136 @@
+/* checkpoint.c: save and load the tensor table's arenas with the training state. */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "h5attr.h"
+#include "h5tensor.h"
+#include "util.h"
+
+static const char *const KIND = "ddpm-checkpoint";
+
+static void write_group(hid_t f, const char *group, const ParamTable *t, const float *arena) {
+    for (int i = 0; i < t->count; i++) {
+        const ParamEntry *e = &t->entries[i];
+        char path[256];
+        long long dims[PARAM_MAX_DIMS];
+        for (int d = 0; d < e->ndim; d++) dims[d] = e->shape[d];
+        snprintf(path, sizeof path, "%s/%s", group, e->name);
+        h5t_write_f32(f, path, arena + e->offset, e->ndim, dims);
+        hid_t ds = H5Dopen2(f, path, H5P_DEFAULT);
+        h5a_write_long(ds, "index", i);
+        H5Dclose(ds);
+    }
+}
+
+static void fsync_path(const char *path, int directory) {
+    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) die("%s: cannot open to sync: %s", path, strerror(errno));
+    if (fsync(fd) != 0 && !directory) die("%s: fsync failed: %s", path, strerror(errno));
+    close(fd);
+}
+
+void checkpoint_save(const char *path, const ParamTable *t, const Arenas *a, const TrainState *s,
+                     const Config *cfg, CheckpointContent content) {
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    hid_t f = h5t_create(tmp);
+    char *text = config_text(cfg);
+    h5a_write_string(f, "kind", KIND);
+    h5a_write_long(f, "format_version", CHECKPOINT_FORMAT_VERSION);
+    h5a_write_string(f, "code_version", DDPM_VERSION);
+    h5a_write_string(f, "content", content == CKPT_FULL ? "full" : "weights");
+    h5a_write_long(f, "step", s->step);
+    h5a_write_long(f, "steps_per_epoch", s->steps_per_epoch);
+    h5a_write_long(f, "epoch", s->steps_per_epoch ? s->step / s->steps_per_epoch : 0);
+    h5a_write_long(f, "data_position", s->steps_per_epoch ? s->step % s->steps_per_epoch : 0);
+    h5a_write_long(f, "nan_skips", s->nan_skips);
+    h5a_write_long(f, "batch", cfg->train.batch);
+    h5a_write_long(f, "seed", cfg->train.seed);
+    h5a_write_long(f, "T", cfg->diffusion.T);
+    h5a_write_string(f, "schedule", schedule_name((ScheduleKind)cfg->diffusion.schedule));
+    h5a_write_string(f, "config", text);
+    free(text);
+    write_group(f, "/params", t, a->params);
+    write_group(f, "/ema", t, a->ema);
+    if (content == CKPT_FULL) {
+        write_group(f, "/adam/m", t, a->adam_m);
+        write_group(f, "/adam/v", t, a->adam_v);
+    }
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) die("%s: cannot flush (disk full?)", tmp);
+    h5t_close(f);
+    fsync_path(tmp, 0);
+    if (rename(tmp, path) != 0) die("%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s", path);
+    fsync_path(dirname(dir), 1);
+}
+
+/* Open a checkpoint and check it is one this program can read. */
+static hid_t open_checkpoint(const char *path) {
+    hid_t f = h5t_open_read(path);
+    char *kind = h5a_read_string(f, "kind");
+    if (!kind || strcmp(kind, KIND))
+        die("%s: not a ddpm checkpoint (an HDF5 file of another kind: attribute kind is %s%s%s)",
+            path, kind ? "'" : "missing", kind ? kind : "", kind ? "'" : "");
+    free(kind);
+    long long version = 0;
+    if (!h5a_read_long(f, "format_version", &version))
+        die("%s: checkpoint has no format_version attribute", path);
+    if (version > CHECKPOINT_FORMAT_VERSION)
+        die("%s: checkpoint format_version %lld is newer than this ddpm reads (%d): upgrade ddpm",
+            path, version, CHECKPOINT_FORMAT_VERSION);
+    return f;
+}
+
+void checkpoint_read_config(const char *path, Config *cfg) {
+    hid_t f = open_checkpoint(path);
+    char *text = h5a_read_string(f, "config");
+    if (!text) die("%s: checkpoint has no config attribute", path);
+    config_defaults(cfg);
+    char origin[1100];
+    snprintf(origin, sizeof origin, "%s (config attribute)", path);
+    config_load_text(cfg, text, origin);
+    free(text);
+    h5t_close(f);
+}
+
+static void read_group(hid_t f, const char *group, const ParamTable *t, float *arena) {
+    for (int i = 0; i < t->count; i++) {
+        const ParamEntry *e = &t->entries[i];
+        char path[256];
+        long long dims[PARAM_MAX_DIMS];
+        for (int d = 0; d < e->ndim; d++) dims[d] = e->shape[d];
+        snprintf(path, sizeof path, "%s/%s", group, e->name);
+        h5t_read_f32(f, path, arena + e->offset, e->ndim, dims);
+    }
+}
+
+void checkpoint_load(const char *path, const ParamTable *t, Arenas *a, TrainState *s,
+                     CheckpointContent content) {
+    hid_t f = open_checkpoint(path);
+    read_group(f, "/params", t, a->params);
+    read_group(f, "/ema", t, a->ema);
+    if (content == CKPT_FULL) {
+        char *what = h5a_read_string(f, "content");
+        int full = what && !strcmp(what, "full");
+        free(what);
+        if (!full) die("%s: holds weights only (no optimiser state): cannot resume from it", path);
+        read_group(f, "/adam/m", t, a->adam_m);
+        read_group(f, "/adam/v", t, a->adam_v);
+        long long step = 0, spe = 0, skips = 0;
+        if (!h5a_read_long(f, "step", &step) || !h5a_read_long(f, "steps_per_epoch", &spe) ||
+            !h5a_read_long(f, "nan_skips", &skips) || step < 0 || spe < 1)
+            die("%s: checkpoint attributes step/steps_per_epoch/nan_skips missing or invalid", path);
+        s->step = (long)step;
+        s->steps_per_epoch = (long)spe;
+        s->nan_skips = (long)skips;
+    }
+    h5t_close(f);
+}

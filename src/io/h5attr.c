@@ -1,0 +1,81 @@
+/* h5attr.c: scalar and string attributes. */
+#include "h5attr.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static void write_attr(hid_t obj, const char *name, hid_t type, const void *value) {
+    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, type, value) < 0) die("HDF5: cannot write attribute '%s'", name);
+    H5Aclose(a);
+    H5Sclose(space);
+}
+
+void h5a_write_long(hid_t obj, const char *name, long long value) {
+    write_attr(obj, name, H5T_NATIVE_LLONG, &value);
+}
+
+void h5a_write_double(hid_t obj, const char *name, double value) {
+    write_attr(obj, name, H5T_NATIVE_DOUBLE, &value);
+}
+
+void h5a_write_string(hid_t obj, const char *name, const char *value) {
+    /* fixed-length UTF-8 string: h5py reads it as str/bytes, h5dump prints it */
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, strlen(value) + 1);
+    H5Tset_strpad(type, H5T_STR_NULLTERM);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    write_attr(obj, name, type, value);
+    H5Tclose(type);
+}
+
+static int read_attr(hid_t obj, const char *name, hid_t mem_type, void *out, H5T_class_t want) {
+    if (H5Aexists(obj, name) <= 0) return 0;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return 0;
+    hid_t type = H5Aget_type(a);
+    int ok = H5Tget_class(type) == want && H5Aread(a, mem_type, out) >= 0;
+    H5Tclose(type);
+    H5Aclose(a);
+    return ok;
+}
+
+int h5a_read_long(hid_t obj, const char *name, long long *value) {
+    return read_attr(obj, name, H5T_NATIVE_LLONG, value, H5T_INTEGER);
+}
+
+int h5a_read_double(hid_t obj, const char *name, double *value) {
+    return read_attr(obj, name, H5T_NATIVE_DOUBLE, value, H5T_FLOAT);
+}
+
+char *h5a_read_string(hid_t obj, const char *name) {
+    if (H5Aexists(obj, name) <= 0) return NULL;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t type = H5Aget_type(a);
+    char *out = NULL;
+    if (H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type)) {
+        size_t size = H5Tget_size(type);
+        out = xcalloc(size + 1, 1);
+        if (H5Aread(a, type, out) < 0) {
+            free(out);
+            out = NULL;
+        }
+    } else if (H5Tget_class(type) == H5T_STRING) { /* variable length, e.g. written by h5py */
+        char *v = NULL;
+        hid_t mem = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mem, H5T_VARIABLE);
+        if (H5Aread(a, mem, &v) >= 0 && v) {
+            out = xcalloc(strlen(v) + 1, 1);
+            memcpy(out, v, strlen(v));
+            H5free_memory(v);
+        }
+        H5Tclose(mem);
+    }
+    H5Tclose(type);
+    H5Aclose(a);
+    return out;
+}

@@ -1,0 +1,43 @@
+/* samples_file.c: write generated images (and an optional trajectory) to HDF5. */
+#include "samples_file.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "h5attr.h"
+#include "h5tensor.h"
+#include "util.h"
+
+void samples_write(const char *path, const float *x, int n, int c, int s, const SamplerSpec *spec,
+                   const SamplesMeta *meta, const Trajectory *traj) {
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    hid_t f = h5t_create(tmp);
+    h5t_write_f32(f, "/samples", x, 4, (long long[]){n, c, s, s});
+    hid_t ds = H5Dopen2(f, "/samples", H5P_DEFAULT);
+    h5a_write_string(ds, "description", "generated images, float32 in [-1, 1], [N, C, H, W]");
+    H5Dclose(ds);
+    h5a_write_string(f, "kind", "ddpm-samples");
+    h5a_write_long(f, "format_version", 1);
+    h5a_write_long(f, "step", meta->step);
+    h5a_write_string(f, "sampler", sampler_name(spec->kind));
+    h5a_write_long(f, "steps", spec->kind == SAMPLER_DDIM ? spec->steps : meta->T);
+    h5a_write_double(f, "eta", spec->kind == SAMPLER_DDIM ? spec->eta : 1.0);
+    h5a_write_long(f, "clip", spec->clip);
+    h5a_write_long(f, "seed", (long long)spec->seed);
+    h5a_write_string(f, "weights", meta->weights);
+    h5a_write_string(f, "source", meta->source);
+    h5a_write_long(f, "T", meta->T);
+    h5a_write_string(f, "schedule", meta->schedule);
+    if (traj) {
+        h5t_write_f32(f, "/trajectory", traj->out, 5,
+                      (long long[]){traj->images, traj->frames, c, s, s});
+        h5t_write_i32(f, "/trajectory_t", traj->timesteps, 1, (long long[]){traj->frames});
+        hid_t td = H5Dopen2(f, "/trajectory_t", H5P_DEFAULT);
+        h5a_write_string(td, "description", "timestep of each frame; T = pure noise, -1 = final");
+        H5Dclose(td);
+    }
+    h5t_close(f);
+    if (rename(tmp, path) != 0) die("%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+}

@@ -1,0 +1,131 @@
+/* train_outputs.c: progress, metrics, checkpoints and sample grids of a training run. */
+#include "train_outputs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "png_grid.h"
+#include "samples_file.h"
+#include "util.h"
+
+#define GRID_COLUMNS 8
+#define GRID_SCALE 2
+
+static void join(char *buf, size_t len, const char *dir, const char *name) {
+    if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len) die("path too long: %s/%s", dir, name);
+}
+
+void train_outputs_open(TrainOutputs *o, const Config *cfg, const char *run_dir, const Model *m,
+                        long step, long steps_per_epoch) {
+    memset(o, 0, sizeof *o);
+    o->cfg = cfg;
+    o->run_dir = run_dir;
+    o->tty = isatty(STDOUT_FILENO);
+    o->start = now_seconds();
+    o->first_step = step;
+    o->steps_per_epoch = steps_per_epoch;
+    char path[1200], tmp[1300];
+    join(path, sizeof path, run_dir, "config.ini");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) die("%s: cannot write: %s", tmp, strerror(errno));
+    fprintf(f, "; effective config of this run (defaults, file and --set overrides)\n");
+    config_write(cfg, f);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) die("%s: cannot write: %s", path, strerror(errno));
+    join(path, sizeof path, run_dir, "metrics.h5");
+    metrics_open(&o->metrics, path, step, step / steps_per_epoch);
+    printf("training: %zu parameters, batch %d, %ld steps per epoch, %d epochs%s; run dir %s\n",
+           m->table.total, cfg->train.batch, steps_per_epoch, cfg->train.epochs,
+           cfg->train.max_steps ? " (max_steps set)" : "", run_dir);
+    fflush(stdout);
+}
+
+static void format_duration(char *buf, size_t len, double s) {
+    long v = (long)(s + 0.5);
+    if (v >= 3600) snprintf(buf, len, "%ldh%02ldm", v / 3600, v % 3600 / 60);
+    else snprintf(buf, len, "%ldm%02lds", v / 60, v % 60);
+}
+
+void train_outputs_step(TrainOutputs *o, long step, long total, double loss, double lr,
+                        double grad_norm, double images_per_s) {
+    metrics_append_step(&o->metrics, step, loss, lr, grad_norm, images_per_s);
+    const double elapsed = now_seconds() - o->start;
+    const double rate = (double)(step - o->first_step) / (elapsed > 0 ? elapsed : 1e-9);
+    char eta[32];
+    format_duration(eta, sizeof eta, rate > 0 ? (double)(total - step) / rate : 0.0);
+    const long epoch = (step - 1) / o->steps_per_epoch + 1;
+    if (o->tty) {
+        printf("\repoch %ld  step %ld/%ld  loss %.4f  %.0f img/s  ETA %s   ", epoch, step, total,
+               loss, images_per_s, eta);
+        fflush(stdout);
+    } else if (step % o->cfg->train.log_every == 0 || step == total) {
+        printf("epoch %ld step %ld/%ld loss %.5f grad_norm %.3f lr %.3g img/s %.1f eta %s\n",
+               epoch, step, total, loss, grad_norm, lr, images_per_s, eta);
+        fflush(stdout);
+    }
+    if (step % o->cfg->train.log_every == 0) metrics_flush(&o->metrics);
+}
+
+/* Generate the fixed-seed grid images with the EMA weights and write NAME.h5 / NAME.png. */
+static void write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Schedule *s,
+                          long step, const char *name) {
+    const Config *cfg = o->cfg;
+    const int n = cfg->sample.n, c = cfg->model.in_channels, S = cfg->model.image_size;
+    const size_t dim = (size_t)c * S * S;
+    SamplerSpec spec = {.kind = (SamplerKind)cfg->sample.sampler, .steps = cfg->sample.steps,
+                        .eta = cfg->sample.eta, .clip = cfg->sample.clip,
+                        .seed = (uint64_t)cfg->sample.seed};
+    float *x = floats_alloc(dim * (size_t)n);
+    sample_initial_noise(x, n, 0, dim, spec.seed);
+    sample_run(m, a->ema, s, &spec, x, n, 0, NULL);
+    char path[1200], err[1400], file[256];
+    SamplesMeta meta = {.step = step, .weights = "ema", .source = "training run", .T = s->T,
+                        .schedule = schedule_name(s->kind)};
+    snprintf(file, sizeof file, "samples/%s.h5", name);
+    join(path, sizeof path, o->run_dir, file);
+    samples_write(path, x, n, c, S, &spec, &meta, NULL);
+    snprintf(file, sizeof file, "samples/%s.png", name);
+    join(path, sizeof path, o->run_dir, file);
+    if (png_write_grid(path, x, n, c, S, S, GRID_COLUMNS, GRID_SCALE, err, sizeof err) != 0)
+        die("%s", err);
+    free(x);
+}
+
+void train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
+                         const Schedule *s, long epoch, double mean_loss, int complete) {
+    if (o->tty) printf("\n");
+    printf("epoch %ld done: mean loss %.5f, step %ld\n", epoch, mean_loss, st->step);
+    fflush(stdout);
+    metrics_append_epoch(&o->metrics, epoch, mean_loss);
+    metrics_flush(&o->metrics);
+    char path[1200], name[64];
+    join(path, sizeof path, o->run_dir, "checkpoints/latest.h5");
+    checkpoint_save(path, &m->table, a, st, o->cfg, CKPT_FULL);
+    if (!complete) return;
+    snprintf(name, sizeof name, "checkpoints/epoch_%03ld.h5", epoch);
+    join(path, sizeof path, o->run_dir, name);
+    checkpoint_save(path, &m->table, a, st, o->cfg, CKPT_FULL);
+    const long old = epoch - o->cfg->train.keep_checkpoints;
+    if (old >= 1) {
+        snprintf(name, sizeof name, "checkpoints/epoch_%03ld.h5", old);
+        join(path, sizeof path, o->run_dir, name);
+        if (unlink(path) != 0 && errno != ENOENT)
+            fprintf(stderr, "ddpm: cannot remove old checkpoint %s: %s\n", path, strerror(errno));
+    }
+    snprintf(name, sizeof name, "epoch_%03ld", epoch);
+    write_samples(o, m, a, s, st->step, name);
+}
+
+void train_outputs_finish(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
+                          const Schedule *s) {
+    char path[1200];
+    metrics_flush(&o->metrics); /* rows first: a checkpoint never runs ahead of its metrics */
+    join(path, sizeof path, o->run_dir, "checkpoints/latest.h5");
+    checkpoint_save(path, &m->table, a, st, o->cfg, CKPT_FULL);
+    write_samples(o, m, a, s, st->step, "generated");
+    printf("done: step %ld; samples in %s/samples/generated.{h5,png}\n", st->step, o->run_dir);
+}
+
+void train_outputs_close(TrainOutputs *o) { metrics_close(&o->metrics); }
