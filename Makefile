@@ -18,6 +18,7 @@ SRC_CLI := $(wildcard src/cli/*.c)
 OBJ_LIB := $(SRC_LIB:%.c=build/%.o)
 OBJ_CLI := $(SRC_CLI:%.c=build/%.o)
 TESTS   := $(patsubst tests/%.c,bin/tests/%,$(wildcard tests/test_*.c))
+SCRIPTS := $(wildcard tests/cli/test_*.sh)
 BENCHES := $(patsubst bench/%.c,bin/bench/%,$(wildcard bench/*.c))
 
 .PHONY: all deps test bench clean check-deps reference data
@@ -60,7 +61,7 @@ data:
 	@tools/fetch_mnist.sh data/mnist
 
 test: check-deps data bin/ddpm $(TESTS) $(REF)
-	@tools/run_tests.sh $(TESTS)
+	@tools/run_tests.sh $(TESTS) $(SCRIPTS)
 
 bench: check-deps $(BENCHES)
 	bin/bench/bench_unet

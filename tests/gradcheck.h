@@ -150,7 +150,7 @@ typedef struct {
 
 static inline GcOptions gc_default_options(void) {
     GcOptions o = {.step = getenv("GCSTEP") ? atof(getenv("GCSTEP")) : 1e-2,
-                   .floor = 1e-3,
+                   .floor = getenv("GCFLOOR") ? atof(getenv("GCFLOOR")) : 1e-3,
                    .full_limit = 1024,
                    .samples = 96,
                    .elem_tol = 2e-2,

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# test_train_sample.sh: end-to-end checks of `ddpm train` and `ddpm sample` on real MNIST with
+# configs/tiny.ini: the loss falls, outputs are complete and self-describing, resume is exact
+# (bit for bit), DDIM with eta 0 from a given x_T is deterministic, and bad input fails clearly.
+set -u
+cd "$(dirname "$0")/../.."
+DDPM=bin/ddpm
+PY=/usr/bin/python3
+export HDF5_USE_FILE_LOCKING=FALSE
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0
+pass() { echo "ok   $*"; }
+fail() { echo "FAIL $*"; fails=$((fails + 1)); }
+# expect_error "what" "needle" cmd...: non-zero exit, and one stderr line containing needle
+expect_error() {
+  local what=$1 needle=$2; shift 2
+  local err rc
+  err=$("$@" 2>&1 >/dev/null); rc=$?
+  if [ $rc -ne 0 ] && grep -qF -- "$needle" <<<"$err" && [ "$(wc -l <<<"$err")" -le 2 ]; then
+    pass "$what: $(head -1 <<<"$err")"
+  else
+    fail "$what: rc=$rc, stderr: $err"
+  fi
+}
+
+# 1. a short real training run: the loss falls clearly
+$DDPM train --config configs/tiny.ini --out "$work/run" >"$work/train.log" 2>&1 \
+  || { cat "$work/train.log"; fail "tiny training run exited non-zero"; exit 1; }
+for f in config.ini metrics.h5 checkpoints/latest.h5 samples/generated.h5 samples/generated.png; do
+  [ -s "$work/run/$f" ] && pass "run wrote $f" || fail "run did not write $f"
+done
+$PY - "$work/run" <<'PY' && pass "loss falls (first 30 steps vs last 30)" || fail "loss did not fall"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1] + "/metrics.h5", "r") as f:
+    loss, step = f["loss"][:], f["step"][:]
+    assert len(loss) == 300 and step[0] == 1 and step[-1] == 300, (len(loss), step[:3], step[-3:])
+    first, last = loss[:30].mean(), loss[-30:].mean()
+    print(f"     loss {first:.4f} -> {last:.4f} (ratio {first / last:.2f})")
+    assert np.isfinite(loss).all() and first / last > 1.5
+with h5py.File(sys.argv[1] + "/checkpoints/latest.h5", "r") as f:
+    assert f.attrs["kind"] in (b"ddpm-checkpoint", "ddpm-checkpoint")
+    assert f.attrs["step"] == 300 and f.attrs["T"] == 100
+    assert f["params/conv_in.weight"].shape == (8, 1, 3, 3)
+    assert set(f.keys()) == {"params", "ema", "adam"}
+    idx = sorted((d.attrs["index"], n) for n, d in f["params"].items())
+    assert [i for i, _ in idx] == list(range(len(idx)))
+with h5py.File(sys.argv[1] + "/samples/generated.h5", "r") as f:
+    s = f["samples"][:]
+    assert s.shape == (16, 1, 28, 28) and s.min() >= -1 and s.max() <= 1 and s.std() > 0.1
+PY
+
+# 2. exact resume: 40 steps straight vs 20 + resume to 40, parameters bit for bit
+$DDPM train --config configs/tiny.ini --set train.max_steps=40 --out "$work/a" >/dev/null 2>&1
+$DDPM train --config configs/tiny.ini --set train.max_steps=20 --out "$work/b" >/dev/null 2>&1
+$DDPM train --config configs/tiny.ini --set train.max_steps=40 --out "$work/b" --resume \
+  >"$work/resume.log" 2>&1
+grep -q "resuming .* at step 20" "$work/resume.log" && pass "resume starts at step 20" \
+  || fail "resume did not start at step 20: $(cat "$work/resume.log")"
+for g in /params /ema /adam/m /adam/v; do
+  if h5diff -q "$work/a/checkpoints/latest.h5" "$work/b/checkpoints/latest.h5" $g $g; then
+    pass "resume: $g identical to the uninterrupted run"
+  else
+    fail "resume: $g differs from the uninterrupted run"
+  fi
+done
+$PY - "$work/b/metrics.h5" <<'PY' && pass "resumed metrics.h5 has steps 1..40 once each" || fail "metrics rows after resume"
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    assert list(f["step"][:]) == list(range(1, 41)), list(f["step"][:])
+PY
+
+# 3. sampling: DDIM eta 0 from a given x_T is deterministic; seeds reproduce
+$PY - "$work/init.h5" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    f["x"] = np.random.default_rng(5).standard_normal((4, 1, 28, 28)).astype(np.float32)
+PY
+ck="$work/run/checkpoints/latest.h5"
+for i in 1 2; do
+  $DDPM sample --checkpoint "$ck" --sampler ddim --steps 10 --eta 0 --init "$work/init.h5" \
+    --out "$work/det$i.h5" >/dev/null
+done
+h5diff -q "$work/det1.h5" "$work/det2.h5" /samples /samples && pass "DDIM eta 0 from --init is deterministic" \
+  || fail "DDIM eta 0 from --init differs between runs"
+$DDPM sample --checkpoint "$ck" --n 4 --seed 3 --out "$work/s1.h5" --png "$work/s1.png" --trajectory >/dev/null
+$DDPM sample --checkpoint "$ck" --n 4 --seed 3 --out "$work/s2.h5" >/dev/null
+$DDPM sample --checkpoint "$ck" --n 4 --seed 4 --out "$work/s3.h5" >/dev/null
+h5diff -q "$work/s1.h5" "$work/s2.h5" /samples /samples && pass "same seed, same samples" || fail "same seed gave other samples"
+h5diff -q "$work/s1.h5" "$work/s3.h5" /samples /samples >/dev/null && fail "another seed gave the same samples" \
+  || pass "another seed, other samples"
+[ -s "$work/s1_trajectory.png" ] && [ -s "$work/s1.png" ] && pass "PNG grid and trajectory strip written" \
+  || fail "PNG grid or trajectory strip missing"
+
+# 4. bad input: one clear line, non-zero exit, no good file overwritten
+printf '[train]\nbatsh = 3\n' >"$work/typo.ini"
+expect_error "config typo" "did you mean [train] batch" $DDPM train --config "$work/typo.ini" --out "$work/x"
+printf '[model]\nbase = -3\n' >"$work/range.ini"
+expect_error "out-of-range value" "out of range" $DDPM train --config "$work/range.ini" --out "$work/x"
+expect_error "--set without =" "expected section.key=value" $DDPM train --config configs/tiny.ini --set train.lr
+expect_error "missing data" "$work/nodata" $DDPM train --config configs/tiny.ini --set data.dir="$work/nodata" --out "$work/x"
+cp "$ck" "$work/keep.h5"
+expect_error "checkpoint that does not fit the config" "dataset /params/conv_in.weight has shape" \
+  $DDPM train --config configs/tiny.ini --set model.base=16 --set train.max_steps=1 --out "$work/run" --resume
+cmp -s "$ck" "$work/keep.h5" && pass "the good checkpoint was not overwritten" || fail "checkpoint changed"
+expect_error "not a checkpoint" "not a ddpm checkpoint" $DDPM sample --checkpoint "$work/init.h5" --out "$work/o.h5"
+expect_error "missing checkpoint" "$work/none.h5" $DDPM sample --checkpoint "$work/none.h5" --out "$work/o.h5"
+
+echo
+[ $fails -eq 0 ] && echo "all train/sample checks passed" || { echo "$fails check(s) FAILED"; exit 1; }
