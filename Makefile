@@ -21,7 +21,7 @@ TESTS   := $(patsubst tests/%.c,bin/tests/%,$(wildcard tests/test_*.c))
 SCRIPTS := $(wildcard tests/cli/test_*.sh)
 BENCHES := $(patsubst bench/%.c,bin/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all deps test bench clean check-deps reference data
+.PHONY: all deps test bench clean check-deps reference data demo
 all: check-deps bin/ddpm
 
 # Install missing Debian packages (only when something is missing; never needed where modules
@@ -65,6 +65,14 @@ test: check-deps data bin/ddpm $(TESTS) $(REF)
 
 bench: check-deps $(BENCHES)
 	bin/bench/bench_unet
+
+# The README's first command: install, build, fetch MNIST, train configs/tiny.ini briefly and
+# write a sample grid; then, when the committed reference weights exist, sample digits from them.
+demo: check-deps data bin/ddpm
+	bin/ddpm train --config configs/tiny.ini --out results/runs/tiny
+	@if [ -f results/unet-s/final.h5 ]; then \
+	  bin/ddpm sample --checkpoint results/unet-s/final.h5 --sampler ddim --steps 50 --n 64 \
+	    --out results/runs/demo-samples.h5 --png results/runs/demo-samples.png; fi
 
 clean:
 	rm -rf build bin

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "adam.h"
+#include "blis.h"
 #include "cblas.h"
 #include "config.h"
 #include "model.h"
@@ -130,7 +131,9 @@ int main(int argc, char **argv) {
 
     printf("ddpm bench: %s, batch %d, %d threads, %d timed iterations (medians)\n", config_path,
            batch, threads, iters);
-    printf("model: %zu parameters, %.2f forward MFLOP per image\n\n", m.table.total, flops / 1e6);
+    printf("model: %zu parameters, %.2f forward MFLOP per image; BLIS %s, kernels '%s'\n\n",
+           m.table.total, flops / 1e6, bli_info_get_version_str(),
+           bli_arch_string(bli_arch_query_id()));
     printf("%-28s %10s %10s %10s\n", "", "ms", "images/s", "GFLOP/s");
     printf("%-28s %10.1f %10.1f %10.1f\n", "forward", 1e3 * f, batch / f, flops * batch / f / 1e9);
     printf("%-28s %10.1f %10.1f %10.1f\n", "backward (2x forward FLOPs)", 1e3 * b, batch / b,

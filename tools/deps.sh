@@ -20,6 +20,7 @@ need=(
   "py:torch python3-torch"
   "py:h5py python3-h5py"
   "py:numpy python3-numpy"
+  "cmd:npm npm"
 )
 
 missing=()
