@@ -156,6 +156,20 @@ int main(int argc, char **argv) {
     printf("\n%-12s %12s %12s\n", "op kind", "forward ms", "backward ms");
     for (int k = 0; k < 9; k++)
         if (kf[k] + kb[k] > 0) printf("%-12s %12.1f %12.1f\n", kinds[k], 1e3 * kf[k], 1e3 * kb[k]);
+    /* every conv: forward and backward ms and GFLOP/s (backward does 2x the forward FLOPs) */
+    printf("\n%-28s %-12s %9s %9s %9s %9s\n", "conv layer", "out [C,H,W]", "fwd ms", "GFLOP/s",
+           "bwd ms", "GFLOP/s");
+    for (int i = 0; i < m.nops; i++) {
+        const Op *op = &m.ops[i];
+        if (op->kind != OP_CONV) continue;
+        const Slot *in = &m.slots[op->in0], *o = &m.slots[op->out];
+        double f1 = 2.0 * o->c * in->c * op->k * op->k * (double)o->h * o->w * batch;
+        double tf = m.op_seconds[i] / iters, tb = m.op_seconds[m.nops + i] / iters;
+        char shape[32];
+        snprintf(shape, sizeof shape, "[%d,%d,%d]", o->c, o->h, o->w);
+        printf("%-28s %-12s %9.1f %9.1f %9.1f %9.1f\n", op->name, shape, 1e3 * tf, f1 / tf / 1e9,
+               1e3 * tb, 2 * f1 / tb / 1e9);
+    }
     printf("\npeak RSS %.0f MiB\n", peak_rss_mib());
 
     free(m.op_seconds);

@@ -24,8 +24,10 @@ typedef struct {
 
 ConvShape conv_shape(int n, int cin, int h, int w, int cout, int k, int stride);
 /* Scratch floats conv2d_forward/backward need when run on `threads` OpenMP threads. Bound:
- * threads * (cin*k*k*hout*wout + cout*cin*k*k + cout), i.e. one im2col matrix for one image and
- * one weight-gradient partial per thread, independent of the batch size. */
+ * threads * (max(cin, cout)*k*k*hout*wout + cout*cin*k*k + cout) + cout*cin*k*k (each rounded
+ * up to 16 floats): per thread one im2col matrix of one image (of the input, or of dout for the
+ * stride-1 input gradient) and one weight/bias-gradient partial, plus one shared flipped
+ * kernel. Independent of the batch size. */
 size_t conv_workspace_floats(const ConvShape *s, int threads);
 /* out [n, cout, hout, wout] = conv(inp [n, cin, h, w], weight) + bias */
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,

@@ -56,26 +56,68 @@ size_t conv_workspace_floats(const ConvShape *s, int threads) {
 
 static int is_pointwise(const ConvShape *s) { return s->k == 1 && s->stride == 1; }
 
-/* col[(ci*k + ky)*k + kx, oy*wout + ox] = inp[ci, oy*stride + ky - pad, ox*stride + kx - pad] */
+/* Output columns [lo, hi) whose input column ox*stride + kx - pad lies inside [0, w). */
+static void valid_columns(int *lo, int *hi, int kx, const ConvShape *s) {
+    const int off = kx - s->pad, st = s->stride;
+    int a = off < 0 ? (-off + st - 1) / st : 0;    /* first ox with ox*st + off >= 0 */
+    int b = (s->w - 1 - off) / st + 1;              /* first ox with ox*st + off >= w */
+    if (s->w - 1 - off < 0) b = 0;
+    *lo = a < s->wout ? a : s->wout;
+    *hi = b < s->wout ? b : s->wout;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* col[(ci*k + ky)*k + kx, oy*wout + ox] = inp[ci, oy*stride + ky - pad, ox*stride + kx - pad]
+ * (zero outside the image). The valid column range of each (kx) is computed once, so the inner
+ * loop is a plain copy (memcpy at stride 1) with zeroed margins. */
 static void im2col(float *col, const float *inp, const ConvShape *s) {
-    const int k = s->k, st = s->stride, pad = s->pad, P = s->hout * s->wout;
+    const int k = s->k, st = s->stride, pad = s->pad, P = s->hout * s->wout, wo = s->wout;
     for (int ci = 0; ci < s->cin; ci++) {
         const float *plane = inp + (size_t)ci * s->h * s->w;
         for (int ky = 0; ky < k; ky++) {
             for (int kx = 0; kx < k; kx++) {
                 float *row = col + ((size_t)(ci * k + ky) * k + kx) * P;
+                int lo, hi;
+                valid_columns(&lo, &hi, kx, s);
+                const int ix0 = lo * st + kx - pad;
                 for (int oy = 0; oy < s->hout; oy++) {
-                    int iy = oy * st + ky - pad;
-                    float *dst = row + oy * s->wout;
+                    const int iy = oy * st + ky - pad;
+                    float *dst = row + (size_t)oy * wo;
                     if (iy < 0 || iy >= s->h) {
-                        memset(dst, 0, (size_t)s->wout * sizeof(float));
+                        memset(dst, 0, (size_t)wo * sizeof(float));
                         continue;
                     }
-                    const float *src = plane + (size_t)iy * s->w;
-                    for (int ox = 0; ox < s->wout; ox++) {
-                        int ix = ox * st + kx - pad;
-                        dst[ox] = (ix >= 0 && ix < s->w) ? src[ix] : 0.0f;
+                    const float *src = plane + (size_t)iy * s->w + ix0;
+                    for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+                    if (st == 1) {
+                        memcpy(dst + lo, src, (size_t)(hi - lo) * sizeof(float));
+                    } else {
+                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[(ox - lo) * st];
                     }
+                    for (int ox = hi; ox < wo; ox++) dst[ox] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* The adjoint of im2col: dinp[ci, iy, ix] += dcol[...] for every place the pixel was copied. */
+static void col2im_add(float *dinp, const float *dcol, const ConvShape *s) {
+    const int k = s->k, st = s->stride, pad = s->pad, P = s->hout * s->wout, wo = s->wout;
+    for (int ci = 0; ci < s->cin; ci++) {
+        float *plane = dinp + (size_t)ci * s->h * s->w;
+        for (int ky = 0; ky < k; ky++) {
+            for (int kx = 0; kx < k; kx++) {
+                const float *row = dcol + ((size_t)(ci * k + ky) * k + kx) * P;
+                int lo, hi;
+                valid_columns(&lo, &hi, kx, s);
+                const int ix0 = lo * st + kx - pad;
+                for (int oy = 0; oy < s->hout; oy++) {
+                    const int iy = oy * st + ky - pad;
+                    if (iy < 0 || iy >= s->h) continue;
+                    const float *src = row + (size_t)oy * wo;
+                    float *dst = plane + (size_t)iy * s->w + ix0;
+                    for (int ox = lo; ox < hi; ox++) dst[(ox - lo) * st] += src[ox];
                 }
             }
         }
@@ -89,29 +131,6 @@ static void flip_kernel(float *wf, const float *w, const ConvShape *s) {
         for (int ci = 0; ci < s->cin; ci++)
             for (int j = 0; j < kk; j++)
                 wf[((size_t)ci * s->cout + co) * kk + j] = w[((size_t)co * s->cin + ci) * kk + kk - 1 - j];
-}
-
-/* The adjoint of im2col: dinp[ci, iy, ix] += dcol[...] for every place the pixel was copied. */
-static void col2im_add(float *dinp, const float *dcol, const ConvShape *s) {
-    const int k = s->k, st = s->stride, pad = s->pad, P = s->hout * s->wout;
-    for (int ci = 0; ci < s->cin; ci++) {
-        float *plane = dinp + (size_t)ci * s->h * s->w;
-        for (int ky = 0; ky < k; ky++) {
-            for (int kx = 0; kx < k; kx++) {
-                const float *row = dcol + ((size_t)(ci * k + ky) * k + kx) * P;
-                for (int oy = 0; oy < s->hout; oy++) {
-                    int iy = oy * st + ky - pad;
-                    if (iy < 0 || iy >= s->h) continue;
-                    const float *src = row + oy * s->wout;
-                    float *dst = plane + (size_t)iy * s->w;
-                    for (int ox = 0; ox < s->wout; ox++) {
-                        int ix = ox * st + kx - pad;
-                        if (ix >= 0 && ix < s->w) dst[ix] += src[ox];
-                    }
-                }
-            }
-        }
-    }
 }
 
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
