@@ -12,6 +12,8 @@ static void usage(FILE *f) {
             "  train     train the noise-prediction U-Net on MNIST-like IDX images\n"
             "  sample    generate images from a checkpoint (DDPM or DDIM)\n"
             "  model     print the U-Net of a config: parameters, FLOPs, per-layer table\n"
+            "  inspect   show what an HDF5 file of ours holds (attributes, datasets)\n"
+            "  noise-strip  picture of the forward (noising) process on real digits\n"
             "\n"
             "  ddpm <command> --help   options of one command\n"
             "  ddpm --version          version\n");
@@ -34,6 +36,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "sample")) return cmd_sample(argc - 1, argv + 1);
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "noise-strip")) return cmd_noise_strip(argc - 1, argv + 1);
     fprintf(stderr, "ddpm: unknown command '%s' (try 'ddpm --help')\n", cmd);
     return 2;
 }

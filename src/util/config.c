@@ -310,7 +310,7 @@ static void write_value(const Config *c, const KeySpec *k, FILE *f) {
         fprintf(f, "%d", *(const int *)(base + k->offset));
         break;
     case KEY_DOUBLE:
-        fprintf(f, "%.17g", *(const double *)(base + k->offset));
+        fprintf(f, "%.12g", *(const double *)(base + k->offset));
         break;
     case KEY_STRING:
         fprintf(f, "%s", base + k->offset);

@@ -1,0 +1,86 @@
+/* cmd_noise_strip.c: `ddpm noise-strip`: the forward process x_t = sqrt(abar_t) x0 +
+ * sqrt(1-abar_t) eps on real digits, as a PNG strip (rows: images, columns: t) and HDF5. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "dataset.h"
+#include "h5attr.h"
+#include "h5tensor.h"
+#include "png_grid.h"
+#include "rng.h"
+#include "util.h"
+
+int cmd_noise_strip(int argc, char **argv) {
+    Config cfg;
+    config_defaults(&cfg);
+    const char *png = NULL, *h5 = NULL;
+    int n = 8, frames = 10, seed = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: ddpm noise-strip --out FILE.png [--config FILE] [--set k=v ...]\n"
+                   "                        [--n 8] [--frames 10] [--seed 0] [--h5 FILE.h5]\n\n"
+                   "Noise the first N training images of [data] dir at FRAMES timesteps evenly\n"
+                   "spaced over 0..T-1 with the config's schedule (default: unet-s's linear\n"
+                   "T = 300) and write a strip: one row per image, noise growing to the right.\n"
+                   "--h5 also writes /x_t [N, FRAMES, 1, 28, 28] and /t [FRAMES].\n");
+            return 0;
+        }
+        if (i + 1 >= argc) die("noise-strip: %s needs a value", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "--out")) png = v;
+        else if (!strcmp(a, "--h5")) h5 = v;
+        else if (!strcmp(a, "--config")) config_load(&cfg, v);
+        else if (!strcmp(a, "--set")) config_set(&cfg, v);
+        else if (!strcmp(a, "--n")) n = atoi(v);
+        else if (!strcmp(a, "--frames")) frames = atoi(v);
+        else if (!strcmp(a, "--seed")) seed = atoi(v);
+        else die("noise-strip: unexpected argument '%s' (try --help)", a);
+    }
+    if (!png) die("noise-strip: --out FILE.png is required");
+    if (n < 1 || n > 1000 || frames < 2 || frames > 1000 || seed < 0)
+        die("noise-strip: --n must be 1..1000, --frames 2..1000, --seed >= 0");
+    config_validate(&cfg, "noise-strip");
+    Dataset d;
+    dataset_load_or_die(&d, cfg.data.dir, "train");
+    if (n > d.count) n = d.count;
+    Schedule s;
+    schedule_build(&s, (ScheduleKind)cfg.diffusion.schedule, cfg.diffusion.T,
+                   cfg.diffusion.beta_start, cfg.diffusion.beta_end);
+    const size_t dim = (size_t)d.rows * d.cols;
+    float *x0 = floats_alloc(dim * n), *eps = floats_alloc(dim * n),
+          *out = floats_alloc(dim * n * frames);
+    int *idx = xcalloc((size_t)n, sizeof(int)), *ts = xcalloc((size_t)frames, sizeof(int));
+    for (int i = 0; i < n; i++) idx[i] = i;
+    dataset_images_to_float(x0, &d, idx, n);
+    for (int i = 0; i < n; i++) rng_normal(eps + i * dim, dim, (uint64_t)seed, RNG_NOISE, 0, (uint32_t)i);
+    for (int f = 0; f < frames; f++) {
+        ts[f] = (int)((long)f * (s.T - 1) / (frames - 1));
+        for (int i = 0; i < n; i++) {
+            int t = ts[f];
+            diffusion_noise(out + ((size_t)i * frames + f) * dim, x0 + i * dim, eps + i * dim, &t,
+                            1, dim, &s);
+        }
+    }
+    char err[1400];
+    if (png_write_strip(png, out, n, frames, 1, d.rows, d.cols, 2, err, sizeof err)) die("%s", err);
+    if (h5) {
+        hid_t f = h5t_create(h5);
+        h5t_write_f32(f, "/x_t", out, 5, (long long[]){n, frames, 1, d.rows, d.cols});
+        h5t_write_i32(f, "/t", ts, 1, (long long[]){frames});
+        h5a_write_string(f, "kind", "ddpm-noise-strip");
+        h5a_write_string(f, "schedule", schedule_name(s.kind));
+        h5a_write_long(f, "T", s.T);
+        h5t_close(f);
+    }
+    printf("forward process of %d images at t =", n);
+    for (int f = 0; f < frames; f++) printf(" %d", ts[f]);
+    printf(" (%s, T = %d): %s\n", schedule_name(s.kind), s.T, png);
+    free(x0), free(eps), free(out), free(idx), free(ts);
+    schedule_free(&s);
+    dataset_free(&d);
+    return 0;
+}

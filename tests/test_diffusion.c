@@ -1,0 +1,185 @@
+/* test_diffusion.c: schedules, forward noising, the DDPM and DDIM steps, DDIM spacing, and the
+ * counter-based RNG they draw from.
+ *
+ * Strategy: every formula is checked against an independent double computation written out
+ * here, and the samplers against identities that hold exactly when the network predicts the
+ * true noise (DDIM with eta 0 then walks the exact forward trajectory back to x0). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "diffusion.h"
+#include "rng.h"
+
+static void test_linear_schedule(void **state) {
+    (void)state;
+    Schedule s;
+    schedule_build(&s, SCHEDULE_LINEAR, 300, 1e-4, 0.02);
+    assert_true(fabs(s.beta[0] - 1e-4) < 1e-15);
+    assert_true(fabs(s.beta[299] - 0.02) < 1e-15); /* both ends included */
+    assert_true(fabs(s.beta[150] - (1e-4 + (0.02 - 1e-4) * 150.0 / 299.0)) < 1e-15);
+    double abar = 1.0;
+    for (int t = 0; t < 300; t++) {
+        abar *= 1.0 - (1e-4 + (0.02 - 1e-4) * t / 299.0);
+        assert_true(fabs(s.abar[t] - abar) < 1e-12);
+        assert_true(fabs(s.alpha[t] - (1.0 - s.beta[t])) < 1e-15);
+    }
+    /* a known value: abar at T-1 for the reference recipe is about 0.0468 */
+    assert_true(s.abar[299] > 0.04 && s.abar[299] < 0.055);
+    schedule_free(&s);
+}
+
+static void test_cosine_schedule(void **state) {
+    (void)state;
+    Schedule s;
+    const int T = 1000;
+    schedule_build(&s, SCHEDULE_COSINE, T, 0, 0);
+    const double pi = 3.14159265358979323846, c = 0.008;
+    double f0 = cos(c / (1 + c) * pi / 2);
+    f0 *= f0;
+    for (int t = 0; t < T; t++) {
+        assert_true(s.beta[t] > 0 && s.beta[t] <= 0.999);
+        double f = cos(((t + 1.0) / T + c) / (1 + c) * pi / 2);
+        double want = f * f / f0; /* abar(t) = f(t+1)/f(0) while no beta is clipped */
+        if (s.beta[t] < 0.999) assert_true(fabs(s.abar[t] - want) < 1e-9 * (1 + want) + 1e-12);
+        if (t) assert_true(s.abar[t] < s.abar[t - 1]);
+    }
+    assert_true(fabs(s.beta[T - 1] - 0.999) < 1e-12); /* the last beta is clipped */
+    schedule_free(&s);
+}
+
+static void test_ddim_timesteps(void **state) {
+    (void)state;
+    int ts[50];
+    ddim_timesteps(ts, 50, 300);
+    assert_int_equal(ts[0], 0);
+    assert_int_equal(ts[49], 299);
+    for (int i = 0; i < 50; i++) assert_int_equal(ts[i], (int)lround(i * 299.0 / 49.0));
+    for (int i = 1; i < 50; i++) assert_true(ts[i] > ts[i - 1]);
+    int all[300];
+    ddim_timesteps(all, 300, 300); /* K = T visits every step */
+    for (int i = 0; i < 300; i++) assert_int_equal(all[i], i);
+}
+
+static void test_noise_and_ddpm_step(void **state) {
+    (void)state;
+    Schedule s;
+    schedule_build(&s, SCHEDULE_LINEAR, 300, 1e-4, 0.02);
+    enum { N = 3, D = 50 };
+    float x0[N * D], eps[N * D], xt[N * D], z[N * D];
+    rng_uniform(x0, N * D, -1, 1, 9, RNG_TEST, 0, 0);
+    rng_normal(eps, N * D, 9, RNG_TEST, 1, 0);
+    rng_normal(z, N * D, 9, RNG_TEST, 2, 0);
+    int t[N] = {0, 150, 299};
+    diffusion_noise(xt, x0, eps, t, N, D, &s);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < D; j++) {
+            double a = s.abar[t[i]];
+            double want = sqrt(a) * x0[i * D + j] + sqrt(1 - a) * eps[i * D + j];
+            assert_true(fabs(xt[i * D + j] - want) < 1e-5);
+        }
+    /* one ancestral step at t = 150, against the formula in double */
+    float x[D];
+    memcpy(x, xt + D, sizeof x);
+    ddpm_step(x, eps + D, z, 150, D, &s);
+    for (int j = 0; j < D; j++) {
+        double b = s.beta[150], a = s.abar[150];
+        double want = (xt[D + j] - b / sqrt(1 - a) * eps[D + j]) / sqrt(1 - b) + sqrt(b) * z[j];
+        assert_true(fabs(x[j] - want) < 1e-5);
+    }
+    /* at t = 0 no noise is added: z is ignored */
+    memcpy(x, xt, sizeof x);
+    ddpm_step(x, eps, z, 0, D, &s);
+    for (int j = 0; j < D; j++) {
+        double b = s.beta[0], a = s.abar[0];
+        assert_true(fabs(x[j] - (xt[j] - b / sqrt(1 - a) * eps[j]) / sqrt(1 - b)) < 1e-5);
+    }
+    schedule_free(&s);
+}
+
+/* With the true noise as the prediction, deterministic DDIM lands exactly on the forward
+ * trajectory at every visited step, and on x0 after the last. */
+static void test_ddim_recovers_x0(void **state) {
+    (void)state;
+    Schedule s;
+    schedule_build(&s, SCHEDULE_LINEAR, 300, 1e-4, 0.02);
+    enum { D = 64, K = 20 };
+    float x0[D], eps[D], x[D];
+    rng_uniform(x0, D, -1, 1, 3, RNG_TEST, 0, 0);
+    rng_normal(eps, D, 3, RNG_TEST, 1, 0);
+    int ts[K];
+    ddim_timesteps(ts, K, 300);
+    int tT = ts[K - 1];
+    diffusion_noise(x, x0, eps, &tT, 1, D, &s);
+    for (int k = K - 1; k >= 0; k--) {
+        ddim_step(x, eps, NULL, ts[k], k ? ts[k - 1] : -1, 0.0, 0, D, &s);
+        if (k) {
+            float want[D];
+            int tp = ts[k - 1];
+            diffusion_noise(want, x0, eps, &tp, 1, D, &s);
+            for (int j = 0; j < D; j++) assert_true(fabs(x[j] - want[j]) < 1e-4);
+        }
+    }
+    for (int j = 0; j < D; j++) assert_true(fabs(x[j] - x0[j]) < 1e-4);
+    schedule_free(&s);
+}
+
+/* eta = 1 DDIM over every step has the DDPM posterior variance: sigma^2 = (1-abar_prev) /
+ * (1-abar_t) beta_t. Check the noise scale by feeding z = 1 and eps = 0, x = 0. */
+static void test_ddim_eta_one_variance(void **state) {
+    (void)state;
+    Schedule s;
+    schedule_build(&s, SCHEDULE_LINEAR, 300, 1e-4, 0.02);
+    float x = 0, e = 0, z = 1;
+    ddim_step(&x, &e, &z, 200, 199, 1.0, 0, 1, &s);
+    double sigma = sqrt((1 - s.abar[199]) / (1 - s.abar[200]) * s.beta[200]);
+    assert_true(fabs(x - sigma) < 1e-6);
+    /* clip: a predicted x0 outside [-1, 1] is clamped, the noise re-derived */
+    float xc = 3.0f, ec = 0.0f;
+    ddim_step(&xc, &ec, NULL, 10, -1, 0.0, 1, 1, &s);
+    assert_true(fabs(xc - 1.0f) < 1e-6);
+    schedule_free(&s);
+}
+
+/* The RNG is a pure function of its key: same key, same numbers; other key, other numbers;
+ * normal draws have mean ~0 and variance ~1. */
+static void test_rng(void **state) {
+    (void)state;
+    enum { N = 100000 };
+    float *a = malloc(N * sizeof(float)), *b = malloc(N * sizeof(float));
+    rng_normal(a, N, 42, RNG_NOISE, 7, 11);
+    rng_normal(b, N, 42, RNG_NOISE, 7, 11);
+    assert_memory_equal(a, b, N * sizeof(float));
+    rng_normal(b, N, 42, RNG_NOISE, 7, 12);
+    assert_memory_not_equal(a, b, N * sizeof(float));
+    double m = 0, v = 0;
+    for (int i = 0; i < N; i++) m += a[i];
+    m /= N;
+    for (int i = 0; i < N; i++) v += (a[i] - m) * (a[i] - m);
+    v /= N;
+    assert_true(fabs(m) < 0.02 && fabs(v - 1) < 0.02);
+    /* a prefix of a longer draw equals the shorter draw (chunking does not matter) */
+    rng_normal(b, 10, 42, RNG_NOISE, 7, 11);
+    assert_memory_equal(a, b, 10 * sizeof(float));
+    unsigned hist[10] = {0};
+    for (uint32_t i = 0; i < 10000; i++) hist[rng_below(10, 1, RNG_TIMESTEP, 0, i)]++;
+    for (int i = 0; i < 10; i++) assert_true(hist[i] > 850 && hist[i] < 1150);
+    free(a);
+    free(b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linear_schedule),   cmocka_unit_test(test_cosine_schedule),
+        cmocka_unit_test(test_ddim_timesteps),    cmocka_unit_test(test_noise_and_ddpm_step),
+        cmocka_unit_test(test_ddim_recovers_x0),  cmocka_unit_test(test_ddim_eta_one_variance),
+        cmocka_unit_test(test_rng),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
