@@ -21,7 +21,7 @@ TESTS   := $(patsubst tests/%.c,bin/tests/%,$(wildcard tests/test_*.c))
 SCRIPTS := $(wildcard tests/cli/test_*.sh)
 BENCHES := $(patsubst bench/%.c,bin/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all deps test bench clean check-deps reference data demo
+.PHONY: all deps test bench clean check-deps reference data demo figures
 all: check-deps bin/ddpm
 
 # Install missing Debian packages (only when something is missing; never needed where modules
@@ -76,6 +76,22 @@ demo: check-deps data bin/ddpm
 	@if [ -f results/unet-s/final.h5 ]; then \
 	  bin/ddpm sample --checkpoint results/unet-s/final.h5 --sampler ddim --steps 50 --n 64 \
 	    --out results/runs/demo-samples.h5 --png results/runs/demo-samples.png; fi
+
+# Figures of a training run (default the reference run) into FIG: loss curve, samples per
+# epoch, a DDPM-300 and a DDIM-50 grid from the EMA weights with a denoising strip, and the
+# noising process. Every picture in results/ comes from here; see results/README.md.
+RUN ?= results/runs/unet-s
+FIG ?= results/unet-s
+figures: bin/ddpm
+	@tools/deps.sh figures
+	mkdir -p $(FIG)
+	tools/plot_metrics.py $(RUN) $(FIG)/loss.png
+	tools/plot_epochs.py $(RUN) $(FIG)/epochs.png
+	bin/ddpm sample --checkpoint $(RUN)/checkpoints/latest.h5 --sampler ddpm --n 64 --seed 1 \
+	  --out $(FIG)/ddpm300.h5 --png $(FIG)/ddpm300.png --trajectory
+	bin/ddpm sample --checkpoint $(RUN)/checkpoints/latest.h5 --sampler ddim --steps 50 --eta 1 \
+	  --n 64 --seed 1 --out $(FIG)/ddim50.h5 --png $(FIG)/ddim50.png
+	bin/ddpm noise-strip --config $(RUN)/config.ini --out $(FIG)/noising.png
 
 clean:
 	rm -rf build bin

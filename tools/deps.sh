@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# deps.sh check|install: find (or install from Debian's archive) what ddpm builds and tests with.
-# `check` is quiet and exits 1 when something is missing; `install` apt-gets only what is missing.
+# deps.sh check|install|figures: find (or install from Debian's archive) what ddpm builds and
+# tests with. `check` is quiet and exits 1 when something is missing; `install` apt-gets only
+# what is missing; `figures` does the same for the plotting tools (python3-matplotlib).
 set -euo pipefail
 mode=${1:-check}
 
@@ -21,7 +22,13 @@ need=(
   "py:h5py python3-h5py"
   "py:numpy python3-numpy"
   "cmd:npm npm"
+  "file:/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz dataset-fashion-mnist"
 )
+
+if [ "$mode" = figures ]; then
+  need=("py:matplotlib python3-matplotlib" "py:h5py python3-h5py")
+  mode=install
+fi
 
 missing=()
 for item in "${need[@]}"; do

@@ -50,6 +50,19 @@ with h5py.File(sys.argv[1] + "/samples/generated.h5", "r") as f:
     assert s.shape == (16, 1, 28, 28) and s.min() >= -1 and s.max() <= 1 and s.std() > 0.1
 PY
 
+# 1b. any 28x28 grey IDX set trains: Debian's Fashion-MNIST (.gz files) through [data] dir
+fashion=/usr/share/datasets/fashion-mnist
+$DDPM train --config configs/tiny.ini --set data.dir=$fashion --set train.max_steps=150 \
+  --out "$work/fashion" >"$work/fashion.log" 2>&1 || fail "Fashion-MNIST run exited non-zero: $(tail -3 "$work/fashion.log")"
+$PY - "$work/fashion" <<'PY' && pass "Fashion-MNIST (.gz IDX) trains: loss falls" || fail "Fashion-MNIST loss did not fall"
+import sys, h5py
+with h5py.File(sys.argv[1] + "/metrics.h5", "r") as f:
+    loss = f["loss"][:]
+    first, last = loss[:20].mean(), loss[-20:].mean()
+    print(f"     loss {first:.4f} -> {last:.4f} (ratio {first / last:.2f})")
+    assert len(loss) == 150 and first / last > 1.5
+PY
+
 # 2. exact resume: 40 steps straight vs 20 + resume to 40, parameters bit for bit
 $DDPM train --config configs/tiny.ini --set train.max_steps=40 --out "$work/a" >/dev/null 2>&1
 $DDPM train --config configs/tiny.ini --set train.max_steps=20 --out "$work/b" >/dev/null 2>&1
