@@ -28,6 +28,8 @@ void train_outputs_step(TrainOutputs *o, long step, long total, double loss, dou
  * epoch is complete epoch_NNN.h5 (keeping the newest K) and samples/epoch_NNN.{h5,png}. */
 void train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
                          const Schedule *s, long epoch, double mean_loss, int complete);
+/* Stopped early by signal sig: metrics flushed, latest.h5 written, a line saying how to resume. */
+void train_outputs_stop(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st, int sig);
 /* End of the run: latest.h5 and samples/generated.{h5,png}. */
 void train_outputs_finish(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
                           const Schedule *s);

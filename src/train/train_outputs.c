@@ -8,6 +8,7 @@
 
 #include "png_grid.h"
 #include "samples_file.h"
+#include "stop_signal.h"
 #include "util.h"
 
 #define GRID_COLUMNS 8
@@ -116,6 +117,17 @@ void train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const Train
     }
     snprintf(name, sizeof name, "epoch_%03ld", epoch);
     write_samples(o, m, a, s, st->step, name);
+}
+
+void train_outputs_stop(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st, int sig) {
+    char path[1200];
+    metrics_flush(&o->metrics);
+    join(path, sizeof path, o->run_dir, "checkpoints/latest.h5");
+    checkpoint_save(path, &m->table, a, st, o->cfg, CKPT_FULL);
+    if (o->tty) printf("\n");
+    printf("stopped by %s after step %ld: checkpoint %s written; continue with --resume "
+           "(exit status %d)\n", strsignal(sig), st->step, path, TRAIN_EXIT_STOPPED);
+    fflush(stdout);
 }
 
 void train_outputs_finish(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,

@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "rng.h"
+#include "stop_signal.h"
 #include "train_outputs.h"
 #include "util.h"
 
@@ -91,6 +92,8 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
     }
     TrainOutputs out;
     train_outputs_open(&out, cfg, opt->run_dir, &m, st.step, spe);
+    stop_signal_install();
+    int status = 0;
 
     Schedule sched;
     schedule_build(&sched, (ScheduleKind)cfg->diffusion.schedule, cfg->diffusion.T,
@@ -174,8 +177,14 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
             epoch_count = 0;
             last_time = now_seconds();
         }
+        const int sig = stop_signal_pending();
+        if (sig && st.step < total) {
+            train_outputs_stop(&out, &m, &a, &st, sig);
+            status = TRAIN_EXIT_STOPPED;
+            break;
+        }
     }
-    train_outputs_finish(&out, &m, &a, &st, &sched);
+    if (status == 0) train_outputs_finish(&out, &m, &a, &st, &sched);
     train_outputs_close(&out);
 
     free(x0), free(eps), free(xt), free(dout), free(t), free(perm);
@@ -183,5 +192,5 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
     arenas_free(&a);
     model_free(&m);
     dataset_free(&data);
-    return 0;
+    return status;
 }

@@ -83,6 +83,24 @@ with h5py.File(sys.argv[1], "r") as f:
     assert list(f["step"][:]) == list(range(1, 41)), list(f["step"][:])
 PY
 
+# 2b. SIGTERM: the step in flight finishes, latest.h5 is written, exit status 75; resume goes on
+$DDPM train --config configs/tiny.ini --set train.max_steps=100000 --out "$work/sig" \
+  >"$work/sig.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do grep -q "step 50/" "$work/sig.log" 2>/dev/null && break; sleep 0.2; done
+kill -TERM $pid; wait $pid; rc=$?
+[ $rc -eq 75 ] && grep -q "stopped by Terminated after step" "$work/sig.log" \
+  && pass "SIGTERM: exit status 75 and a checkpoint ($(grep -o 'after step [0-9]*' "$work/sig.log"))" \
+  || fail "SIGTERM: rc=$rc, log: $(tail -2 "$work/sig.log")"
+$PY - "$work/sig" <<'PY' && pass "SIGTERM: checkpoint step matches metrics.h5 rows" || fail "SIGTERM checkpoint/metrics mismatch"
+import sys, h5py
+with h5py.File(sys.argv[1] + "/checkpoints/latest.h5", "r") as f:
+    step = int(f.attrs["step"])
+with h5py.File(sys.argv[1] + "/metrics.h5", "r") as f:
+    assert step >= 50 and len(f["step"]) == step and f["step"][-1] == step, (step, len(f["step"]))
+PY
+[ -z "$(ls "$work/sig/checkpoints" | grep tmp)" ] && pass "SIGTERM: no temporary files left" || fail "temporary files left"
+
 # 3. sampling: DDIM eta 0 from a given x_T is deterministic; seeds reproduce
 $PY - "$work/init.h5" <<'PY'
 import sys, h5py, numpy as np
