@@ -90,6 +90,10 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
 /* Gradient with respect to the input image of the last backward (for gradient checks). */
 const float *model_input_grad(const Model *m);
 
+/* After a forward over n images: the name of the first op (in forward order) whose output holds
+ * a NaN or Inf, or NULL when every activation is finite. For diagnosing a non-finite loss. */
+const char *model_first_nonfinite_op(const Model *m, int n);
+
 /* Forward multiply-add FLOPs (x2) per image, convs and linears. */
 double model_flops_per_image(const Model *m);
 /* Per-layer table: op, name, output shape, parameters, MFLOP per image. */

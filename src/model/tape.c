@@ -1,4 +1,5 @@
 /* tape.c: the op list, its activation arenas, and the forward and backward walks. */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
@@ -190,6 +191,17 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
         }
         if (m->op_seconds) m->op_seconds[m->nops + i] += now_seconds() - start;
     }
+}
+
+const char *model_first_nonfinite_op(const Model *m, int n) {
+    for (int i = 0; i < m->nops; i++) {
+        const Slot *out = &m->slots[m->ops[i].out];
+        const float *y = m->act + out->offset;
+        const size_t count = (size_t)n * slot_floats(out);
+        for (size_t j = 0; j < count; j++)
+            if (!isfinite(y[j])) return m->ops[i].name;
+    }
+    return NULL;
 }
 
 const float *model_input_grad(const Model *m) { return m->dact + m->slots[m->x_slot].offset; }

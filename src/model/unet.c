@@ -80,9 +80,19 @@ static int unary(Model *m, OpKind kind, const char *name, int x, int c, int h, i
     return tape_op(m, kind, name, x, -1, tape_slot(m, c, h, w))->out;
 }
 
+/* Named after the op it follows (e.g. "down.0.res.0.norm1.silu"), so messages and the
+ * per-layer table can say which one. */
 static int silu(Model *m, int x) {
     const Slot in = m->slots[x];
-    return unary(m, OP_SILU, "silu", x, in.c, in.h, in.w);
+    char name[PARAM_NAME_MAX];
+    const char *producer = "input";
+    for (int i = m->nops - 1; i >= 0; i--)
+        if (m->ops[i].out == x) {
+            producer = m->ops[i].name;
+            break;
+        }
+    snprintf(name, sizeof name, "%.*s.silu", PARAM_NAME_MAX - 6, producer);
+    return unary(m, OP_SILU, name, x, in.c, in.h, in.w);
 }
 
 static int binary(Model *m, OpKind kind, const char *name, int a, int b, int c) {
@@ -143,7 +153,8 @@ static void build_unet(Model *m) {
         }
         if (l > 0) {
             const Slot s = m->slots[h];
-            h = unary(m, OP_UPSAMPLE, "upsample", h, s.c, 2 * s.h, 2 * s.w);
+            snprintf(name, sizeof name, "up.%d.nearest2x", i);
+            h = unary(m, OP_UPSAMPLE, name, h, s.c, 2 * s.h, 2 * s.w);
             snprintf(name, sizeof name, "up.%d.upsample", i);
             h = conv(m, name, h, c->base * c->mult[l - 1], 3, 1);
         }

@@ -47,6 +47,20 @@ static const char *first_nonfinite(const ParamTable *t, const float *arena) {
     return NULL;
 }
 
+/* Where a non-finite loss or gradient first shows: the first op whose output is non-finite, or
+ * the first parameter tensor whose gradient is. */
+static void describe_nonfinite(char *buf, size_t len, const Model *m, const Arenas *a, int n,
+                               double loss) {
+    if (!isfinite(loss)) {
+        const char *op = model_first_nonfinite_op(m, n);
+        if (op) snprintf(buf, len, "the loss (first in the output of %s)", op);
+        else snprintf(buf, len, "the loss");
+        return;
+    }
+    const char *grad = first_nonfinite(&m->table, a->grads);
+    snprintf(buf, len, "the gradient of %s", grad ? grad : "(none found)");
+}
+
 static void make_dir(const char *path) {
     if (mkdir(path, 0777) != 0 && errno != EEXIST)
         die("%s: cannot create directory: %s", path, strerror(errno));
@@ -130,37 +144,42 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
         model_backward(&m, a.params, a.grads, dout, B);
         double gn = grad_norm(a.grads, m.table.total);
 
-        if (!isfinite(loss) || !isfinite(gn)) {
-            const char *where = isfinite(loss) ? first_nonfinite(&m.table, a.grads) : "the loss";
-            if (tc->nan_policy == 1) {
-                st.nan_skips++;
-                st.step = step + 1; /* the step is spent: its row in metrics.h5 says NaN */
-                train_outputs_step(&out, st.step, total, loss, 0.0, gn, 0.0);
-                fprintf(stderr, "ddpm: step %ld: non-finite value in %s: update skipped (%ld so far)\n",
-                        step + 1, where ? where : "the gradients", st.nan_skips);
-                continue;
+        const int finite = isfinite(loss) && isfinite(gn);
+        if (!finite) {
+            char where[PARAM_NAME_MAX + 64];
+            describe_nonfinite(where, sizeof where, &m, &a, B, loss);
+            if (tc->nan_policy != 1) {
+                metrics_flush(&out.metrics);
+                if (access(path, F_OK) == 0)
+                    die("step %ld: non-finite value in %s; stopped without saving: the last good "
+                        "checkpoint %s is untouched ([train] nan_policy = skip skips such steps)",
+                        step + 1, where, path);
+                die("step %ld: non-finite value in %s; stopped before any checkpoint was written "
+                    "([train] nan_policy = skip skips such steps)", step + 1, where);
             }
-            die("step %ld: non-finite value in %s; stopping without saving (the last good "
-                "checkpoint is %s)", step + 1, where ? where : "the gradients", path);
-        }
-        if (tc->grad_clip > 0 && gn > tc->grad_clip) {
-            const float scale = (float)(tc->grad_clip / gn);
-            for (size_t i = 0; i < m.table.total; i++) a.grads[i] *= scale;
+            st.nan_skips++;
+            fprintf(stderr, "ddpm: step %ld: non-finite value in %s: update skipped (%ld so far)\n",
+                    step + 1, where, st.nan_skips);
         }
         AdamConfig step_adam = adam;
         if (tc->warmup_steps > 0 && step < tc->warmup_steps)
             step_adam.lr = (float)(tc->lr * (double)(step + 1) / tc->warmup_steps);
-        adam_step(a.params, a.grads, a.adam_m, a.adam_v, m.table.total, &step_adam, step + 1);
-        double decay = tc->ema;
-        if (tc->ema_warmup) {
-            double warm = (1.0 + step) / (10.0 + step);
-            if (warm < decay) decay = warm;
+        if (finite) { /* a skipped step leaves weights, moments and EMA as they were */
+            if (tc->grad_clip > 0 && gn > tc->grad_clip) {
+                const float scale = (float)(tc->grad_clip / gn);
+                for (size_t i = 0; i < m.table.total; i++) a.grads[i] *= scale;
+            }
+            adam_step(a.params, a.grads, a.adam_m, a.adam_v, m.table.total, &step_adam, step + 1);
+            double decay = tc->ema;
+            if (tc->ema_warmup) {
+                double warm = (1.0 + step) / (10.0 + step);
+                if (warm < decay) decay = warm;
+            }
+            ema_update(a.ema, a.params, m.table.total, (float)decay);
+            epoch_loss += loss;
+            epoch_count++;
         }
-        ema_update(a.ema, a.params, m.table.total, (float)decay);
-
         st.step = step + 1;
-        epoch_loss += loss;
-        epoch_count++;
         const double now = now_seconds();
         train_outputs_step(&out, st.step, total, loss, step_adam.lr, gn, B / (now - last_time));
         last_time = now;
