@@ -83,6 +83,7 @@ int main(int argc, char **argv) {
         else die("usage: bench_unet [--config FILE] [--batch N] [--iters N]");
     }
     if (batch < 1 || iters < 1 || iters > 100) die("bench_unet: bad --batch or --iters");
+    config_validate(&cfg, config_path);
     const int threads = omp_get_max_threads();
 
     Model m;

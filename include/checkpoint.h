@@ -30,6 +30,9 @@ void checkpoint_save(const char *path, const ParamTable *t, const Arenas *a, con
 /* The config a checkpoint was trained with (dies when the file is not a ddpm checkpoint). */
 void checkpoint_read_config(const char *path, Config *cfg);
 
+/* step, steps_per_epoch and nan_skips of any checkpoint (full or weights-only). */
+void checkpoint_read_state(const char *path, TrainState *s);
+
 /* Load into arenas laid out by t (built from the checkpoint's config): params and EMA always,
  * Adam moments and the state when content is CKPT_FULL. Dies naming the file and the tensor on
  * any mismatch. */

@@ -8,6 +8,7 @@ int cmd_model(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_noise_strip(int argc, char **argv);
 
 #endif

@@ -47,7 +47,8 @@ typedef struct {
 
 /* Defaults: the reference network (configs/unet-s.ini). */
 void config_defaults(Config *c);
-/* Load an INI file over the current values; dies with a clear message on any error. */
+/* Load an INI file over the current values; dies with a clear message on any error. Cross-key
+ * checks are left to config_validate, called once every source (file, --set) is applied. */
 void config_load(Config *c, const char *path);
 /* Apply one "section.key=value" override (the --set flag); dies on error. */
 void config_set(Config *c, const char *assignment);
@@ -59,6 +60,10 @@ void config_write(const Config *c, FILE *f);
 char *config_text(const Config *c);
 /* Load a config from INI text (e.g. a checkpoint's copy); origin names it in errors. */
 void config_load_text(Config *c, const char *text, const char *origin);
+/* Keys a resumed run must share with its checkpoint (every [model] and [diffusion] key, train.seed
+ * and train.batch: they fix the network, the noise and the data order). Returns 0 when they all
+ * agree, else 1 with "[section] key = <saved> in the checkpoint, <now> now" in buf. */
+int config_resume_mismatch(const Config *now, const Config *saved, char *buf, size_t len);
 /* Print every key with its default and help (for --help). */
 void config_print_keys(FILE *f);
 

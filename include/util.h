@@ -19,6 +19,9 @@ void *xcalloc_at(size_t count, size_t size, const char *file, int line);
 /* Aligned float arrays (64-byte aligned, zero-filled). Free with free(). */
 float *floats_alloc(size_t count);
 
+/* mkdir -p: create path and its missing parents; dies naming the path on failure. */
+void make_dirs(const char *path);
+
 /* Wall-clock seconds from a monotonic clock. */
 double now_seconds(void);
 

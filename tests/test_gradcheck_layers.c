@@ -136,6 +136,17 @@ static void test_conv_3x3_stride2_odd(void **state) { run_conv(2, 2, 7, 7, 3, 3,
 static void test_conv_1x1(void **state) { run_conv(2, 5, 6, 7, 3, 1, 1, 6, 7, 1300); }
 /* conv_in: one input channel, the square image of the model */
 static void test_conv_3x3_cin1(void **state) { run_conv(3, 1, 8, 8, 4, 3, 1, 8, 8, 1400); }
+/* conv2d.c groups images so that one GEMM has >= 384 columns: the cases above put every image
+ * in one group; these reach the one-image-per-group path (in-place output, direct input-gradient
+ * accumulation, the input itself as col for 1x1) and a batch that ends in a partial group. */
+static void test_conv_single_image_groups(void **state) {
+    run_conv(2, 2, 20, 20, 3, 3, 1, 20, 20, 1500); /* P = 400: groups of 1 */
+    run_conv(2, 2, 40, 40, 3, 3, 2, 20, 20, 1600); /* stride 2, P = 400 */
+    run_conv(2, 3, 20, 20, 2, 1, 1, 20, 20, 1700); /* 1x1, P = 400 */
+}
+static void test_conv_partial_group(void **state) {
+    run_conv(5, 2, 14, 14, 3, 3, 1, 14, 14, 1800); /* P = 196: groups of 2, 2, 1 */
+}
 
 /* ---------------------------------------------------------------- groupnorm */
 
@@ -517,6 +528,8 @@ int main(void) {
         cmocka_unit_test(test_conv_3x3_stride2_odd),
         cmocka_unit_test(test_conv_1x1),
         cmocka_unit_test(test_conv_3x3_cin1),
+        cmocka_unit_test(test_conv_single_image_groups),
+        cmocka_unit_test(test_conv_partial_group),
         cmocka_unit_test(test_groupnorm_g1),
         cmocka_unit_test(test_groupnorm_g2),
         cmocka_unit_test(test_groupnorm_g4),

@@ -41,7 +41,7 @@ int cmd_model(int argc, char **argv) {
         }
     }
     for (int i = 0; i < nsets; i++) config_set(&cfg, sets[i]);
-    config_validate(&cfg, "--set");
+    config_validate(&cfg, nsets ? "config with --set overrides" : "config");
     Model m;
     model_build(&m, &cfg.model, 1);
     model_print(&m, stdout);

@@ -137,9 +137,10 @@ int cmd_sample(int argc, char **argv) {
     Trajectory traj = {0}, *tp = NULL;
     if (trajectory) {
         traj.images = n < TRAJ_IMAGES ? n : TRAJ_IMAGES;
-        traj.frames = TRAJ_FRAMES;
+        const int evals = spec.kind == SAMPLER_DDIM ? spec.steps : cfg.diffusion.T;
+        traj.frames = evals + 1 < TRAJ_FRAMES ? evals + 1 : TRAJ_FRAMES; /* one per step at most */
         traj.out = floats_alloc(dim * traj.images * traj.frames);
-        traj.timesteps = xcalloc(TRAJ_FRAMES, sizeof(int));
+        traj.timesteps = xcalloc((size_t)traj.frames, sizeof(int));
         tp = &traj;
     }
     const double t0 = now_seconds();

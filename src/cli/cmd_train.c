@@ -53,7 +53,9 @@ int cmd_train(int argc, char **argv) {
     if (!config_path) die("train: --config FILE is required (e.g. configs/unet-s.ini)");
     config_load(&cfg, config_path);
     for (int i = 0; i < nsets; i++) config_set(&cfg, sets[i]);
-    config_validate(&cfg, "--set");
+    char origin[1100];
+    snprintf(origin, sizeof origin, "%s%s", config_path, nsets ? " with --set overrides" : "");
+    config_validate(&cfg, origin);
     char run_dir[1024];
     if (out) {
         snprintf(run_dir, sizeof run_dir, "%s", out);

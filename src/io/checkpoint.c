@@ -97,6 +97,7 @@ void checkpoint_read_config(const char *path, Config *cfg) {
     char origin[1100];
     snprintf(origin, sizeof origin, "%s (config attribute)", path);
     config_load_text(cfg, text, origin);
+    config_validate(cfg, origin);
     free(text);
     h5t_close(f);
 }
@@ -112,6 +113,18 @@ static void read_group(hid_t f, const char *group, const ParamTable *t, float *a
     }
 }
 
+void checkpoint_read_state(const char *path, TrainState *s) {
+    hid_t f = open_checkpoint(path);
+    long long step = 0, spe = 0, skips = 0;
+    if (!h5a_read_long(f, "step", &step) || !h5a_read_long(f, "steps_per_epoch", &spe) ||
+        !h5a_read_long(f, "nan_skips", &skips) || step < 0 || spe < 1)
+        die("%s: checkpoint attributes step/steps_per_epoch/nan_skips missing or invalid", path);
+    s->step = (long)step;
+    s->steps_per_epoch = (long)spe;
+    s->nan_skips = (long)skips;
+    h5t_close(f);
+}
+
 void checkpoint_load(const char *path, const ParamTable *t, Arenas *a, TrainState *s,
                      CheckpointContent content) {
     hid_t f = open_checkpoint(path);
@@ -124,13 +137,7 @@ void checkpoint_load(const char *path, const ParamTable *t, Arenas *a, TrainStat
         if (!full) die("%s: holds weights only (no optimiser state): cannot resume from it", path);
         read_group(f, "/adam/m", t, a->adam_m);
         read_group(f, "/adam/v", t, a->adam_v);
-        long long step = 0, spe = 0, skips = 0;
-        if (!h5a_read_long(f, "step", &step) || !h5a_read_long(f, "steps_per_epoch", &spe) ||
-            !h5a_read_long(f, "nan_skips", &skips) || step < 0 || spe < 1)
-            die("%s: checkpoint attributes step/steps_per_epoch/nan_skips missing or invalid", path);
-        s->step = (long)step;
-        s->steps_per_epoch = (long)spe;
-        s->nan_skips = (long)skips;
     }
     h5t_close(f);
+    if (content == CKPT_FULL) checkpoint_read_state(path, s);
 }

@@ -90,7 +90,7 @@ static void write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Sche
     snprintf(file, sizeof file, "samples/%s.png", name);
     join(path, sizeof path, o->run_dir, file);
     if (png_write_grid(path, x, n, c, S, S, GRID_COLUMNS, GRID_SCALE, err, sizeof err) != 0)
-        die("%s", err);
+        fprintf(stderr, "ddpm: %s (training goes on; the samples are in the .h5)\n", err);
     free(x);
 }
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,11 +31,25 @@ static void epoch_order(int *perm, int n, uint64_t seed, long epoch) {
     }
 }
 
+/* Per-thread partial sums added in thread order: the same value on every run with the same
+ * thread count (an OpenMP reduction may combine in arrival order), so clipping stays exact. */
 static double grad_norm(const float *g, size_t n) {
-    double sum = 0.0;
-#pragma omp parallel for reduction(+ : sum) schedule(static)
-    for (size_t i = 0; i < n; i++) sum += (double)g[i] * g[i];
-    return sqrt(sum);
+    const int max_threads = omp_get_max_threads();
+    double part[max_threads];
+    int threads = 1;
+#pragma omp parallel
+    {
+        const int t = omp_get_thread_num();
+#pragma omp single
+        threads = omp_get_num_threads();
+        double sum = 0.0;
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < n; i++) sum += (double)g[i] * g[i];
+        part[t] = sum;
+    }
+    double total = 0.0;
+    for (int t = 0; t < threads; t++) total += part[t];
+    return sqrt(total);
 }
 
 /* The first tensor holding a NaN or Inf, or NULL. */
@@ -61,19 +76,13 @@ static void describe_nonfinite(char *buf, size_t len, const Model *m, const Aren
     snprintf(buf, len, "the gradient of %s", grad ? grad : "(none found)");
 }
 
-static void make_dir(const char *path) {
-    if (mkdir(path, 0777) != 0 && errno != EEXIST)
-        die("%s: cannot create directory: %s", path, strerror(errno));
-}
-
 int train_run(const Config *cfg, const TrainOptions *opt) {
     const TrainConfig *tc = &cfg->train;
     char path[1200];
-    make_dir(opt->run_dir);
     snprintf(path, sizeof path, "%s/checkpoints", opt->run_dir);
-    make_dir(path);
+    make_dirs(path);
     snprintf(path, sizeof path, "%s/samples", opt->run_dir);
-    make_dir(path);
+    make_dirs(path);
     if (access(opt->run_dir, W_OK) != 0) die("%s: run directory is not writable", opt->run_dir);
 
     Dataset data;
@@ -94,6 +103,11 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
     TrainState st = {.step = 0, .steps_per_epoch = spe, .nan_skips = 0};
     snprintf(path, sizeof path, "%s/checkpoints/latest.h5", opt->run_dir);
     if (opt->resume && access(path, F_OK) == 0) {
+        Config saved;
+        char why[2 * CONFIG_STR_MAX];
+        checkpoint_read_config(path, &saved);
+        if (config_resume_mismatch(cfg, &saved, why, sizeof why))
+            die("%s: cannot resume with another config: %s", path, why);
         checkpoint_load(path, &m.table, &a, &st, CKPT_FULL);
         if (st.steps_per_epoch != spe)
             die("%s: saved with %ld steps per epoch, this config gives %ld (batch or data changed)",

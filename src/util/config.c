@@ -260,7 +260,6 @@ static void parse(Config *c, LoadCtx *ctx) {
     if (rc > 0)
         die("%s:%d: not an INI line (expected [section] or key = value)", ctx->origin, rc);
     if (rc < 0) die("%s: cannot read config", ctx->origin);
-    config_validate(c, ctx->origin);
 }
 
 void config_load(Config *c, const char *path) {
@@ -329,6 +328,31 @@ static void write_value(const Config *c, const KeySpec *k, FILE *f) {
         break;
     }
     }
+}
+
+static void value_text(const Config *c, const KeySpec *k, char *buf, size_t len) {
+    FILE *f = fmemopen(buf, len, "w");
+    if (!f) die("out of memory formatting a config value");
+    write_value(c, k, f);
+    fclose(f);
+}
+
+int config_resume_mismatch(const Config *now, const Config *saved, char *buf, size_t len) {
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+        const KeySpec *k = &keys[i];
+        const int fixed = !strcmp(k->section, "model") || !strcmp(k->section, "diffusion") ||
+                          (!strcmp(k->section, "train") &&
+                           (!strcmp(k->key, "seed") || !strcmp(k->key, "batch")));
+        if (!fixed) continue;
+        char a[CONFIG_STR_MAX], b[CONFIG_STR_MAX];
+        value_text(now, k, a, sizeof a);
+        value_text(saved, k, b, sizeof b);
+        if (strcmp(a, b)) {
+            snprintf(buf, len, "[%s] %s = %s in the checkpoint, %s now", k->section, k->key, b, a);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 void config_write(const Config *c, FILE *f) {

@@ -4,7 +4,9 @@
 
 #include <stdarg.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 void die(const char *fmt, ...) {
@@ -35,6 +37,23 @@ void *xcalloc_at(size_t count, size_t size, const char *file, int line) {
 }
 
 float *floats_alloc(size_t count) { return xcalloc(count, sizeof(float)); }
+
+void make_dirs(const char *path) {
+    char buf[4096];
+    if (strlen(path) >= sizeof buf) die("%s: path too long", path);
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != 0) continue;
+        const char saved = *p;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            die("%s: cannot create directory: %s", buf, strerror(errno));
+        *p = saved;
+        if (!saved) break;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) die("%s: not a directory", path);
+}
 
 double now_seconds(void) {
     struct timespec ts;

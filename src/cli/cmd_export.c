@@ -1,0 +1,41 @@
+/* cmd_export.c: `ddpm export --checkpoint F --out W.h5`: a weights-only copy (params + EMA, no
+ * optimiser state: a third of the size) for sampling and sharing, e.g. results/unet-s/final.h5. */
+#include <stdio.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "cli.h"
+#include "util.h"
+
+int cmd_export(int argc, char **argv) {
+    const char *in = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: ddpm export --checkpoint FILE --out WEIGHTS.h5\n\n"
+                   "Write the parameters and EMA weights of a checkpoint, with its config and\n"
+                   "attributes but without the Adam moments, to WEIGHTS.h5 (content = \"weights\").\n"
+                   "ddpm sample reads it like any checkpoint; --resume refuses it.\n");
+            return 0;
+        }
+        if (i + 1 >= argc) die("export: %s needs a value (try ddpm export --help)", argv[i]);
+        if (!strcmp(argv[i], "--checkpoint")) in = argv[++i];
+        else if (!strcmp(argv[i], "--out")) out = argv[++i];
+        else die("export: unexpected argument '%s' (try ddpm export --help)", argv[i]);
+    }
+    if (!in || !out) die("export: --checkpoint FILE and --out WEIGHTS.h5 are required");
+    Config cfg;
+    checkpoint_read_config(in, &cfg);
+    Model m;
+    model_build(&m, &cfg.model, 1);
+    Arenas a;
+    arenas_alloc(&a, &m.table);
+    TrainState st;
+    checkpoint_read_state(in, &st);
+    checkpoint_load(in, &m.table, &a, &st, CKPT_WEIGHTS);
+    checkpoint_save(out, &m.table, &a, &st, &cfg, CKPT_WEIGHTS);
+    printf("%s: params and EMA of %s (step %ld, %zu parameters)\n", out, in, st.step,
+           m.table.total);
+    arenas_free(&a);
+    model_free(&m);
+    return 0;
+}
