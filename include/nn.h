@@ -7,8 +7,9 @@
  * A NULL gradient pointer means "not needed" and skips that work.
  *
  * Threading: every function here parallelises over images (or channels) with OpenMP; BLIS
- * calls inside those regions run single-threaded (one level of threading at a time). Call them
- * from outside any parallel region. Nothing here allocates: scratch space comes from the caller.
+ * calls inside those regions run single-threaded because nested OpenMP is off (model_build
+ * switches it off explicitly: omp_set_max_active_levels(1)). Call them from outside any
+ * parallel region. Nothing here allocates: scratch space comes from the caller.
  */
 #ifndef DDPM_NN_H
 #define DDPM_NN_H
@@ -23,11 +24,10 @@ typedef struct {
 } ConvShape;
 
 ConvShape conv_shape(int n, int cin, int h, int w, int cout, int k, int stride);
-/* Scratch floats conv2d_forward/backward need when run on `threads` OpenMP threads. Bound:
- * threads * (max(cin, cout)*k*k*hout*wout + cout*cin*k*k + cout) + cout*cin*k*k (each rounded
- * up to 16 floats): per thread one im2col matrix of one image (of the input, or of dout for the
- * stride-1 input gradient) and one weight/bias-gradient partial, plus one shared flipped
- * kernel. Independent of the batch size. */
+/* Scratch floats conv2d_forward/backward need when run on `threads` OpenMP threads, independent
+ * of the batch: per thread one im2col matrix for a group of g images (g*hout*wout >= 384
+ * columns; g = 1 at 28x28), the group's gathered output and input gradients when g > 1, and one
+ * weight/bias-gradient partial; plus one shared flipped kernel. The exact count is in conv2d.c. */
 size_t conv_workspace_floats(const ConvShape *s, int threads);
 /* out [n, cout, hout, wout] = conv(inp [n, cin, h, w], weight) + bias */
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,

@@ -1,5 +1,6 @@
 /* linear.c: out [n, cout] = inp [n, cin] W[cout, cin]^T + b, on BLIS sgemm.
- * Used for the small time-embedding MLPs (n = batch), so BLIS threads by itself here. */
+ * Used for the small time-embedding MLPs (n = batch), called outside any parallel region: BLIS
+ * uses its own threads (BLIS_NUM_THREADS, else OMP_NUM_THREADS). */
 #include "cblas.h"
 #include "nn.h"
 
