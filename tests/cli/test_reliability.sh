@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# test_reliability.sh: nothing saved is lost. SIGKILL at random moments (many during checkpoint
+# writes) always leaves a latest.h5 that opens and resumes; broken or foreign checkpoints are
+# refused with one clear line; a full disk is reported and the previous checkpoint survives.
+set -u
+cd "$(dirname "$0")/../.."
+DDPM=bin/ddpm
+PY=/usr/bin/python3
+export HDF5_USE_FILE_LOCKING=FALSE
+work=$(mktemp -d)
+mounts=()
+cleanup() { for m in "${mounts[@]}"; do umount "$m" 2>/dev/null; done; rm -rf "$work"; }
+trap cleanup EXIT
+fails=0
+pass() { echo "ok   $*"; }
+fail() { echo "FAIL $*"; fails=$((fails + 1)); }
+expect_error() {
+  local what=$1 needle=$2; shift 2
+  local err rc
+  err=$("$@" 2>&1 >/dev/null); rc=$?
+  if [ $rc -ne 0 ] && [ -n "$err" ] && grep -qF -- "$needle" <<<"$err" && [ "$(wc -l <<<"$err")" -eq 1 ]; then
+    pass "$what: $err"
+  else
+    fail "$what: rc=$rc, stderr: $err"
+  fi
+}
+tiny=(--config configs/tiny.ini --set train.max_steps=100000 --set train.checkpoint_every=1)
+
+# 1. SIGKILL at 20 random moments; checkpoints are written every step, so many kills land in a
+#    checkpoint write. After each: latest.h5 is complete (all tensors, readable) and resumes.
+run="$work/kill"
+kills=0 good=0
+for i in $(seq 20); do
+  $DDPM train "${tiny[@]}" --out "$run" --resume >/dev/null 2>&1 &
+  pid=$!
+  sleep "0.$((RANDOM % 9 + 3))$((RANDOM % 10))"
+  kill -KILL $pid 2>/dev/null && kills=$((kills + 1))
+  wait $pid 2>/dev/null
+  [ -f "$run/checkpoints/latest.h5" ] || continue
+  if $PY - "$run/checkpoints/latest.h5" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    n = len(f["params"])
+    assert n == 80 and all(len(f[g]) == n for g in ("ema", "adam/m", "adam/v")), "incomplete"
+    assert all(np.isfinite(d[()]).all() for d in f["params"].values())
+    assert f.attrs["step"] >= 1
+PY
+  then good=$((good + 1)); else fail "kill $i: latest.h5 incomplete or unreadable"; fi
+done
+[ $good -ge 15 ] && pass "SIGKILL x$kills: latest.h5 complete after every kill that followed one ($good)" \
+  || fail "SIGKILL: only $good good checkpoints after $kills kills"
+step=$($PY -c "import h5py,sys; print(h5py.File(sys.argv[1],'r').attrs['step'])" "$run/checkpoints/latest.h5")
+$DDPM train --config configs/tiny.ini --set train.max_steps=$((step + 3)) --out "$run" --resume \
+  >"$work/resume.log" 2>&1 && grep -q "resuming .* at step $step" "$work/resume.log" \
+  && pass "after the kills the run resumes at step $step and finishes" || fail "resume after kills: $(tail -2 "$work/resume.log")"
+ntmp=$(find "$run" -name '*.tmp*' | wc -l)
+[ "$ntmp" -eq 0 ] && pass "no temporary files left after a clean finish" || fail "$ntmp temporary files left"
+
+# 2. broken and foreign checkpoints: one clear line, no crash
+ck="$run/checkpoints/latest.h5"
+head -c 20000 "$ck" >"$work/truncated.h5"
+expect_error "truncated checkpoint" "truncated.h5" $DDPM sample --checkpoint "$work/truncated.h5" --out "$work/o.h5"
+echo "not hdf5" >"$work/text.h5"
+expect_error "not HDF5" "not an HDF5 file" $DDPM sample --checkpoint "$work/text.h5" --out "$work/o.h5"
+expect_error "samples file as checkpoint" "not a ddpm checkpoint" \
+  $DDPM sample --checkpoint "$run/samples/generated.h5" --out "$work/o.h5"
+cp "$ck" "$work/newer.h5"; cp "$ck" "$work/missing.h5"; cp "$ck" "$work/shape.h5"
+$PY - "$work" <<'PY'
+import sys, h5py, numpy as np
+d = sys.argv[1]
+with h5py.File(d + "/newer.h5", "r+") as f: f.attrs["format_version"] = np.int64(99)
+with h5py.File(d + "/missing.h5", "r+") as f: del f["ema/conv_in.bias"]
+with h5py.File(d + "/shape.h5", "r+") as f:
+    del f["params/out_conv.weight"]; f["params/out_conv.weight"] = np.zeros((2, 8, 3, 3), np.float32)
+PY
+expect_error "newer format_version" "format_version 99 is newer" $DDPM sample --checkpoint "$work/newer.h5" --out "$work/o.h5"
+expect_error "missing tensor" "dataset /ema/conv_in.bias is missing" $DDPM sample --checkpoint "$work/missing.h5" --out "$work/o.h5"
+expect_error "tensor of another shape" "dataset /params/out_conv.weight has shape [2, 8, 3, 3], expected [1, 8, 3, 3]" \
+  $DDPM sample --checkpoint "$work/shape.h5" --out "$work/o.h5"
+[ ! -e "$work/o.h5" ] && pass "no output written for a refused checkpoint" || fail "an output was written"
+
+# 3. a full disk: the error names the file, the previous checkpoint survives intact
+full="$work/full"
+mkdir -p "$full"
+if mount -t tmpfs -o size=700k tmpfs "$full" 2>/dev/null; then
+  mounts+=("$full")
+  err=$($DDPM train "${tiny[@]}" --out "$full/run" 2>&1 >/dev/null); rc=$?
+  if [ $rc -ne 0 ] && grep -q "latest.h5.tmp" <<<"$err"; then pass "disk full: $(tail -1 <<<"$err")"
+  else fail "disk full: rc=$rc: $err"; fi
+  $PY - "$full/run/checkpoints/latest.h5" <<'PY' && pass "disk full: the previous latest.h5 is complete" || fail "disk full: latest.h5 damaged"
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    assert len(f["params"]) == 80 and len(f["adam/v"]) == 80 and f.attrs["step"] >= 1
+PY
+  # 4. a run directory that cannot be written
+  ro="$work/ro"; mkdir -p "$ro"
+  if mount -t tmpfs -o ro,size=100k tmpfs "$ro" 2>/dev/null; then
+    mounts+=("$ro")
+    expect_error "read-only run directory" "$ro/run" $DDPM train --config configs/tiny.ini --out "$ro/run"
+  fi
+else
+  echo "SKIP disk-full and read-only checks: cannot mount a tmpfs here (needs root)"
+fi
+
+echo
+[ $fails -eq 0 ] && echo "all reliability checks passed" || { echo "$fails check(s) FAILED"; exit 1; }
