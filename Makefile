@@ -8,20 +8,25 @@ BLIS_LIB := /usr/lib/x86_64-linux-gnu/blis-openmp
 HDF5_CFLAGS = $(shell pkg-config --cflags hdf5-openmpi 2>/dev/null)
 HDF5_LIBS   = $(shell pkg-config --libs hdf5-openmpi 2>/dev/null)
 
-CFLAGS  ?= -O3 -march=$(ARCH) -g
-CFLAGS  += -std=c11 -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude \
+# Recursive (=) on purpose: on a fresh machine the first `make` parses this file before
+# `make deps` has installed pkg-config and HDF5, so the flags must be looked up when used.
+# OPT holds optimisation and instrumentation (make test-sanitize swaps it).
+OPT     ?= -O3 -march=$(ARCH) -g
+CFLAGS   = $(OPT) -std=c11 -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude \
            -isystem $(BLIS_INC) $(HDF5_CFLAGS) -D_POSIX_C_SOURCE=200809L -MMD -MP
-LDLIBS  := -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis $(HDF5_LIBS) -linih -lpng -lz -lmvec -lm
+LDLIBS   = -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis $(HDF5_LIBS) -linih -lpng -lz -lmvec -lm
 
 SRC_LIB := $(wildcard src/nn/*.c src/model/*.c src/optim/*.c src/util/*.c src/io/*.c src/data/*.c src/diffusion/*.c src/train/*.c)
 SRC_CLI := $(wildcard src/cli/*.c)
-OBJ_LIB := $(SRC_LIB:%.c=build/%.o)
-OBJ_CLI := $(SRC_CLI:%.c=build/%.o)
+BUILD   ?= build
+BIN     ?= bin
+OBJ_LIB := $(SRC_LIB:%.c=$(BUILD)/%.o)
+OBJ_CLI := $(SRC_CLI:%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,bin/tests/%,$(wildcard tests/test_*.c))
 SCRIPTS := $(wildcard tests/cli/test_*.sh)
 BENCHES := $(patsubst bench/%.c,bin/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all deps test bench clean check-deps reference data demo figures
+.PHONY: all deps test bench clean check-deps reference data demo figures fuzz test-sanitize
 all: check-deps bin/ddpm
 
 # Install missing Debian packages (only when something is missing; never needed where modules
@@ -32,22 +37,22 @@ deps:
 check-deps:
 	@tools/deps.sh check || tools/deps.sh install
 
-bin/ddpm: $(OBJ_CLI) $(OBJ_LIB)
+$(BIN)/ddpm: $(OBJ_CLI) $(OBJ_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # SiLU's exp: -ffast-math lets GCC call glibc's vector expf (libmvec) from the simd loops.
-build/src/nn/silu.o: CFLAGS += -ffast-math
+$(BUILD)/src/nn/silu.o: CFLAGS += -ffast-math
 
-build/%.o: %.c
+$(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-bin/tests/%: build/tests/%.o $(OBJ_LIB)
+$(BIN)/tests/%: $(BUILD)/tests/%.o $(OBJ_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-bin/bench/%: build/bench/%.o $(OBJ_LIB)
+$(BIN)/bench/%: $(BUILD)/bench/%.o $(OBJ_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -65,6 +70,41 @@ data:
 
 test: check-deps data bin/ddpm $(TESTS) $(REF)
 	@tools/run_tests.sh $(TESTS) $(SCRIPTS)
+	@$(MAKE) --no-print-directory fuzz
+
+# libFuzzer targets (clang, AddressSanitizer + UBSan) for the IDX reader and the config parser,
+# each run from its seed corpus in tests/fuzz/ for FUZZ_SECONDS; any crash fails.
+FUZZ_SECONDS ?= 45
+FUZZ_CC := clang
+FUZZ_FLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+              -Iinclude -D_POSIX_C_SOURCE=200809L
+FUZZ_IDX_SRC := tests/fuzz/fuzz_idx.c src/data/idx.c src/data/dataset.c src/util/util.c
+FUZZ_CONFIG_SRC := tests/fuzz/fuzz_config.c src/util/config.c src/util/util.c src/model/model_config.c
+bin/fuzz/fuzz_idx: $(FUZZ_IDX_SRC) include/dataset.h include/util.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_IDX_SRC) -lz
+bin/fuzz/fuzz_config: $(FUZZ_CONFIG_SRC) include/config.h include/util.h include/model.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_CONFIG_SRC) -linih
+fuzz: check-deps bin/fuzz/fuzz_idx bin/fuzz/fuzz_config
+	@for t in idx config; do \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  mkdir -p build/fuzz/$$t && cp tests/fuzz/corpus_$$t/* build/fuzz/$$t/ && \
+	  bin/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+	    -print_final_stats=1 -artifact_prefix=build/fuzz/crash- build/fuzz/$$t 2>build/fuzz/$$t.log \
+	    || { tail -40 build/fuzz/$$t.log; echo "fuzz_$$t FAILED (inputs in build/fuzz/crash-*)"; exit 1; }; \
+	  grep -E "stat::number_of_executed_units|stat::new_units_added" build/fuzz/$$t.log | tr '\n' ' '; echo; \
+	done
+
+# The unit tests and a tiny training run built with AddressSanitizer and UBSan (gcc), in build-asan/.
+test-sanitize: check-deps data $(REF)
+	$(MAKE) --no-print-directory BUILD=build-asan BIN=bin-asan \
+	  OPT="-O1 -g -march=$(ARCH) -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  bin-asan/ddpm $(patsubst bin/tests/%,bin-asan/tests/%,$(TESTS))
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=tests/lsan.supp \
+	  tools/run_tests.sh $(patsubst bin/tests/%,bin-asan/tests/%,$(TESTS))
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp \
+	  bin-asan/ddpm train --config configs/tiny.ini --set train.max_steps=30 --out build-asan/run
 
 bench: check-deps $(BENCHES)
 	bin/bench/bench_unet
@@ -94,6 +134,6 @@ figures: bin/ddpm
 	bin/ddpm noise-strip --config $(RUN)/config.ini --out $(FIG)/noising.png
 
 clean:
-	rm -rf build bin
+	rm -rf build bin build-asan bin-asan
 
--include $(OBJ_LIB:.o=.d) $(OBJ_CLI:.o=.d) $(TESTS:bin/tests/%=build/tests/%.d)
+-include $(OBJ_LIB:.o=.d) $(OBJ_CLI:.o=.d) $(TESTS:bin/tests/%=$(BUILD)/tests/%.d)

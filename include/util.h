@@ -9,6 +9,10 @@
 /* Print "ddpm: <message>" on stderr and exit with status 1. Every user-caused failure ends here. */
 _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* For fuzz targets and tests only: when set, die() formats its message into a buffer and calls
+ * the hook (which must not return, e.g. it longjmps) instead of printing and exiting. */
+extern void (*die_hook)(const char *message);
+
 /* Checked allocation: on failure, name the call site and the size, then exit. Memory is
  * 64-byte aligned so GEMM panels and vector loops start on a cache line. */
 void *xmalloc_at(size_t bytes, const char *file, int line);

@@ -8,32 +8,6 @@
 #include "tape.h"
 #include "util.h"
 
-ModelConfig model_config_default(void) {
-    ModelConfig c = {.in_channels = 1, .image_size = 28, .base = 32, .levels = 3,
-                     .mult = {1, 2, 2}, .res_blocks = 1, .groups = 8, .time_sin_dim = 32,
-                     .time_dim = 128};
-    return c;
-}
-
-const char *model_config_check(const ModelConfig *c) {
-    if (c->in_channels < 1) return "in_channels must be at least 1";
-    if (c->image_size < 1) return "image_size must be at least 1";
-    if (c->base < 1) return "model.base must be at least 1";
-    if (c->levels < 1 || c->levels > MODEL_MAX_LEVELS) return "model.levels must be 1..6";
-    if (c->res_blocks < 1 || c->res_blocks > 8) return "model.res_blocks must be 1..8";
-    if (c->groups < 1) return "model.groups must be at least 1";
-    if (c->time_sin_dim < 2 || c->time_sin_dim % 2) return "model.time_sin_dim must be even";
-    if (c->time_dim < 1) return "model.time_dim must be at least 1";
-    if (c->image_size % (1 << (c->levels - 1)))
-        return "image_size must be divisible by 2^(levels-1) (28 allows at most 3 levels)";
-    for (int l = 0; l < c->levels; l++) {
-        if (c->mult[l] < 1) return "model.mult entries must be at least 1";
-        if ((c->base * c->mult[l]) % c->groups)
-            return "model.groups must divide base * mult of every level";
-    }
-    return NULL;
-}
-
 /* ---- builders: one op each, parameters registered as they are first used ---- */
 
 static int add_params(Model *m, const char *module, const char *leaf, int ndim, const int *shape,

@@ -9,9 +9,18 @@
 #include <sys/stat.h>
 #include <time.h>
 
+void (*die_hook)(const char *message) = NULL;
+
 void die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
+    if (die_hook) {
+        char message[2048];
+        vsnprintf(message, sizeof message, fmt, ap);
+        va_end(ap);
+        die_hook(message);
+        abort(); /* a hook must not return */
+    }
     fputs("ddpm: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
