@@ -90,7 +90,7 @@ fuzz: check-deps bin/fuzz/fuzz_idx bin/fuzz/fuzz_config
 	@for t in idx config; do \
 	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
 	  mkdir -p build/fuzz/$$t && cp tests/fuzz/corpus_$$t/* build/fuzz/$$t/ && \
-	  bin/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+	  bin/fuzz/fuzz_$$t -seed=1 -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
 	    -print_final_stats=1 -artifact_prefix=build/fuzz/crash- build/fuzz/$$t 2>build/fuzz/$$t.log \
 	    || { tail -40 build/fuzz/$$t.log; echo "fuzz_$$t FAILED (inputs in build/fuzz/crash-*)"; exit 1; }; \
 	  grep -E "stat::number_of_executed_units|stat::new_units_added" build/fuzz/$$t.log | tr '\n' ' '; echo; \

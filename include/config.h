@@ -12,6 +12,7 @@
 #include "model.h"
 
 #define CONFIG_STR_MAX 512
+#define CONFIG_STR_LIMIT 180 /* longest string value: its INI line stays under inih's 200 */
 
 typedef struct {
     char dir[CONFIG_STR_MAX]; /* folder with the IDX files */

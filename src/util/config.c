@@ -198,7 +198,14 @@ static void apply(Config *c, const char *section, const char *key, const char *v
     }
     case KEY_STRING:
         if (!*value) die("%s: [%s] %s is empty (%s)", origin, section, key, k->help);
-        if (strlen(value) >= CONFIG_STR_MAX) die("%s: [%s] %s: value too long", origin, section, key);
+        /* inih reads lines of at most 200 characters: keep "key = value" of a written config
+         * below that, so it reads back */
+        if (strlen(value) > CONFIG_STR_LIMIT)
+            die("%s: [%s] %s: value longer than %d characters", origin, section, key,
+                CONFIG_STR_LIMIT);
+        if (strpbrk(value, ";#\n"))  /* it could not be written back into an INI file */
+            die("%s: [%s] %s = '%s': ';', '#' and newlines are not allowed here", origin, section,
+                key, value);
         snprintf(base + k->offset, CONFIG_STR_MAX, "%s", value);
         return;
     case KEY_ENUM: {
@@ -242,7 +249,12 @@ static char *read_line(char *str, int num, void *stream) {
         ctx->text += len;
         got = str;
     }
-    if (got) ctx->line++;
+    if (got) {
+        ctx->line++;
+        const size_t len = strlen(str);
+        if (len == (size_t)num - 1 && str[len - 1] != '\n' && (ctx->file ? !feof(ctx->file) : *ctx->text))
+            die("%s:%d: line longer than %d characters", ctx->origin, ctx->line, num - 2);
+    }
     return got;
 }
 

@@ -11,6 +11,7 @@
 
 static jmp_buf back;
 static int died;
+static char *round1, *round2; /* freed after a longjmp too */
 
 static void on_die(const char *message) {
     if (!message[0]) abort();
@@ -26,18 +27,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     died = 0;
     Config cfg;
     config_defaults(&cfg);
+    round1 = round2 = NULL;
     if (!setjmp(back)) {
         config_load_text(&cfg, text, "fuzz");
         config_validate(&cfg, "fuzz");
-        char *round = config_text(&cfg); /* a valid config writes out and reads back equal */
+        round1 = config_text(&cfg); /* a valid config writes out and reads back equal */
         Config again;
         config_defaults(&again);
-        config_load_text(&again, round, "fuzz round trip");
-        char *round2 = config_text(&again);
-        if (strcmp(round, round2)) abort();
-        free(round);
-        free(round2);
+        died = 0;
+        config_load_text(&again, round1, "fuzz round trip");
+        round2 = config_text(&again);
+        if (strcmp(round1, round2)) abort();
+    } else if (round1) {
+        abort(); /* the written config of a valid one was rejected */
     }
+    free(round1);
+    free(round2);
     free(text);
     return 0;
 }
