@@ -3,27 +3,7 @@
 # writes) always leaves a latest.h5 that opens and resumes; broken or foreign checkpoints are
 # refused with one clear line; a full disk is reported and the previous checkpoint survives.
 set -u
-cd "$(dirname "$0")/../.."
-DDPM=bin/ddpm
-PY=/usr/bin/python3
-export HDF5_USE_FILE_LOCKING=FALSE
-work=$(mktemp -d)
-mounts=()
-cleanup() { for m in "${mounts[@]}"; do umount "$m" 2>/dev/null; done; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0
-pass() { echo "ok   $*"; }
-fail() { echo "FAIL $*"; fails=$((fails + 1)); }
-expect_error() {
-  local what=$1 needle=$2; shift 2
-  local err rc
-  err=$("$@" 2>&1 >/dev/null); rc=$?
-  if [ $rc -ne 0 ] && [ -n "$err" ] && grep -qF -- "$needle" <<<"$err" && [ "$(wc -l <<<"$err")" -eq 1 ]; then
-    pass "$what: $err"
-  else
-    fail "$what: rc=$rc, stderr: $err"
-  fi
-}
+source "$(dirname "$0")/checks.sh"
 tiny=(--config configs/tiny.ini --set train.max_steps=100000 --set train.checkpoint_every=1)
 
 # 1. SIGKILL at 20 random moments; checkpoints are written every step, so many kills land in a
@@ -102,5 +82,4 @@ else
   echo "SKIP disk-full and read-only checks: cannot mount a tmpfs here (needs root)"
 fi
 
-echo
-[ $fails -eq 0 ] && echo "all reliability checks passed" || { echo "$fails check(s) FAILED"; exit 1; }
+finish "reliability"

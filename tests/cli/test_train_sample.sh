@@ -3,29 +3,7 @@
 # configs/tiny.ini: the loss falls, outputs are complete and self-describing, resume is exact
 # (bit for bit), DDIM with eta 0 from a given x_T is deterministic, and bad input fails clearly.
 set -u
-cd "$(dirname "$0")/../.."
-DDPM=bin/ddpm
-PY=/usr/bin/python3
-export HDF5_USE_FILE_LOCKING=FALSE
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-pass() { echo "ok   $*"; }
-fail() { echo "FAIL $*"; fails=$((fails + 1)); }
-# expect_error "what" "needle" cmd...: non-zero exit, and one stderr line containing needle
-expect_error() {
-  local what=$1 needle=$2; shift 2
-  local err rc
-  err=$("$@" 2>&1 >/dev/null); rc=$?
-  if [ $rc -ne 0 ] && [ -n "$err" ] && grep -qF -- "$needle" <<<"$err" && [ "$(wc -l <<<"$err")" -eq 1 ]; then
-    pass "$what: $(head -1 <<<"$err")"
-  else
-    fail "$what: rc=$rc, stderr: $err"
-  fi
-}
-
-# run_ok cmd...: the command must succeed (its output is dropped)
-run_ok() { "$@" >/dev/null 2>"$work/run_ok.err" || fail "$* exited $?: $(tail -2 "$work/run_ok.err")"; }
+source "$(dirname "$0")/checks.sh"
 
 # 1. a short real training run: the loss falls clearly
 $DDPM train --config configs/tiny.ini --out "$work/nested/dirs/run" >"$work/train.log" 2>&1 \
@@ -182,5 +160,4 @@ expect_error "parallel launch refused" "MPI training is not implemented yet" \
 expect_error "not a checkpoint" "not a ddpm checkpoint" $DDPM sample --checkpoint "$work/init.h5" --out "$work/o.h5"
 expect_error "missing checkpoint" "$work/none.h5" $DDPM sample --checkpoint "$work/none.h5" --out "$work/o.h5"
 
-echo
-[ $fails -eq 0 ] && echo "all train/sample checks passed" || { echo "$fails check(s) FAILED"; exit 1; }
+finish "train/sample"

@@ -1,0 +1,32 @@
+# checks.sh: shared by the end-to-end test scripts (sourced, not run). Sets DDPM, PY, work (a
+# temporary directory removed at exit, after unmounting anything listed in `mounts`), and the
+# pass/fail/expect_error/run_ok helpers; `finish` prints the summary and sets the exit status.
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+DDPM=bin/ddpm
+PY=/usr/bin/python3
+export HDF5_USE_FILE_LOCKING=FALSE
+work=$(mktemp -d)
+mounts=()
+cleanup() { for m in "${mounts[@]}"; do umount "$m" 2>/dev/null; done; rm -rf "$work"; }
+trap cleanup EXIT
+fails=0
+pass() { echo "ok   $*"; }
+fail() { echo "FAIL $*"; fails=$((fails + 1)); }
+# expect_error "what" "needle" cmd...: non-zero exit and exactly one stderr line containing needle
+expect_error() {
+  local what=$1 needle=$2; shift 2
+  local err rc
+  err=$("$@" 2>&1 >/dev/null); rc=$?
+  if [ $rc -ne 0 ] && [ -n "$err" ] && grep -qF -- "$needle" <<<"$err" && [ "$(wc -l <<<"$err")" -eq 1 ]; then
+    pass "$what: $err"
+  else
+    fail "$what: rc=$rc, stderr: $err"
+  fi
+}
+# run_ok cmd...: the command must succeed (its output is dropped)
+run_ok() { "$@" >/dev/null 2>"$work/run_ok.err" || fail "$* exited $?: $(tail -2 "$work/run_ok.err")"; }
+finish() {
+  echo
+  if [ $fails -eq 0 ]; then echo "all $1 checks passed"; exit 0; fi
+  echo "$fails check(s) FAILED"; exit 1
+}
