@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "death.h"
+
 #include "h5tensor.h"
 #include "util.h"
 
@@ -113,42 +115,19 @@ static void child(Failure what, const char *junk) {
     _exit(0); /* reached only if nothing died: the parent reports it */
 }
 
-/* Run a failure in a child; its stderr must be one line holding every needle, status 1. */
-static void expect_death(Failure what, const char *junk, int nneedles, ...) {
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], 2);
-        child(what, junk);
-    }
-    close(fds[1]);
-    char msg[1024] = {0};
-    size_t len = 0;
-    ssize_t got;
-    while (len < sizeof msg - 1 && (got = read(fds[0], msg + len, sizeof msg - 1 - len)) > 0)
-        len += (size_t)got;
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    printf("  child said: %s", msg);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 1);
-    char *nl = strchr(msg, '\n');
-    assert_non_null(nl);
-    assert_int_equal(nl[1], '\0'); /* exactly one line: HDF5's own stack stays quiet */
-    va_list ap;
-    va_start(ap, nneedles);
-    for (int i = 0; i < nneedles; i++) {
-        const char *needle = va_arg(ap, const char *);
-        if (!strstr(msg, needle)) fail_msg("message lacks \"%s\"", needle);
-    }
-    va_end(ap);
+typedef struct {
+    Failure what;
+    const char *junk;
+} FailureCase;
+
+static void run_failure(const void *ctx) {
+    const FailureCase *c = ctx;
+    child(c->what, c->junk);
 }
+
+/* Run a failure in a child; its stderr must be one line holding every needle, status 1. */
+#define expect_death(what, junk, ...) \
+    expect_one_line_death(run_failure, &(FailureCase){(what), (junk)}, __VA_ARGS__)
 
 static void test_missing_file(void **state) {
     (void)state;

@@ -15,13 +15,19 @@
 
 static const char *const KIND = "ddpm-checkpoint";
 
+/* "<group>/<dotted name>" and the entry's shape as HDF5 dimensions. */
+static void entry_path_dims(char *path, size_t len, long long *dims, const char *group,
+                            const ParamEntry *e) {
+    for (int d = 0; d < e->ndim; d++) dims[d] = e->shape[d];
+    snprintf(path, len, "%s/%s", group, e->name);
+}
+
 static void write_group(hid_t f, const char *group, const ParamTable *t, const float *arena) {
     for (int i = 0; i < t->count; i++) {
         const ParamEntry *e = &t->entries[i];
         char path[256];
         long long dims[PARAM_MAX_DIMS];
-        for (int d = 0; d < e->ndim; d++) dims[d] = e->shape[d];
-        snprintf(path, sizeof path, "%s/%s", group, e->name);
+        entry_path_dims(path, sizeof path, dims, group, e);
         h5t_write_f32(f, path, arena + e->offset, e->ndim, dims);
         hid_t ds = H5Dopen2(f, path, H5P_DEFAULT);
         h5a_write_long(ds, "index", i);
@@ -107,8 +113,7 @@ static void read_group(hid_t f, const char *group, const ParamTable *t, float *a
         const ParamEntry *e = &t->entries[i];
         char path[256];
         long long dims[PARAM_MAX_DIMS];
-        for (int d = 0; d < e->ndim; d++) dims[d] = e->shape[d];
-        snprintf(path, sizeof path, "%s/%s", group, e->name);
+        entry_path_dims(path, sizeof path, dims, group, e);
         h5t_read_f32(f, path, arena + e->offset, e->ndim, dims);
     }
 }
