@@ -30,6 +30,9 @@ typedef struct {
     int seed, warmup_steps, ema_warmup;
     int log_every, checkpoint_every, keep_checkpoints;
     int nan_policy; /* 0 = stop, 1 = skip the update */
+    int allreduce;  /* 0 = overlap (bucketed, during backward), 1 = blocking (one, after) */
+    int bucket_kb;  /* overlap: KiB of gradients per bucket */
+    int check_every; /* steps between cross-rank parameter checks (0: never) */
 } TrainConfig;
 
 typedef struct {

@@ -70,6 +70,13 @@ typedef struct {
     size_t ws_floats;
     int *t_buf;            /* timesteps of the current batch */
     double *op_seconds;    /* when non-NULL: [2 * nops] forward and backward seconds per op */
+    /* After backward has run op i (walking down from the last op), the parameter gradients
+     * grads[grads_final[i], table.total) are complete: no op below i touches them. */
+    size_t *grads_final;
+    /* Optional: called with grads_final[i] after each backward op (the gradient all-reduce
+     * starts buckets from it). The model itself knows nothing of MPI. */
+    void (*on_grads_final)(void *ctx, size_t lo);
+    void *on_grads_final_ctx;
 } Model;
 
 /* The reference network of configs/unet-s.ini. */

@@ -82,5 +82,10 @@ void add_channel_backward(float *dx, float *de, const float *dout, int n, int c,
 double mse_forward(const float *pred, const float *target, size_t count);
 /* dpred += 2 (pred - target) / count */
 void mse_backward(float *dpred, const float *pred, const float *target, size_t count);
+/* Data parallelism: this rank holds count of the total elements of the global batch.
+ * mse_sum is its share of the numerator; dpred += 2 (pred - target) / total. */
+double mse_sum(const float *pred, const float *target, size_t count);
+void mse_backward_over(float *dpred, const float *pred, const float *target, size_t count,
+                       size_t total);
 
 #endif

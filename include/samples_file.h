@@ -2,7 +2,7 @@
  * with attributes kind = "ddpm-samples", step, sampler, steps, eta, clip, seed, weights, T,
  * schedule, source (checkpoint path); optional /trajectory [images, frames, C, S, S] with
  * /trajectory_t (the timestep of each frame, -1 = final). Written to a temporary name and
- * renamed. */
+ * renamed. Under MPI all ranks write their own rows of the one file. */
 #ifndef DDPM_SAMPLES_FILE_H
 #define DDPM_SAMPLES_FILE_H
 
@@ -16,7 +16,10 @@ typedef struct {
     const char *schedule;
 } SamplesMeta;
 
-void samples_write(const char *path, const float *x, int n, int c, int s, const SamplerSpec *spec,
-                   const SamplesMeta *meta, const Trajectory *traj);
+/* Every rank passes its share x = images [first, first + count) of the n (count may be 0) and,
+ * with a trajectory, the frames of those of its images among the first traj->images. Collective
+ * under MPI (one shared file, parallel HDF5); renamed into place once every rank is done. */
+void samples_write(const char *path, const float *x, int first, int count, int n, int c, int s,
+                   const SamplerSpec *spec, const SamplesMeta *meta, const Trajectory *traj);
 
 #endif

@@ -17,13 +17,17 @@ typedef struct {
     uint64_t seed;
 } SamplerSpec;
 
-/* Optional record of x_t along the way for the first `images` images: `frames` snapshots from
- * x_T to the final sample, out[images][frames][C*S*S], and the timestep of each (-1 = final). */
+/* Optional record of x_t along the way for the first `images` images (by global index):
+ * `frames` snapshots from x_T to the final sample, and the timestep of each (-1 = final).
+ * out[k][frames][C*S*S] holds the k-th such image that this call samples (image first + k). */
 typedef struct {
     int images, frames;
     float *out;
     int *timesteps;
 } Trajectory;
+
+/* How many of the trajectory's images fall in [first, first + count). */
+int trajectory_images_held(const Trajectory *t, int first, int count);
 
 /* Initial noise x_T for images first..first+n-1: a pure function of (seed, image index). */
 void sample_initial_noise(float *x, int n, int first, size_t dim, uint64_t seed);

@@ -11,5 +11,7 @@ int tape_slot(Model *m, int c, int h, int w);
 Op *tape_op(Model *m, OpKind kind, const char *name, int in0, int in1, int out);
 /* Lay out the slots for max_batch images and allocate the arenas and the conv workspace. */
 void tape_allocate(Model *m, int max_batch);
+/* Fill m->grads_final from the ops and the table (called by tape_allocate). */
+void tape_grads_final(Model *m);
 
 #endif

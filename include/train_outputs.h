@@ -1,11 +1,13 @@
 /* train_outputs.h: what a training run writes and prints: progress lines, metrics.h5,
- * checkpoints (latest and per epoch) and sample grids. Rank 0's business only. */
+ * checkpoints (latest and per epoch) and sample grids. Every rank calls every function: the
+ * sample grids are drawn by all ranks together; files and lines are rank 0's business. */
 #ifndef DDPM_TRAIN_OUTPUTS_H
 #define DDPM_TRAIN_OUTPUTS_H
 
 #include "checkpoint.h"
 #include "config.h"
 #include "diffusion.h"
+#include "grad_sync.h"
 #include "metrics.h"
 #include "model.h"
 
@@ -17,6 +19,7 @@ typedef struct {
     double start;     /* wall clock at open */
     long first_step;  /* step the run (or resumed run) started at */
     long steps_per_epoch;
+    int root;         /* this rank writes the files */
 } TrainOutputs;
 
 /* Open metrics.h5 (dropping rows after `step` on resume) and write config.ini. */
@@ -30,9 +33,15 @@ void train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const Train
                          const Schedule *s, long epoch, double mean_loss, int complete);
 /* Stopped early by signal sig: metrics flushed, latest.h5 written, a line saying how to resume. */
 void train_outputs_stop(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st, int sig);
-/* End of the run: latest.h5 and samples/generated.{h5,png}. */
+/* End of the run (after the last epoch's outputs, which saved latest.h5): the samples
+ * samples/generated.{h5,png}. */
 void train_outputs_finish(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
                           const Schedule *s);
+/* Write pending metrics rows (before a checkpoint: a checkpoint never runs ahead of them). */
+void train_outputs_flush(TrainOutputs *o);
+/* The speed line: images/s over `steps` timed steps and, under MPI, the gradient sum's cost and
+ * how much of it backward hid. Collective (it times one blocking allreduce). */
+void train_outputs_timing(TrainOutputs *o, long steps, double seconds, const GradSync *g);
 void train_outputs_close(TrainOutputs *o);
 
 #endif

@@ -485,6 +485,19 @@ static void test_mse(void **state) {
     float *v = rnd(m.count, -0.1f, 0.1f, 5000, 20), *acc = copy_of(v, m.count);
     mse_backward(acc, m.pred, m.target, m.count);
     gc_assert_accumulated(acc, v, dpred, m.count, "mse dpred");
+    /* split as two ranks would (uneven shares): the numerators add up to the whole loss and
+     * each share's gradient, scaled by the global count, equals the whole one's exactly */
+    const size_t cut = m.count / 3;
+    const double parts = mse_sum(m.pred, m.target, cut) +
+                         mse_sum(m.pred + cut, m.target + cut, m.count - cut);
+    if (!(fabs(parts / (double)m.count - want) <= 1e-6 * want))
+        fail_msg("mse_sum over two shares = %.9g, want %.9g", parts / (double)m.count, want);
+    float *split = gc_alloc(m.count);
+    mse_backward_over(split, m.pred, m.target, cut, m.count);
+    mse_backward_over(split + cut, m.pred + cut, m.target + cut, m.count - cut, m.count);
+    for (size_t i = 0; i < m.count; i++)
+        if (split[i] != dpred[i]) fail_msg("mse share gradient [%zu] = %g, want %g", i, split[i], dpred[i]);
+    gc_free(split);
     gc_assert_guards(m.pred, m.count, "mse pred");
     gc_assert_guards(m.target, m.count, "mse target");
     float *all[] = {m.pred, m.target, dpred, v, acc};

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "dist.h"
 #include "cli.h"
 #include "h5attr.h"
 #include "h5tensor.h"
@@ -34,7 +35,8 @@ static void usage(FILE *f) {
             "  --init FILE.h5       x_T from dataset /x [N,1,28,28] instead of the seed\n"
             "  --trajectory         also record x_t at %d points for the first %d images\n"
             "                       (/trajectory in the output, and FILE_trajectory.png with --png)\n"
-            "  --batch B            images per network evaluation (default 128)\n"
+            "  --batch B            images per network evaluation (default 128); under MPI each\n"
+            "                       rank takes whole chunks of B images\n"
             "  --help               this text\n",
             TRAJ_FRAMES, TRAJ_IMAGES);
 }
@@ -44,6 +46,32 @@ static int parse_int(const char *flag, const char *v, int lo, int hi) {
     long x = strtol(v, &end, 10);
     if (*v == 0 || *end || x < lo || x > hi) die("sample: %s %s: expected an integer %d..%d", flag, v, lo, hi);
     return (int)x;
+}
+
+/* Rank 0: the PNG grid (and trajectory strip) of the file just written, read back from it. */
+static void draw_pictures(const char *out, const char *png, int n, int C, int S,
+                          const Trajectory *tp) {
+    if (!png) return;
+    char err[1400];
+    hid_t f = h5t_open_read(out);
+    float *all = floats_alloc((size_t)n * C * S * S);
+    h5t_read_f32(f, "/samples", all, 4, (long long[]){n, C, S, S});
+    if (png_write_grid(png, all, n, C, S, S, 8, 2, err, sizeof err) != 0) die("%s", err);
+    free(all);
+    if (tp) {
+        const size_t frames = (size_t)tp->images * tp->frames;
+        float *tr = floats_alloc(frames * C * S * S);
+        h5t_read_f32(f, "/trajectory", tr, 5, (long long[]){tp->images, tp->frames, C, S, S});
+        char strip[1100];
+        const size_t len = strlen(png);
+        const int stem = (int)(len > 4 && !strcmp(png + len - 4, ".png") ? len - 4 : len);
+        snprintf(strip, sizeof strip, "%.*s_trajectory.png", stem, png);
+        if (png_write_strip(strip, tr, tp->images, tp->frames, C, S, S, 2, err, sizeof err))
+            die("%s", err);
+        printf("trajectory strip: %s\n", strip);
+        free(tr);
+    }
+    h5t_close(f);
 }
 
 int cmd_sample(int argc, char **argv) {
@@ -106,7 +134,7 @@ int cmd_sample(int argc, char **argv) {
 
     const int C = cfg.model.in_channels, S = cfg.model.image_size;
     const size_t dim = (size_t)C * S * S;
-    float *x = NULL;
+    float *init_x = NULL;
     if (init) {
         hid_t f = h5t_open_read(init);
         int nd = 0;
@@ -116,17 +144,24 @@ int cmd_sample(int argc, char **argv) {
             die("%s: /x must be [N, %d, %d, %d]", init, C, S, S);
         if (n > 0 && n != dims[0]) die("sample: --n %d but %s holds %lld images", n, init, dims[0]);
         n = (int)dims[0];
-        x = floats_alloc(dim * (size_t)n);
-        h5t_read_f32(f, "/x", x, 4, dims);
+        init_x = floats_alloc(dim * (size_t)n);
+        h5t_read_f32(f, "/x", init_x, 4, dims);
         h5t_close(f);
-    } else {
-        if (n < 0) n = cfg.sample.n;
-        x = floats_alloc(dim * (size_t)n);
-        sample_initial_noise(x, n, 0, dim, spec.seed);
+    } else if (n < 0) {
+        n = cfg.sample.n;
     }
+    /* each rank its contiguous share of whole chunks of `batch` images: a chunk is the same
+     * network input for any rank count, and each image's noise is keyed by its index, so the
+     * samples are bit-identical for any number of ranks */
+    long first, count;
+    dist_share_chunks(n, batch, dist()->rank, dist()->size, &first, &count);
+    float *x = floats_alloc(dim * (size_t)count);
+    if (init_x) memcpy(x, init_x + (size_t)first * dim, dim * (size_t)count * sizeof(float));
+    else sample_initial_noise(x, (int)count, (int)first, dim, spec.seed);
+    free(init_x);
 
     Model m;
-    model_build(&m, &cfg.model, n < batch ? n : batch);
+    model_build(&m, &cfg.model, count < batch ? (count > 0 ? (int)count : 1) : batch);
     Arenas a;
     arenas_alloc(&a, &m.table);
     TrainState st = {0};
@@ -139,35 +174,28 @@ int cmd_sample(int argc, char **argv) {
         traj.images = n < TRAJ_IMAGES ? n : TRAJ_IMAGES;
         const int evals = spec.kind == SAMPLER_DDIM ? spec.steps : cfg.diffusion.T;
         traj.frames = evals + 1 < TRAJ_FRAMES ? evals + 1 : TRAJ_FRAMES; /* one per step at most */
-        traj.out = floats_alloc(dim * traj.images * traj.frames);
+        const int held = trajectory_images_held(&traj, (int)first, (int)count);
+        traj.out = floats_alloc(dim * (size_t)(held > 0 ? held : 1) * traj.frames);
         traj.timesteps = xcalloc((size_t)traj.frames, sizeof(int));
         tp = &traj;
     }
+    dist_print_layout(stdout); /* collective; rank 0 prints */
     const double t0 = now_seconds();
-    sample_run(&m, strcmp(weights, "ema") ? a.params : a.ema, &sched, &spec, x, n, 0, tp);
+    sample_run(&m, strcmp(weights, "ema") ? a.params : a.ema, &sched, &spec, x, (int)count,
+               (int)first, tp);
+    dist_barrier();
     const double dt = now_seconds() - t0;
-    long long step = 0;
-    {
-        hid_t f = h5t_open_read(ckpt);
-        h5a_read_long(f, "step", &step);
-        h5t_close(f);
-    }
-    SamplesMeta meta = {.step = (long)step, .weights = weights, .source = ckpt,
+    TrainState saved;
+    checkpoint_read_state(ckpt, &saved);
+    SamplesMeta meta = {.step = saved.step, .weights = weights, .source = ckpt,
                         .T = cfg.diffusion.T, .schedule = schedule_name(sched.kind)};
-    samples_write(out, x, n, C, S, &spec, &meta, tp);
-    char err[1400];
-    if (png && png_write_grid(png, x, n, C, S, S, 8, 2, err, sizeof err) != 0) die("%s", err);
-    if (png && tp) {
-        char strip[1100];
-        snprintf(strip, sizeof strip, "%.*s_trajectory.png",
-                 (int)(strlen(png) > 4 && !strcmp(png + strlen(png) - 4, ".png") ? strlen(png) - 4 : strlen(png)), png);
-        if (png_write_strip(strip, traj.out, traj.images, traj.frames, C, S, S, 2, err, sizeof err))
-            die("%s", err);
-        printf("trajectory strip: %s\n", strip);
-    }
+    samples_write(out, x, (int)first, (int)count, n, C, S, &spec, &meta, tp);
+    if (dist_is_root()) draw_pictures(out, png, n, C, S, tp);
     const int evals = spec.kind == SAMPLER_DDIM ? spec.steps : cfg.diffusion.T;
-    printf("sampled %d images with %s (%d network evaluations each) in %.1f s (%.0f image-steps/s): %s\n",
-           n, sampler_name(spec.kind), evals, dt, (double)n * evals / dt, out);
+    if (dist_is_root())
+        printf("sampled %d images with %s (%d network evaluations each) in %.1f s (%.0f "
+               "image-steps/s) on %d rank%s: %s\n", n, sampler_name(spec.kind), evals, dt,
+               (double)n * evals / dt, dist()->size, dist()->size == 1 ? "" : "s", out);
     free(x);
     free(traj.out);
     free(traj.timesteps);

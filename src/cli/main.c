@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -21,25 +22,31 @@ static void usage(FILE *f) {
             "  ddpm --version          version\n");
 }
 
-/* Several processes of one launch (mpirun -np P, srun -n P) would each run the whole job into
- * the same files: refuse until MPI data parallelism exists. */
-static void refuse_parallel_launch(void) {
+/* Commands other than train and sample run as one process: several processes of one launch
+ * (mpirun -np P, srun -n P) would each do the whole job into the same files. */
+static void refuse_parallel_launch(const char *cmd) {
     const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i]);
         if (v && atoi(v) > 1) {
             fprintf(stderr,
-                    "ddpm: launched as %s processes (%s): this ddpm runs as one process with "
-                    "OpenMP threads; MPI training is not implemented yet. Start one task with "
-                    "all its cores (e.g. srun -n 1 -c N, OMP_NUM_THREADS=N)\n",
-                    v, vars[i]);
+                    "ddpm %s: launched as %s processes (%s): only train and sample run over "
+                    "several MPI ranks; start `ddpm %s` as one process (srun -n 1, or without "
+                    "mpirun)\n", cmd, v, vars[i], cmd);
             exit(2);
         }
     }
 }
 
+/* train and sample: MPI (when launched by mpirun/srun), threads per rank, then the command. */
+static int run_distributed(int (*command)(int, char **), int argc, char **argv) {
+    dist_init(&argc, &argv, argv[0]);
+    const int status = command(argc, argv);
+    dist_finalize();
+    return status;
+}
+
 int main(int argc, char **argv) {
-    refuse_parallel_launch();
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -53,9 +60,10 @@ int main(int argc, char **argv) {
         printf("ddpm %s\n", DDPM_VERSION);
         return 0;
     }
+    if (!strcmp(cmd, "train")) return run_distributed(cmd_train, argc - 1, argv + 1);
+    if (!strcmp(cmd, "sample")) return run_distributed(cmd_sample, argc - 1, argv + 1);
+    refuse_parallel_launch(cmd);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(cmd, "sample")) return cmd_sample(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "noise-strip")) return cmd_noise_strip(argc - 1, argv + 1);

@@ -13,14 +13,21 @@ void sample_initial_noise(float *x, int n, int first, size_t dim, uint64_t seed)
         rng_normal(x + (size_t)i * dim, dim, seed, RNG_SAMPLE, 0, (uint32_t)(first + i));
 }
 
-/* Record frame f of the images of this chunk that the trajectory follows. */
-static void record(Trajectory *tr, int f, int t, const float *x, int first_local, int n,
-                   size_t dim) {
+int trajectory_images_held(const Trajectory *t, int first, int count) {
+    int held = t->images - first;
+    if (held > count) held = count;
+    return held > 0 ? held : 0;
+}
+
+/* Record frame f of the images of this chunk that the trajectory follows; the chunk's images
+ * are first + first_local + i globally, first_local + i in this call. */
+static void record(Trajectory *tr, int f, int t, const float *x, int first, int first_local,
+                   int n, size_t dim) {
     if (!tr || f >= tr->frames) return;
     tr->timesteps[f] = t;
     for (int i = 0; i < n; i++) {
         int img = first_local + i;
-        if (img >= tr->images) break;
+        if (first + img >= tr->images) break;
         memcpy(tr->out + ((size_t)img * tr->frames + f) * dim, x + (size_t)i * dim,
                dim * sizeof(float));
     }
@@ -42,7 +49,7 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
         const int nb = n - c0 < m->max_batch ? n - c0 : m->max_batch;
         float *xc = x + (size_t)c0 * dim;
         int frame = 0;
-        record(traj, frame++, T, xc, c0, nb, dim);
+        record(traj, frame++, T, xc, first, c0, nb, dim);
         for (int k = nsteps - 1; k >= 0; k--) {
             const int t = ts[k];
             for (int i = 0; i < nb; i++) tbuf[i] = t;
@@ -62,11 +69,11 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
             if (traj && traj->frames > 2 && k > 0) {
                 const int done = nsteps - k, between = traj->frames - 2;
                 if ((long)done * (between + 1) / nsteps != (long)(done - 1) * (between + 1) / nsteps)
-                    record(traj, frame++, k > 0 ? ts[k - 1] : 0, xc, c0, nb, dim);
+                    record(traj, frame++, k > 0 ? ts[k - 1] : 0, xc, first, c0, nb, dim);
             }
         }
         clamp_unit(xc, (size_t)nb * dim);
-        record(traj, traj ? traj->frames - 1 : 0, -1, xc, c0, nb, dim);
+        record(traj, traj ? traj->frames - 1 : 0, -1, xc, first, c0, nb, dim);
     }
     free(ts);
     free(z);

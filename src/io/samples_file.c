@@ -1,20 +1,21 @@
-/* samples_file.c: write generated images (and an optional trajectory) to HDF5. */
+/* samples_file.c: write generated images (and an optional trajectory) to HDF5, every rank its
+ * own rows of one shared file. */
 #include "samples_file.h"
 
-#include <errno.h>
 #include <stdio.h>
-#include <string.h>
 
+#include "dist.h"
 #include "h5attr.h"
+#include "h5shared.h"
 #include "h5tensor.h"
 #include "util.h"
 
-void samples_write(const char *path, const float *x, int n, int c, int s, const SamplerSpec *spec,
-                   const SamplesMeta *meta, const Trajectory *traj) {
+void samples_write(const char *path, const float *x, int first, int count, int n, int c, int s,
+                   const SamplerSpec *spec, const SamplesMeta *meta, const Trajectory *traj) {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    hid_t f = h5t_create(tmp);
-    h5t_write_f32(f, "/samples", x, 4, (long long[]){n, c, s, s});
+    hid_t f = h5s_create(tmp);
+    h5s_write_rows_f32(f, "/samples", x, 4, (long long[]){n, c, s, s}, first, count);
     hid_t ds = H5Dopen2(f, "/samples", H5P_DEFAULT);
     h5a_write_string(ds, "description", "generated images, float32 in [-1, 1], [N, C, H, W]");
     H5Dclose(ds);
@@ -31,13 +32,16 @@ void samples_write(const char *path, const float *x, int n, int c, int s, const 
     h5a_write_long(f, "T", meta->T);
     h5a_write_string(f, "schedule", meta->schedule);
     if (traj) {
-        h5t_write_f32(f, "/trajectory", traj->out, 5,
-                      (long long[]){traj->images, traj->frames, c, s, s});
-        h5t_write_i32(f, "/trajectory_t", traj->timesteps, 1, (long long[]){traj->frames});
+        const int held = trajectory_images_held(traj, first, count);
+        h5s_write_rows_f32(f, "/trajectory", traj->out, 5,
+                           (long long[]){traj->images, traj->frames, c, s, s}, held ? first : 0,
+                           held);
+        /* the frame timesteps are the same on every rank: rank 0 writes them */
+        h5s_write_rows_i32(f, "/trajectory_t", traj->timesteps, 1, (long long[]){traj->frames},
+                           0, dist_is_root() ? traj->frames : 0);
         hid_t td = H5Dopen2(f, "/trajectory_t", H5P_DEFAULT);
         h5a_write_string(td, "description", "timestep of each frame; T = pure noise, -1 = final");
         H5Dclose(td);
     }
-    h5t_close(f);
-    if (rename(tmp, path) != 0) die("%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+    h5s_close_and_publish(f, tmp, path);
 }

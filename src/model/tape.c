@@ -63,6 +63,28 @@ void tape_allocate(Model *m, int max_batch) {
     m->ws_threads = threads;
     m->ws = floats_alloc(m->ws_floats + 1);
     m->t_buf = xcalloc((size_t)max_batch, sizeof(int));
+    tape_grads_final(m);
+}
+
+void tape_grads_final(Model *m) {
+    /* first_use[e]: the lowest op index using parameter e; backward reaches it last */
+    int *first_use = xcalloc((size_t)m->table.count + 1, sizeof(int));
+    for (int e = 0; e < m->table.count; e++) first_use[e] = m->nops;
+    for (int i = m->nops - 1; i >= 0; i--) {
+        if (m->ops[i].weight >= 0) first_use[m->ops[i].weight] = i;
+        if (m->ops[i].bias >= 0) first_use[m->ops[i].bias] = i;
+    }
+    free(m->grads_final);
+    m->grads_final = xcalloc((size_t)m->nops + 1, sizeof(size_t));
+    for (int i = 0; i < m->nops; i++) { /* still open after op i: first_use < i */
+        size_t floor = 0;
+        for (int e = 0; e < m->table.count; e++) {
+            const ParamEntry *p = &m->table.entries[e];
+            if (first_use[e] < i && p->offset + p->size > floor) floor = p->offset + p->size;
+        }
+        m->grads_final[i] = floor;
+    }
+    free(first_use);
 }
 
 void model_free(Model *m) {
@@ -74,6 +96,7 @@ void model_free(Model *m) {
     free(m->aux);
     free(m->ws);
     free(m->t_buf);
+    free(m->grads_final);
     memset(m, 0, sizeof *m);
 }
 
@@ -190,6 +213,7 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
             break;
         }
         if (m->op_seconds) m->op_seconds[m->nops + i] += now_seconds() - start;
+        if (m->on_grads_final) m->on_grads_final(m->on_grads_final_ctx, m->grads_final[i]);
     }
 }
 

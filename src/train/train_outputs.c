@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dist.h"
 #include "png_grid.h"
 #include "samples_file.h"
 #include "stop_signal.h"
@@ -23,10 +24,14 @@ void train_outputs_open(TrainOutputs *o, const Config *cfg, const char *run_dir,
     memset(o, 0, sizeof *o);
     o->cfg = cfg;
     o->run_dir = run_dir;
-    o->tty = isatty(STDOUT_FILENO);
+    /* mpirun gives rank 0 a pseudo-terminal even when its own output goes to a file: under MPI
+     * print plain lines */
+    o->tty = isatty(STDOUT_FILENO) && !dist()->mpi;
     o->start = now_seconds();
     o->first_step = step;
     o->steps_per_epoch = steps_per_epoch;
+    o->root = dist_is_root();
+    if (!o->root) return;
     char path[1200], tmp[1300];
     join(path, sizeof path, run_dir, "config.ini");
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -43,6 +48,10 @@ void train_outputs_open(TrainOutputs *o, const Config *cfg, const char *run_dir,
     fflush(stdout);
 }
 
+void train_outputs_flush(TrainOutputs *o) {
+    if (o->root) metrics_flush(&o->metrics);
+}
+
 static void format_duration(char *buf, size_t len, double s) {
     long v = (long)(s + 0.5);
     if (v >= 3600) snprintf(buf, len, "%ldh%02ldm", v / 3600, v % 3600 / 60);
@@ -51,6 +60,7 @@ static void format_duration(char *buf, size_t len, double s) {
 
 void train_outputs_step(TrainOutputs *o, long step, long total, double loss, double lr,
                         double grad_norm, double images_per_s) {
+    if (!o->root) return;
     metrics_append_step(&o->metrics, step, loss, lr, grad_norm, images_per_s);
     const double elapsed = now_seconds() - o->start;
     const double rate = (double)(step - o->first_step) / (elapsed > 0 ? elapsed : 1e-9);
@@ -69,7 +79,8 @@ void train_outputs_step(TrainOutputs *o, long step, long total, double loss, dou
     if (step % o->cfg->train.log_every == 0) metrics_flush(&o->metrics);
 }
 
-/* Generate the fixed-seed grid images with the EMA weights and write NAME.h5 / NAME.png. */
+/* Generate the fixed-seed grid images with the EMA weights and write NAME.h5 / NAME.png. Every
+ * rank samples its share of the images; rank 0 draws the grid. */
 static void write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Schedule *s,
                           long step, const char *name) {
     const Config *cfg = o->cfg;
@@ -78,24 +89,31 @@ static void write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Sche
     SamplerSpec spec = {.kind = (SamplerKind)cfg->sample.sampler, .steps = cfg->sample.steps,
                         .eta = cfg->sample.eta, .clip = cfg->sample.clip,
                         .seed = (uint64_t)cfg->sample.seed};
-    float *x = floats_alloc(dim * (size_t)n);
-    sample_initial_noise(x, n, 0, dim, spec.seed);
-    sample_run(m, a->ema, s, &spec, x, n, 0, NULL);
+    long first, count;
+    dist_share(n, dist()->rank, dist()->size, &first, &count);
+    float *mine = floats_alloc(dim * (size_t)count);
+    sample_initial_noise(mine, (int)count, (int)first, dim, spec.seed);
+    sample_run(m, a->ema, s, &spec, mine, (int)count, (int)first, NULL);
     char path[1200], err[1400], file[256];
     SamplesMeta meta = {.step = step, .weights = "ema", .source = "training run", .T = s->T,
                         .schedule = schedule_name(s->kind)};
     snprintf(file, sizeof file, "samples/%s.h5", name);
     join(path, sizeof path, o->run_dir, file);
-    samples_write(path, x, n, c, S, &spec, &meta, NULL);
+    samples_write(path, mine, (int)first, (int)count, n, c, S, &spec, &meta, NULL);
+    float *all = o->root ? floats_alloc(dim * (size_t)n) : NULL;
+    dist_gather_shares(all, mine, n, dim);
     snprintf(file, sizeof file, "samples/%s.png", name);
     join(path, sizeof path, o->run_dir, file);
-    if (png_write_grid(path, x, n, c, S, S, GRID_COLUMNS, GRID_SCALE, err, sizeof err) != 0)
+    if (o->root && png_write_grid(path, all, n, c, S, S, GRID_COLUMNS, GRID_SCALE, err, sizeof err))
         fprintf(stderr, "ddpm: %s (training goes on; the samples are in the .h5)\n", err);
-    free(x);
+    free(all);
+    free(mine);
 }
 
-void train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
-                         const Schedule *s, long epoch, double mean_loss, int complete) {
+/* Rank 0: the epoch's metrics row, latest.h5, and for a complete epoch epoch_NNN.h5 (keeping
+ * the newest K). */
+static void save_epoch(TrainOutputs *o, const Model *m, const Arenas *a, const TrainState *st,
+                       long epoch, double mean_loss, int complete) {
     if (o->tty) printf("\n");
     printf("epoch %ld done: mean loss %.5f, step %ld\n", epoch, mean_loss, st->step);
     fflush(stdout);
@@ -115,11 +133,19 @@ void train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const Train
         if (unlink(path) != 0 && errno != ENOENT)
             fprintf(stderr, "ddpm: cannot remove old checkpoint %s: %s\n", path, strerror(errno));
     }
+}
+
+void train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
+                         const Schedule *s, long epoch, double mean_loss, int complete) {
+    if (o->root) save_epoch(o, m, a, st, epoch, mean_loss, complete); /* checkpoints first */
+    if (!complete) return;
+    char name[64];
     snprintf(name, sizeof name, "epoch_%03ld", epoch);
-    write_samples(o, m, a, s, st->step, name);
+    write_samples(o, m, a, s, st->step, name); /* every rank takes part */
 }
 
 void train_outputs_stop(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st, int sig) {
+    if (!o->root) return;
     char path[1200];
     metrics_flush(&o->metrics);
     join(path, sizeof path, o->run_dir, "checkpoints/latest.h5");
@@ -132,12 +158,26 @@ void train_outputs_stop(TrainOutputs *o, Model *m, const Arenas *a, const TrainS
 
 void train_outputs_finish(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
                           const Schedule *s) {
-    char path[1200];
-    metrics_flush(&o->metrics); /* rows first: a checkpoint never runs ahead of its metrics */
-    join(path, sizeof path, o->run_dir, "checkpoints/latest.h5");
-    checkpoint_save(path, &m->table, a, st, o->cfg, CKPT_FULL);
-    write_samples(o, m, a, s, st->step, "generated");
+    write_samples(o, m, a, s, st->step, "generated"); /* every rank takes part */
+    if (!o->root) return;
     printf("done: step %ld; samples in %s/samples/generated.{h5,png}\n", st->step, o->run_dir);
 }
 
-void train_outputs_close(TrainOutputs *o) { metrics_close(&o->metrics); }
+void train_outputs_timing(TrainOutputs *o, long steps, double seconds, const GradSync *g) {
+    const double blocking = grad_sync_blocking_seconds(g, 5); /* collective */
+    if (!o->root || steps < 1) return;
+    const double per = seconds / steps;
+    printf("timing: %ld steps after the first: %.1f img/s, %.1f ms/step", steps,
+           o->cfg->train.batch / per, 1e3 * per);
+    if (dist()->size > 1)
+        printf("; gradient sum over %d ranks: %.2f ms/step waiting after backward, %.2f ms/step "
+               "in MPI calls during it (%d bucket%s); one blocking allreduce alone: %.2f ms",
+               dist()->size, 1e3 * g->wait_seconds / steps, 1e3 * g->call_seconds / steps,
+               g->buckets, g->buckets == 1 ? "" : "s", 1e3 * blocking);
+    printf("\n");
+    fflush(stdout);
+}
+
+void train_outputs_close(TrainOutputs *o) {
+    if (o->root) metrics_close(&o->metrics);
+}

@@ -1,24 +1,51 @@
-/* trainer.c: epochs of shuffled batches -> noising -> forward -> MSE -> backward -> Adam -> EMA,
- * with checkpoints, metrics and per-epoch sample grids in the run directory. */
+/* trainer.c: epochs of shuffled batches -> noising -> forward -> MSE -> backward -> gradient
+ * sum over ranks -> Adam -> EMA, with checkpoints, metrics and sample grids in the run directory.
+ *
+ * Data parallelism: every rank holds the whole state and the whole dataset. Each global batch of
+ * B images is cut into contiguous shares (dist_share); rank r noises, runs forward and backward
+ * on its share only, with the noise and timestep of each image keyed by its index in the global
+ * batch. The MSE gradient is divided by the global element count, so the sum of the ranks'
+ * gradients (grad_sync) is the gradient of the global batch, and every rank applies the same
+ * Adam update to the same weights. Rank 0 writes every file. */
 #include "train.h"
 
-#include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "adam.h"
 #include "checkpoint.h"
 #include "dataset.h"
+#include "dist.h"
+#include "grad_sync.h"
 #include "metrics.h"
 #include "model.h"
+#include "ordered_sum.h"
 #include "rng.h"
 #include "stop_signal.h"
 #include "train_outputs.h"
 #include "util.h"
+
+typedef struct {
+    const Config *cfg;
+    Dataset data;
+    Model m;
+    Arenas a;
+    TrainState st;
+    Schedule sched;
+    GradSync sync;
+    int B;              /* global batch */
+    long first, count;  /* this rank's share of every batch */
+    long spe, total;    /* steps per epoch, last step */
+    size_t dim;         /* floats per image */
+    float *x0, *eps, *xt, *dout;
+    int *t, *perm;
+    long order_epoch;   /* the epoch perm holds */
+    char latest[1200];
+    long perturb_rank, perturb_step; /* test hook DDPM_TEST_PERTURB=RANK:STEP */
+} Trainer;
 
 /* The epoch's order: a Fisher-Yates shuffle keyed by (seed, epoch), the same on every rank. */
 static void epoch_order(int *perm, int n, uint64_t seed, long epoch) {
@@ -31,27 +58,6 @@ static void epoch_order(int *perm, int n, uint64_t seed, long epoch) {
     }
 }
 
-/* Per-thread partial sums added in thread order: the same value on every run with the same
- * thread count (an OpenMP reduction may combine in arrival order), so clipping stays exact. */
-static double grad_norm(const float *g, size_t n) {
-    const int max_threads = omp_get_max_threads();
-    double part[max_threads];
-    int threads = 1;
-#pragma omp parallel
-    {
-        const int t = omp_get_thread_num();
-#pragma omp single
-        threads = omp_get_num_threads();
-        double sum = 0.0;
-#pragma omp for schedule(static)
-        for (size_t i = 0; i < n; i++) sum += (double)g[i] * g[i];
-        part[t] = sum;
-    }
-    double total = 0.0;
-    for (int t = 0; t < threads; t++) total += part[t];
-    return sqrt(total);
-}
-
 /* The first tensor holding a NaN or Inf, or NULL. */
 static const char *first_nonfinite(const ParamTable *t, const float *arena) {
     for (int i = 0; i < t->count; i++) {
@@ -62,22 +68,34 @@ static const char *first_nonfinite(const ParamTable *t, const float *arena) {
     return NULL;
 }
 
-/* Where a non-finite loss or gradient first shows: the first op whose output is non-finite, or
- * the first parameter tensor whose gradient is. */
-static void describe_nonfinite(char *buf, size_t len, const Model *m, const Arenas *a, int n,
-                               double loss) {
+/* Where a non-finite loss or gradient first shows: the first op whose output is non-finite (on
+ * this rank's share), or the first parameter tensor whose gradient is. */
+static void describe_nonfinite(char *buf, size_t len, const Trainer *tr, double loss) {
     if (!isfinite(loss)) {
-        const char *op = model_first_nonfinite_op(m, n);
+        const char *op = model_first_nonfinite_op(&tr->m, (int)tr->count);
         if (op) snprintf(buf, len, "the loss (first in the output of %s)", op);
         else snprintf(buf, len, "the loss");
         return;
     }
-    const char *grad = first_nonfinite(&m->table, a->grads);
+    const char *grad = first_nonfinite(&tr->m.table, tr->a.grads);
     snprintf(buf, len, "the gradient of %s", grad ? grad : "(none found)");
 }
 
-int train_run(const Config *cfg, const TrainOptions *opt) {
+/* All ranks must hold bit-identical weights: compare a hash of params and EMA. */
+static void check_ranks_agree(const Trainer *tr, long step) {
+    if (dist()->size == 1) return;
+    const size_t n = tr->m.table.total;
+    const uint64_t h = float_bits_hash(tr->a.params, n) * 31u + float_bits_hash(tr->a.ema, n);
+    if (!dist_all_equal_u64(h))
+        die("step %ld: the ranks no longer hold the same weights (their checksums differ); "
+            "stopped without writing a checkpoint (%s is untouched). Ranks must run the same "
+            "binary on the same kind of CPU", step, tr->latest);
+}
+
+static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt) {
     const TrainConfig *tc = &cfg->train;
+    memset(tr, 0, sizeof *tr);
+    tr->cfg = cfg;
     char path[1200];
     snprintf(path, sizeof path, "%s/checkpoints", opt->run_dir);
     make_dirs(path);
@@ -85,145 +103,209 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
     make_dirs(path);
     if (access(opt->run_dir, W_OK) != 0) die("%s: run directory is not writable", opt->run_dir);
 
-    Dataset data;
-    dataset_load_or_die(&data, cfg->data.dir, "train");
-    if (data.rows != cfg->model.image_size || data.cols != cfg->model.image_size)
-        die("%s: images are %dx%d, the model expects %dx%d", cfg->data.dir, data.rows, data.cols,
+    dataset_load_or_die(&tr->data, cfg->data.dir, "train");
+    const Dataset *d = &tr->data;
+    if (d->rows != cfg->model.image_size || d->cols != cfg->model.image_size)
+        die("%s: images are %dx%d, the model expects %dx%d", cfg->data.dir, d->rows, d->cols,
             cfg->model.image_size, cfg->model.image_size);
-    const int B = tc->batch;
-    if (B > data.count) die("[train] batch %d exceeds the %d training images", B, data.count);
-    const long spe = data.count / B; /* the last partial batch of an epoch is dropped */
-    long total = (long)tc->epochs * spe;
-    if (tc->max_steps > 0 && tc->max_steps < total) total = tc->max_steps;
+    tr->B = tc->batch;
+    if (tr->B > d->count) die("[train] batch %d exceeds the %d training images", tr->B, d->count);
+    if (tr->B < dist()->size)
+        die("[train] batch %d is smaller than the %d MPI ranks: every rank needs at least one "
+            "image per step", tr->B, dist()->size);
+    dist_share(tr->B, dist()->rank, dist()->size, &tr->first, &tr->count);
+    tr->spe = d->count / tr->B; /* the last partial batch of an epoch is dropped */
+    tr->total = (long)tc->epochs * tr->spe;
+    if (tc->max_steps > 0 && tc->max_steps < tr->total) tr->total = tc->max_steps;
 
-    Model m;
-    model_build(&m, &cfg->model, B);
-    Arenas a;
-    arenas_alloc(&a, &m.table);
-    TrainState st = {.step = 0, .steps_per_epoch = spe, .nan_skips = 0};
-    snprintf(path, sizeof path, "%s/checkpoints/latest.h5", opt->run_dir);
-    if (opt->resume && access(path, F_OK) == 0) {
+    long most = 0, first;
+    dist_share(tr->B, 0, dist()->size, &first, &most); /* rank 0 holds the largest share */
+    model_build(&tr->m, &cfg->model, (int)most);
+    arenas_alloc(&tr->a, &tr->m.table);
+    tr->st = (TrainState){.step = 0, .steps_per_epoch = tr->spe, .nan_skips = 0};
+    snprintf(tr->latest, sizeof tr->latest, "%s/checkpoints/latest.h5", opt->run_dir);
+    if (opt->resume && access(tr->latest, F_OK) == 0) {
         Config saved;
         char why[2 * CONFIG_STR_MAX];
-        checkpoint_read_config(path, &saved);
+        checkpoint_read_config(tr->latest, &saved);
         if (config_resume_mismatch(cfg, &saved, why, sizeof why))
-            die("%s: cannot resume with another config: %s", path, why);
-        checkpoint_load(path, &m.table, &a, &st, CKPT_FULL);
-        if (st.steps_per_epoch != spe)
-            die("%s: saved with %ld steps per epoch, this config gives %ld (batch or data changed)",
-                path, st.steps_per_epoch, spe);
-        printf("resuming %s at step %ld (epoch %ld)\n", path, st.step, st.step / spe);
+            die("%s: cannot resume with another config: %s", tr->latest, why);
+        checkpoint_load(tr->latest, &tr->m.table, &tr->a, &tr->st, CKPT_FULL);
+        if (tr->st.steps_per_epoch != tr->spe)
+            die("%s: saved with %ld steps per epoch, this config gives %ld (batch or data "
+                "changed)", tr->latest, tr->st.steps_per_epoch, tr->spe);
+        if (dist_is_root())
+            printf("resuming %s at step %ld (epoch %ld)\n", tr->latest, tr->st.step,
+                   tr->st.step / tr->spe);
     } else {
-        if (opt->resume) printf("no %s yet: starting a new run\n", path);
-        params_initialise(&m.table, a.params, (uint64_t)tc->seed);
-        memcpy(a.ema, a.params, m.table.total * sizeof(float));
+        if (opt->resume && dist_is_root()) printf("no %s yet: starting a new run\n", tr->latest);
+        params_initialise(&tr->m.table, tr->a.params, (uint64_t)tc->seed);
+        memcpy(tr->a.ema, tr->a.params, tr->m.table.total * sizeof(float));
     }
+    schedule_build(&tr->sched, (ScheduleKind)cfg->diffusion.schedule, cfg->diffusion.T,
+                   cfg->diffusion.beta_start, cfg->diffusion.beta_end);
+    grad_sync_init(&tr->sync, tr->a.grads, tr->m.table.total,
+                   tc->allreduce == 1 ? 0 : (size_t)tc->bucket_kb * 1024 / sizeof(float));
+    tr->m.on_grads_final = grad_sync_ready;
+    tr->m.on_grads_final_ctx = &tr->sync;
+
+    tr->dim = (size_t)cfg->model.in_channels * d->rows * d->cols;
+    const size_t n = tr->dim * (size_t)tr->count;
+    tr->x0 = floats_alloc(n), tr->eps = floats_alloc(n), tr->xt = floats_alloc(n);
+    tr->dout = floats_alloc(n);
+    tr->t = xcalloc((size_t)tr->count, sizeof(int));
+    tr->perm = xcalloc((size_t)d->count, sizeof(int));
+    tr->order_epoch = -1;
+    tr->perturb_rank = tr->perturb_step = -1;
+    const char *hook = getenv("DDPM_TEST_PERTURB");
+    if (hook && sscanf(hook, "%ld:%ld", &tr->perturb_rank, &tr->perturb_step) != 2)
+        die("DDPM_TEST_PERTURB=%s: expected RANK:STEP", hook);
+}
+
+static void trainer_close(Trainer *tr) {
+    free(tr->x0), free(tr->eps), free(tr->xt), free(tr->dout), free(tr->t), free(tr->perm);
+    grad_sync_free(&tr->sync);
+    schedule_free(&tr->sched);
+    arenas_free(&tr->a);
+    model_free(&tr->m);
+    dataset_free(&tr->data);
+}
+
+/* Forward and backward of this rank's share of step `step`, gradients summed over the ranks.
+ * Returns the loss of the global batch; *gn is the norm of the global gradient. */
+static double forward_backward(Trainer *tr, long step, double *gn) {
+    const long epoch = step / tr->spe, pos = step % tr->spe;
+    const uint64_t seed = (uint64_t)tr->cfg->train.seed;
+    if (epoch != tr->order_epoch) {
+        epoch_order(tr->perm, tr->data.count, seed, epoch);
+        tr->order_epoch = epoch;
+    }
+    const int n = (int)tr->count;
+    const size_t dim = tr->dim;
+    dataset_images_to_float(tr->x0, &tr->data, tr->perm + pos * tr->B + tr->first, n);
+    for (int i = 0; i < n; i++) { /* keyed by the global image index of this step */
+        const uint32_t g = (uint32_t)(tr->first + i);
+        tr->t[i] = (int)rng_below((uint32_t)tr->sched.T, seed, RNG_TIMESTEP, (uint32_t)step, g);
+        rng_normal(tr->eps + (size_t)i * dim, dim, seed, RNG_NOISE, (uint32_t)step, g);
+    }
+    diffusion_noise(tr->xt, tr->x0, tr->eps, tr->t, n, dim, &tr->sched);
+    const float *pred = model_forward(&tr->m, tr->a.params, tr->xt, tr->t, n);
+    const double share = mse_sum(pred, tr->eps, dim * n);
+    memset(tr->dout, 0, dim * n * sizeof(float));
+    mse_backward_over(tr->dout, pred, tr->eps, dim * n, dim * (size_t)tr->B);
+    memset(tr->a.grads, 0, tr->m.table.total * sizeof(float));
+    grad_sync_begin(&tr->sync);
+    model_backward(&tr->m, tr->a.params, tr->a.grads, tr->dout, n);
+    grad_sync_finish(&tr->sync);
+    *gn = sqrt(ordered_sum_squares(tr->a.grads, tr->m.table.total));
+    return dist_sum(share) / ((double)dim * tr->B);
+}
+
+/* Clip, Adam and EMA: the same arithmetic on every rank. */
+static void update(Trainer *tr, long step, double gn, const AdamConfig *adam) {
+    const TrainConfig *tc = &tr->cfg->train;
+    const size_t n = tr->m.table.total;
+    if (tc->grad_clip > 0 && gn > tc->grad_clip) {
+        const float scale = (float)(tc->grad_clip / gn);
+        for (size_t i = 0; i < n; i++) tr->a.grads[i] *= scale;
+    }
+    adam_step(tr->a.params, tr->a.grads, tr->a.adam_m, tr->a.adam_v, n, adam, step + 1);
+    double decay = tc->ema;
+    if (tc->ema_warmup) {
+        double warm = (1.0 + step) / (10.0 + step);
+        if (warm < decay) decay = warm;
+    }
+    ema_update(tr->a.ema, tr->a.params, n, (float)decay);
+    if (step + 1 == tr->perturb_step && dist()->rank == tr->perturb_rank) tr->a.params[0] += 1e-3f;
+}
+
+/* A non-finite loss or gradient: stop (keeping the last good checkpoint) or count a skip. */
+static void on_nonfinite(Trainer *tr, TrainOutputs *out, long step, double loss) {
+    char where[PARAM_NAME_MAX + 64];
+    describe_nonfinite(where, sizeof where, tr, loss);
+    if (tr->cfg->train.nan_policy != 1) {
+        train_outputs_flush(out);
+        if (access(tr->latest, F_OK) == 0)
+            die("step %ld: non-finite value in %s; stopped without saving: the last good "
+                "checkpoint %s is untouched ([train] nan_policy = skip skips such steps)",
+                step + 1, where, tr->latest);
+        die("step %ld: non-finite value in %s; stopped before any checkpoint was written "
+            "([train] nan_policy = skip skips such steps)", step + 1, where);
+    }
+    tr->st.nan_skips++;
+    if (dist_is_root())
+        fprintf(stderr, "ddpm: step %ld: non-finite value in %s: update skipped (%ld so far)\n",
+                step + 1, where, tr->st.nan_skips);
+}
+
+int train_run(const Config *cfg, const TrainOptions *opt) {
+    const TrainConfig *tc = &cfg->train;
+    Trainer tr;
+    trainer_open(&tr, cfg, opt);
+    dist_print_layout(stdout); /* collective; rank 0 prints */
     TrainOutputs out;
-    train_outputs_open(&out, cfg, opt->run_dir, &m, st.step, spe);
+    train_outputs_open(&out, cfg, opt->run_dir, &tr.m, tr.st.step, tr.spe);
     stop_signal_install();
     int status = 0;
-
-    Schedule sched;
-    schedule_build(&sched, (ScheduleKind)cfg->diffusion.schedule, cfg->diffusion.T,
-                   cfg->diffusion.beta_start, cfg->diffusion.beta_end);
-    const size_t dim = (size_t)cfg->model.in_channels * data.rows * data.cols;
-    float *x0 = floats_alloc(dim * B), *eps = floats_alloc(dim * B), *xt = floats_alloc(dim * B),
-          *dout = floats_alloc(dim * B);
-    int *t = xcalloc((size_t)B, sizeof(int)), *perm = xcalloc((size_t)data.count, sizeof(int));
     const AdamConfig adam = {(float)tc->lr, 0.9f, 0.999f, 1e-8f};
-    const uint64_t seed = (uint64_t)tc->seed;
-    long order_epoch = -1;
-    double epoch_loss = 0.0;
-    long epoch_count = 0;
-    double last_time = now_seconds();
+    double epoch_loss = 0.0, last_time = now_seconds(), timed = 0.0;
+    long epoch_count = 0, timed_steps = 0;
+    const long start_step = tr.st.step;
 
-    for (long step = st.step; step < total; step++) {
-        const long epoch = step / spe, pos = step % spe;
-        if (epoch != order_epoch) {
-            epoch_order(perm, data.count, seed, epoch);
-            order_epoch = epoch;
-        }
-        dataset_images_to_float(x0, &data, perm + pos * B, B);
-        for (int i = 0; i < B; i++) { /* keyed by the global image index of this step */
-            const uint32_t g = (uint32_t)i;
-            t[i] = (int)rng_below((uint32_t)sched.T, seed, RNG_TIMESTEP, (uint32_t)step, g);
-            rng_normal(eps + (size_t)i * dim, dim, seed, RNG_NOISE, (uint32_t)step, g);
-        }
-        diffusion_noise(xt, x0, eps, t, B, dim, &sched);
-        const float *pred = model_forward(&m, a.params, xt, t, B);
-        const double loss = mse_forward(pred, eps, dim * B);
-        memset(dout, 0, dim * B * sizeof(float));
-        mse_backward(dout, pred, eps, dim * B);
-        memset(a.grads, 0, m.table.total * sizeof(float));
-        model_backward(&m, a.params, a.grads, dout, B);
-        double gn = grad_norm(a.grads, m.table.total);
-
-        const int finite = isfinite(loss) && isfinite(gn);
-        if (!finite) {
-            char where[PARAM_NAME_MAX + 64];
-            describe_nonfinite(where, sizeof where, &m, &a, B, loss);
-            if (tc->nan_policy != 1) {
-                metrics_flush(&out.metrics);
-                if (access(path, F_OK) == 0)
-                    die("step %ld: non-finite value in %s; stopped without saving: the last good "
-                        "checkpoint %s is untouched ([train] nan_policy = skip skips such steps)",
-                        step + 1, where, path);
-                die("step %ld: non-finite value in %s; stopped before any checkpoint was written "
-                    "([train] nan_policy = skip skips such steps)", step + 1, where);
-            }
-            st.nan_skips++;
-            fprintf(stderr, "ddpm: step %ld: non-finite value in %s: update skipped (%ld so far)\n",
-                    step + 1, where, st.nan_skips);
-        }
+    for (long step = tr.st.step; step < tr.total; step++) {
+        const double step_start = now_seconds();
+        double gn;
+        const double loss = forward_backward(&tr, step, &gn);
+        const int finite = isfinite(loss) && isfinite(gn); /* the same on every rank */
+        if (!finite) on_nonfinite(&tr, &out, step, loss);
         AdamConfig step_adam = adam;
         if (tc->warmup_steps > 0 && step < tc->warmup_steps)
             step_adam.lr = (float)(tc->lr * (double)(step + 1) / tc->warmup_steps);
         if (finite) { /* a skipped step leaves weights, moments and EMA as they were */
-            if (tc->grad_clip > 0 && gn > tc->grad_clip) {
-                const float scale = (float)(tc->grad_clip / gn);
-                for (size_t i = 0; i < m.table.total; i++) a.grads[i] *= scale;
-            }
-            adam_step(a.params, a.grads, a.adam_m, a.adam_v, m.table.total, &step_adam, step + 1);
-            double decay = tc->ema;
-            if (tc->ema_warmup) {
-                double warm = (1.0 + step) / (10.0 + step);
-                if (warm < decay) decay = warm;
-            }
-            ema_update(a.ema, a.params, m.table.total, (float)decay);
+            update(&tr, step, gn, &step_adam);
             epoch_loss += loss;
             epoch_count++;
         }
-        st.step = step + 1;
+        tr.st.step = step + 1;
         const double now = now_seconds();
-        train_outputs_step(&out, st.step, total, loss, step_adam.lr, gn, B / (now - last_time));
-        last_time = now;
-        if (tc->checkpoint_every > 0 && st.step % tc->checkpoint_every == 0) {
-            metrics_flush(&out.metrics); /* rows first: a checkpoint never runs ahead */
-            checkpoint_save(path, &m.table, &a, &st, cfg, CKPT_FULL);
+        if (step == start_step) { /* the first step warms caches and MPI up: not timed */
+            tr.sync.wait_seconds = tr.sync.call_seconds = 0.0;
+        } else {
+            timed += now - step_start;
+            timed_steps++;
         }
-        if (st.step % spe == 0 || st.step == total) {
-            const long done_epoch = (st.step - 1) / spe + 1; /* 1-based */
-            train_outputs_epoch(&out, &m, &a, &st, &sched, done_epoch,
+        train_outputs_step(&out, tr.st.step, tr.total, loss, step_adam.lr, gn,
+                           tr.B / (now - last_time));
+        last_time = now;
+        const int checkpoint = tc->checkpoint_every > 0 && tr.st.step % tc->checkpoint_every == 0;
+        const int epoch_end = tr.st.step % tr.spe == 0 || tr.st.step == tr.total;
+        if (checkpoint || epoch_end ||
+            (tc->check_every > 0 && tr.st.step % tc->check_every == 0))
+            check_ranks_agree(&tr, tr.st.step);
+        if (checkpoint) {
+            train_outputs_flush(&out); /* rows first: a checkpoint never runs ahead */
+            if (dist_is_root())
+                checkpoint_save(tr.latest, &tr.m.table, &tr.a, &tr.st, cfg, CKPT_FULL);
+        }
+        if (epoch_end) {
+            const long done_epoch = (tr.st.step - 1) / tr.spe + 1; /* 1-based */
+            train_outputs_epoch(&out, &tr.m, &tr.a, &tr.st, &tr.sched, done_epoch,
                                 epoch_count ? epoch_loss / epoch_count : 0.0,
-                                st.step % spe == 0);
+                                tr.st.step % tr.spe == 0);
             epoch_loss = 0.0;
             epoch_count = 0;
             last_time = now_seconds();
         }
-        const int sig = stop_signal_pending();
-        if (sig && st.step < total) {
-            train_outputs_stop(&out, &m, &a, &st, sig);
+        const int sig = dist_max_int(stop_signal_pending()); /* all ranks stop together */
+        if (sig && tr.st.step < tr.total) {
+            train_outputs_stop(&out, &tr.m, &tr.a, &tr.st, sig);
             status = TRAIN_EXIT_STOPPED;
             break;
         }
     }
-    if (status == 0) train_outputs_finish(&out, &m, &a, &st, &sched);
+    train_outputs_timing(&out, timed_steps, timed, &tr.sync);
+    if (status == 0) train_outputs_finish(&out, &tr.m, &tr.a, &tr.st, &tr.sched);
     train_outputs_close(&out);
-
-    free(x0), free(eps), free(xt), free(dout), free(t), free(perm);
-    schedule_free(&sched);
-    arenas_free(&a);
-    model_free(&m);
-    dataset_free(&data);
+    trainer_close(&tr);
     return status;
 }

@@ -61,6 +61,11 @@ static const KeySpec keys[] = {
         "epoch checkpoints to keep"),
     ENUM("train", "nan_policy", train.nan_policy, "stop|skip",
          "a NaN/Inf loss or gradient: stop, or skip the update and count it"),
+    ENUM("train", "allreduce", train.allreduce, "overlap|blocking",
+         "MPI gradient sum: buckets overlapped with backward, or one call after it"),
+    INT("train", "bucket_kb", train.bucket_kb, 4, 1048576, "overlap: KiB of gradients per bucket"),
+    INT("train", "check_every", train.check_every, 0, 100000000,
+        "MPI: steps between checks that all ranks hold the same weights (0: never)"),
     ENUM("sample", "sampler", sample.sampler, "ddpm|ddim", "reverse process"),
     INT("sample", "steps", sample.steps, 2, 100000, "DDIM steps (DDPM always uses T)"),
     DBL("sample", "eta", sample.eta, 0, 1, "DDIM noise: 1 stochastic, 0 deterministic"),
@@ -78,7 +83,8 @@ void config_defaults(Config *c) {
     c->train = (TrainConfig){.epochs = 20, .max_steps = 0, .batch = 128, .lr = 2e-4, .ema = 0.999,
                              .grad_clip = 0, .seed = 1, .warmup_steps = 0, .ema_warmup = 0,
                              .log_every = 50, .checkpoint_every = 0, .keep_checkpoints = 3,
-                             .nan_policy = 0};
+                             .nan_policy = 0, .allreduce = 0, .bucket_kb = 512,
+                             .check_every = 100};
     c->sample = (SampleConfig){.sampler = 0, .steps = 50, .n = 64, .seed = 0, .clip = 0,
                                .eta = 1.0};
 }

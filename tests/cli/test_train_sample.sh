@@ -155,8 +155,10 @@ h5diff -q "$work/s1.h5" "$work/s4.h5" /samples /samples && pass "export: the wei
 mkdir -p "$work/w/checkpoints" && cp "$work/weights.h5" "$work/w/checkpoints/latest.h5"
 expect_error "resume from weights only" "holds weights only" \
   $DDPM train --config configs/tiny.ini --out "$work/w" --resume
-expect_error "parallel launch refused" "MPI training is not implemented yet" \
-  env OMPI_COMM_WORLD_SIZE=2 $DDPM train --config configs/tiny.ini --out "$work/x"
+expect_error "Slurm tasks without MPI refused" "not connected to the others through MPI" \
+  env SLURM_NTASKS=2 $DDPM train --config configs/tiny.ini --out "$work/x"
+expect_error "parallel launch of a one-process command refused" "only train and sample run over several MPI ranks" \
+  env SLURM_NTASKS=2 $DDPM export --checkpoint "$ck" --out "$work/x.h5"
 expect_error "not a checkpoint" "not a ddpm checkpoint" $DDPM sample --checkpoint "$work/init.h5" --out "$work/o.h5"
 expect_error "missing checkpoint" "$work/none.h5" $DDPM sample --checkpoint "$work/none.h5" --out "$work/o.h5"
 
