@@ -63,7 +63,7 @@ static const KeySpec keys[] = {
          "a NaN/Inf loss or gradient: stop, or skip the update and count it"),
     ENUM("train", "allreduce", train.allreduce, "overlap|blocking",
          "MPI gradient sum: buckets overlapped with backward, or one call after it"),
-    INT("train", "bucket_kb", train.bucket_kb, 4, 1048576, "overlap: KiB of gradients per bucket"),
+    INT("train", "bucket_kb", train.bucket_kb, 4, 1024, "overlap: KiB of gradients per bucket"),
     INT("train", "check_every", train.check_every, 0, 100000000,
         "MPI: steps between checks that all ranks hold the same weights (0: never)"),
     ENUM("sample", "sampler", sample.sampler, "ddpm|ddim", "reverse process"),
