@@ -46,6 +46,7 @@ void dist_share_chunks(long n, long chunk, int r, int size, long *first, long *c
 
 double dist_sum(double v);        /* allreduce sum */
 int dist_max_int(int v);          /* allreduce max */
+void dist_min_max(double v, double *lo, double *hi); /* allreduce min and max */
 /* 1 when v is the same on every rank (an allreduce of min and max). */
 int dist_all_equal_u64(uint64_t v);
 void dist_barrier(void);

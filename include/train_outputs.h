@@ -39,9 +39,11 @@ void train_outputs_finish(TrainOutputs *o, Model *m, const Arenas *a, const Trai
                           const Schedule *s);
 /* Write pending metrics rows (before a checkpoint: a checkpoint never runs ahead of them). */
 void train_outputs_flush(TrainOutputs *o);
-/* The speed line: images/s over `steps` timed steps and, under MPI, the gradient sum's cost and
- * how much of it backward hid. Collective (it times one blocking allreduce). */
-void train_outputs_timing(TrainOutputs *o, long steps, double seconds, const GradSync *g);
+/* The speed line: images/s over `steps` timed steps and, under MPI, the fastest and slowest
+ * rank's compute (forward + backward) per step, the gradient sum's cost and one blocking
+ * allreduce timed alone. Collective. */
+void train_outputs_timing(TrainOutputs *o, long steps, double seconds, double compute_seconds,
+                          const GradSync *g);
 void train_outputs_close(TrainOutputs *o);
 
 #endif

@@ -147,6 +147,13 @@ int dist_max_int(int v) {
     return v;
 }
 
+void dist_min_max(double v, double *lo, double *hi) {
+    *lo = *hi = v;
+    if (world.size == 1) return;
+    MPI_Allreduce(MPI_IN_PLACE, lo, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, hi, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+}
+
 int dist_all_equal_u64(uint64_t v) {
     if (world.size == 1) return 1;
     uint64_t lo = v, hi = v;

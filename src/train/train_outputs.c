@@ -163,17 +163,22 @@ void train_outputs_finish(TrainOutputs *o, Model *m, const Arenas *a, const Trai
     printf("done: step %ld; samples in %s/samples/generated.{h5,png}\n", st->step, o->run_dir);
 }
 
-void train_outputs_timing(TrainOutputs *o, long steps, double seconds, const GradSync *g) {
+void train_outputs_timing(TrainOutputs *o, long steps, double seconds, double compute_seconds,
+                          const GradSync *g) {
     const double blocking = grad_sync_blocking_seconds(g, 5); /* collective */
+    double fastest, slowest;
+    dist_min_max(compute_seconds, &fastest, &slowest);
     if (!o->root || steps < 1) return;
     const double per = seconds / steps;
     printf("timing: %ld steps after the first: %.1f img/s, %.1f ms/step", steps,
            o->cfg->train.batch / per, 1e3 * per);
     if (dist()->size > 1)
-        printf("; gradient sum over %d ranks: %.2f ms/step waiting after backward, %.2f ms/step "
-               "in MPI calls during it (%d bucket%s); one blocking allreduce alone: %.2f ms",
-               dist()->size, 1e3 * g->wait_seconds / steps, 1e3 * g->call_seconds / steps,
-               g->buckets, g->buckets == 1 ? "" : "s", 1e3 * blocking);
+        printf("; compute per rank %.1f..%.1f ms/step; gradient sum over %d ranks: %.2f ms/step "
+               "waiting after backward, %.2f ms/step in MPI calls during it (%d bucket%s); one "
+               "blocking allreduce alone: %.2f ms",
+               1e3 * fastest / steps, 1e3 * slowest / steps, dist()->size,
+               1e3 * g->wait_seconds / steps, 1e3 * g->call_seconds / steps, g->buckets,
+               g->buckets == 1 ? "" : "s", 1e3 * blocking);
     printf("\n");
     fflush(stdout);
 }

@@ -45,6 +45,7 @@ typedef struct {
     long order_epoch;   /* the epoch perm holds */
     char latest[1200];
     long perturb_rank, perturb_step; /* test hook DDPM_TEST_PERTURB=RANK:STEP */
+    double compute_seconds; /* this rank's forward + backward, before waiting for the others */
 } Trainer;
 
 /* The epoch's order: a Fisher-Yates shuffle keyed by (seed, epoch), the same on every rank. */
@@ -182,6 +183,7 @@ static double forward_backward(Trainer *tr, long step, double *gn) {
     }
     const int n = (int)tr->count;
     const size_t dim = tr->dim;
+    const double start = now_seconds();
     dataset_images_to_float(tr->x0, &tr->data, tr->perm + pos * tr->B + tr->first, n);
     for (int i = 0; i < n; i++) { /* keyed by the global image index of this step */
         const uint32_t g = (uint32_t)(tr->first + i);
@@ -196,6 +198,7 @@ static double forward_backward(Trainer *tr, long step, double *gn) {
     memset(tr->a.grads, 0, tr->m.table.total * sizeof(float));
     grad_sync_begin(&tr->sync);
     model_backward(&tr->m, tr->a.params, tr->a.grads, tr->dout, n);
+    tr->compute_seconds += now_seconds() - start;
     grad_sync_finish(&tr->sync);
     *gn = sqrt(ordered_sum_squares(tr->a.grads, tr->m.table.total));
     return dist_sum(share) / ((double)dim * tr->B);
@@ -269,7 +272,7 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
         tr.st.step = step + 1;
         const double now = now_seconds();
         if (step == start_step) { /* the first step warms caches and MPI up: not timed */
-            tr.sync.wait_seconds = tr.sync.call_seconds = 0.0;
+            tr.sync.wait_seconds = tr.sync.call_seconds = tr.compute_seconds = 0.0;
         } else {
             timed += now - step_start;
             timed_steps++;
@@ -303,7 +306,7 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
             break;
         }
     }
-    train_outputs_timing(&out, timed_steps, timed, &tr.sync);
+    train_outputs_timing(&out, timed_steps, timed, tr.compute_seconds, &tr.sync);
     if (status == 0) train_outputs_finish(&out, &tr.m, &tr.a, &tr.st, &tr.sched);
     train_outputs_close(&out);
     trainer_close(&tr);
