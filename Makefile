@@ -26,13 +26,17 @@ TESTS   := $(patsubst tests/%.c,bin/tests/%,$(wildcard tests/test_*.c))
 SCRIPTS := $(wildcard tests/cli/test_*.sh)
 BENCHES := $(patsubst bench/%.c,bin/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all deps test bench clean check-deps reference data demo figures fuzz test-sanitize
+.PHONY: all deps slurm-deps test bench clean check-deps reference data demo figures fuzz test-sanitize
 all: check-deps bin/ddpm
 
 # Install missing Debian packages (only when something is missing; never needed where modules
 # provide the libraries: the check looks at headers and pkg-config first).
 deps:
 	@tools/deps.sh install
+
+# Slurm daemons and munge for tests/cli/test_slurm.sh (only the tests need them)
+slurm-deps:
+	@tools/deps.sh slurm
 
 check-deps:
 	@tools/deps.sh check || tools/deps.sh install
@@ -68,7 +72,7 @@ $(REF): tests/ref/make_reference.py
 data:
 	@tools/fetch_mnist.sh data/mnist
 
-test: check-deps data bin/ddpm $(TESTS) $(REF)
+test: check-deps slurm-deps data bin/ddpm $(TESTS) $(REF)
 	@tools/run_tests.sh $(TESTS) $(SCRIPTS)
 	@$(MAKE) --no-print-directory fuzz
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# deps.sh check|install|figures: find (or install from Debian's archive) what ddpm builds and
-# tests with. `check` is quiet and exits 1 when something is missing; `install` apt-gets only
-# what is missing; `figures` does the same for the plotting tools (python3-matplotlib).
+# deps.sh check|install|figures|slurm: find (or install from Debian's archive) what ddpm builds
+# and tests with. `check` is quiet and exits 1 when something is missing; `install` apt-gets only
+# what is missing; `figures` does the same for the plotting tools (python3-matplotlib), `slurm`
+# for the Slurm daemons and munge that tests/cli/test_slurm.sh starts (never needed to build or
+# run ddpm, so a cluster's login node without slurmctld still builds).
 set -euo pipefail
 mode=${1:-check}
 
@@ -27,6 +29,11 @@ need=(
 
 if [ "$mode" = figures ]; then
   need=("py:matplotlib python3-matplotlib" "py:h5py python3-h5py")
+  mode=install
+fi
+if [ "$mode" = slurm ]; then
+  need=("cmd:slurmctld slurmctld" "cmd:slurmd slurmd" "cmd:sbatch slurm-client" "cmd:munged munge"
+        "cmd:mungekey munge")
   mode=install
 fi
 

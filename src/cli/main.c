@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "dist.h"
+#include "stop_signal.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -60,7 +61,12 @@ int main(int argc, char **argv) {
         printf("ddpm %s\n", DDPM_VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "train")) return run_distributed(cmd_train, argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) {
+        /* from the very start: a Slurm job's early USR1 (or a Ctrl-C during start-up) must
+         * stop the run at its first step boundary with a checkpoint, not kill it */
+        stop_signal_install();
+        return run_distributed(cmd_train, argc - 1, argv + 1);
+    }
     if (!strcmp(cmd, "sample")) return run_distributed(cmd_sample, argc - 1, argv + 1);
     refuse_parallel_launch(cmd);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);

@@ -136,8 +136,8 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
             die("%s: saved with %ld steps per epoch, this config gives %ld (batch or data "
                 "changed)", tr->latest, tr->st.steps_per_epoch, tr->spe);
         if (dist_is_root())
-            printf("resuming %s at step %ld (epoch %ld)\n", tr->latest, tr->st.step,
-                   tr->st.step / tr->spe);
+            printf("resuming %s at step %ld (in epoch %ld)\n", tr->latest, tr->st.step,
+                   tr->st.step / tr->spe + 1);
     } else {
         if (opt->resume && dist_is_root()) printf("no %s yet: starting a new run\n", tr->latest);
         params_initialise(&tr->m.table, tr->a.params, (uint64_t)tc->seed);
@@ -248,7 +248,7 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
     dist_print_layout(stdout); /* collective; rank 0 prints */
     TrainOutputs out;
     train_outputs_open(&out, cfg, opt->run_dir, &tr.m, tr.st.step, tr.spe);
-    stop_signal_install();
+    stop_signal_install(); /* main installs it for `ddpm train`; this covers other callers */
     int status = 0;
     const AdamConfig adam = {(float)tc->lr, 0.9f, 0.999f, 1e-8f};
     double epoch_loss = 0.0, last_time = now_seconds(), timed = 0.0;

@@ -1,0 +1,70 @@
+# jobs/lib.sh: what the batch scripts share (sourced by them from $DDPM_HOME/jobs, where
+# DDPM_HOME defaults to the directory sbatch was called from: submit from the repository root,
+# or set DDPM_HOME).
+#
+#   say MESSAGE...        a timestamped line in the job log
+#   set_threads           OMP_NUM_THREADS from --cpus-per-task; BLIS one thread per call
+#   run_step CMD...       CMD as a job step (srun --mpi=pmix, or mpirun with LAUNCHER=mpirun), in
+#                         the background so that the batch shell can run its signal traps: USR1
+#                         or TERM to the batch shell is passed on as USR1 to the step (ddpm train
+#                         then checkpoints at the next step boundary and exits 75). Sets STEP_RC.
+#   requeue_if_stopped    after run_step: on exit 75 (stopped, not finished) requeue this job,
+#                         which resumes from the run's latest.h5; at most MAX_RESTARTS times.
+
+DDPM=${DDPM:-bin/ddpm}
+LAUNCHER=${LAUNCHER:-srun}
+MAX_RESTARTS=${MAX_RESTARTS:-20}
+STOPPED=75 # ddpm train's exit status after a signal: checkpoint written, resume with --resume
+
+say() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) ${SLURM_JOB_NAME:-job} ${SLURM_JOB_ID:-}: $*"; }
+
+set_threads() {
+  export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
+  # ddpm threads its layers over images and calls BLIS single-threaded inside them
+  export BLIS_NUM_THREADS=1
+}
+
+_on_signal() {
+  STOP_SIGNAL=$1
+  say "SIG$1 received: asking the job step to checkpoint and stop"
+  [ -n "${_step:-}" ] && kill -USR1 "$_step" 2>/dev/null
+}
+
+run_step() {
+  STOP_SIGNAL=${STOP_SIGNAL:-}
+  _step=
+  trap '_on_signal USR1' USR1
+  trap '_on_signal TERM' TERM
+  case $LAUNCHER in
+    srun) srun --mpi=pmix "$@" & ;;
+    mpirun) mpirun "$@" & ;;
+    *) say "LAUNCHER=$LAUNCHER: expected srun or mpirun"; exit 2 ;;
+  esac
+  _step=$!
+  # a signal that came before the step existed (Slurm checks signal times every ~30 s, so it
+  # can be early): pass it on now; ddpm installs its handler first thing
+  [ -n "$STOP_SIGNAL" ] && { sleep 1; kill -USR1 "$_step" 2>/dev/null; }
+  # bash runs traps only between commands: `wait` returns early on each signal, so wait again
+  # until the step is gone, then once more for its exit status
+  while kill -0 "$_step" 2>/dev/null; do wait "$_step"; done
+  wait "$_step"
+  STEP_RC=$?
+}
+
+requeue_if_stopped() {
+  if [ "$STEP_RC" -eq 0 ]; then
+    say "step finished"
+    return 0
+  fi
+  if [ "$STEP_RC" -ne "$STOPPED" ]; then
+    say "step failed with exit status $STEP_RC"
+    exit "$STEP_RC"
+  fi
+  if [ "${SLURM_RESTART_COUNT:-0}" -ge "$MAX_RESTARTS" ]; then
+    say "stopped with a checkpoint, but restarted $SLURM_RESTART_COUNT times already (MAX_RESTARTS): not requeueing; resubmit to continue"
+    exit "$STOPPED"
+  fi
+  say "stopped with a checkpoint: requeueing job $SLURM_JOB_ID to resume"
+  scontrol requeue "$SLURM_JOB_ID"
+  exit 0
+}

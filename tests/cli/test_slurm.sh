@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# test_slurm.sh: the batch scripts of jobs/ against a real single-node Slurm (slurmctld, slurmd
+# and munged started here with all state in a temporary directory, stopped at the end): a 2-task
+# training job; a job sent USR1 checkpoints, requeues itself, resumes and ends with the same
+# weights as an uninterrupted one; an array sweep; a train -> sample chain with
+# --dependency=afterok; the scripts outside Slurm. configs/tiny.ini on real MNIST.
+set -u
+source "$(dirname "$0")/checks.sh"
+source tests/slurm/cluster.sh
+for cmd in slurmctld slurmd sbatch munged mungekey; do
+  command -v $cmd >/dev/null || { fail "$cmd is missing (make slurm-deps installs it)"; finish "Slurm"; }
+done
+slurmdir=$work/slurm
+chmod 0755 "$work" # munged wants every directory above its socket searchable
+cleanup_slurm() { slurm_down "$slurmdir"; cleanup; }
+trap cleanup_slurm EXIT
+slurm_up "$slurmdir" && pass "single-node Slurm up: $(sinfo -h -o '%P %D %T %c cpus')" || { fail "Slurm did not start"; finish "Slurm"; }
+
+# wait_job ID SECONDS: until the job has left the queue (completed, failed or cancelled)
+wait_job() {
+  local i
+  for i in $(seq $((5 * $2))); do
+    squeue -h -j "$1" 2>/dev/null | grep -q . || return 0
+    sleep 0.2
+  done
+  return 1
+}
+steps=(--set train.max_steps=200 --set train.log_every=20)
+
+# 1. outside Slurm each script stops with its message
+for s in train sample sweep; do
+  expect_error "jobs/$s.sbatch outside Slurm" "not running" env -u SLURM_JOB_ID -u SLURM_ARRAY_TASK_ID jobs/$s.sbatch configs/tiny.ini x
+done
+
+# 2. a 2-task training job completes with complete outputs
+j1=$(RUN_DIR=$work/plain sbatch --parsable --ntasks=2 --output="$work/plain.log" \
+  jobs/train.sbatch configs/tiny.ini "${steps[@]}")
+wait_job "$j1" 120 || fail "job $j1 did not finish in 120 s"
+grep -q "layout: 1 node, 2 ranks" "$work/plain.log" && grep -q "step finished" "$work/plain.log" \
+  && pass "2-task training job: srun --mpi=pmix gave 2 MPI ranks and the step finished" \
+  || fail "2-task job: $(tail -3 "$work/plain.log")"
+$PY - "$work/plain" <<'PY' && pass "its outputs are complete (200 metrics rows, step-200 checkpoint, samples)" || fail "2-task job outputs"
+import sys, h5py
+d = sys.argv[1]
+with h5py.File(d + "/checkpoints/latest.h5", "r") as f:
+    assert f.attrs["step"] == 200 and set(f) == {"params", "ema", "adam"}
+with h5py.File(d + "/metrics.h5", "r") as f:
+    assert len(f["step"]) == 200 and f["step"][-1] == 200
+with h5py.File(d + "/samples/generated.h5", "r") as f:
+    assert f["samples"].shape == (16, 1, 28, 28)
+PY
+
+# 3. USR1 to the batch shell (what --signal=B:USR1@N sends before the time limit): checkpoint,
+# requeue, resume; the weights end equal, bit for bit, to those of the uninterrupted job
+j2=$(RUN_DIR=$work/pre sbatch --parsable --ntasks=2 --output="$work/pre.log" \
+  jobs/train.sbatch configs/tiny.ini "${steps[@]}")
+for _ in $(seq 300); do grep -q "^epoch 1 step" "$work/pre.log" 2>/dev/null && break; sleep 0.2; done
+scancel --batch --signal=USR1 "$j2"
+wait_job "$j2" 150 || fail "preempted job $j2 did not finish in 150 s"
+grep -q "SIGUSR1 received" "$work/pre.log" && grep -q "stopped by User defined signal 1 after step" "$work/pre.log" \
+  && grep -q "requeueing job $j2" "$work/pre.log" && grep -q "start (restart 1)" "$work/pre.log" \
+  && grep -q "resuming .* at step" "$work/pre.log" && grep -q "step finished" "$work/pre.log" \
+  && pass "USR1: $(grep -o 'stopped by .* after step [0-9]*' "$work/pre.log"), requeued, resumed, finished" \
+  || fail "preemption: $(grep -v '^epoch' "$work/pre.log" | tail -6)"
+ok=1
+for g in /params /ema /adam; do
+  h5diff -q "$work/plain/checkpoints/latest.h5" "$work/pre/checkpoints/latest.h5" $g $g || ok=0
+done
+[ $ok = 1 ] && pass "preempted + resumed job ends with the uninterrupted job's weights, EMA and Adam state (bit for bit)" \
+  || fail "preempted job's final state differs"
+
+# 4. an array sweep: one complete run per task, each with its own overrides, at most 2 at a time
+j3=$(RUN_ROOT=$work/sweep sbatch --parsable --array=0-2%2 --output="$work/sweep-%a.log" \
+  jobs/sweep.sbatch configs/tiny.ini "train.max_steps=40 train.lr=1e-3" \
+  "train.max_steps=40 train.lr=5e-4" "train.max_steps=40 train.lr=2e-3 train.ema=0.9")
+wait_job "$j3" 120 || fail "sweep $j3 did not finish in 120 s"
+$PY - "$work/sweep" "$j3" <<'PY' && pass "sweep: three runs, each complete with its own overrides" || fail "sweep: $(tail -2 "$work"/sweep-*.log)"
+import sys, h5py
+root, job = sys.argv[1], sys.argv[2]
+for i, lr in enumerate(["0.001", "0.0005", "0.002"]):
+    d = f"{root}/tiny-{job}_{i}"
+    with h5py.File(d + "/checkpoints/latest.h5", "r") as f:
+        assert f.attrs["step"] == 40, d
+    text = open(d + "/config.ini").read()
+    assert f"lr = {lr}\n" in text, (d, [l for l in text.splitlines() if l.startswith("lr")])
+    assert ("ema = 0.9\n" in text) == (i == 2)
+PY
+
+# 5. a chain: sample runs only after train succeeded (afterok), from the checkpoint it wrote
+j4=$(RUN_DIR=$work/chain sbatch --parsable --ntasks=2 --output="$work/chain-train.log" \
+  jobs/train.sbatch configs/tiny.ini --set train.max_steps=40)
+j5=$(sbatch --parsable --ntasks=2 --dependency=afterok:"$j4" --output="$work/chain-sample.log" \
+  jobs/sample.sbatch "$work/chain/checkpoints/latest.h5" "$work/chain/s.h5" --n 20 --batch 8)
+wait_job "$j5" 150 || fail "chain $j4 -> $j5 did not finish in 150 s"
+t_train=$(grep "step finished" "$work/chain-train.log" | cut -d' ' -f1)
+t_sample=$(grep "sampling" "$work/chain-sample.log" | cut -d' ' -f1)
+[ -s "$work/chain/s.h5" ] && [ -n "$t_train" ] && [ -n "$t_sample" ] && [[ ! "$t_sample" < "$t_train" ]] \
+  && pass "chain: train finished at $t_train, sample started at $t_sample and wrote its file" \
+  || fail "chain: train '$t_train' sample '$t_sample': $(tail -2 "$work/chain-sample.log")"
+j7=$(sbatch --parsable --ntasks=1 --output="$work/bad.log" jobs/sample.sbatch "$work/none.h5" "$work/bad.h5")
+wait_job "$j7" 60
+j8=$(sbatch --parsable --ntasks=1 --dependency=afterok:"$j7" --output="$work/after-bad.log" \
+  jobs/sample.sbatch "$work/chain/checkpoints/latest.h5" "$work/after-bad.h5")
+sleep 4
+reason=$(squeue -h -j "$j8" -o %r 2>/dev/null)
+[ ! -e "$work/after-bad.h5" ] && [ "$reason" = DependencyNeverSatisfied ] \
+  && pass "a job after a failed one does not run ($reason)" || fail "afterok on a failed job: reason '$reason'"
+scancel "$j8" 2>/dev/null
+
+# 6. teardown: no daemons left
+slurm_down "$slurmdir"
+alive=0
+for f in "$slurmdir"/run/*.pid "$slurmdir"/munge/munged.pid; do pid_alive "$f" && alive=1; done
+[ $alive = 0 ] && pass "teardown: slurmctld, slurmd and munged stopped" || fail "daemons left running"
+finish "Slurm"
