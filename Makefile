@@ -14,9 +14,9 @@ HDF5_LIBS   = $(shell pkg-config --libs hdf5-openmpi 2>/dev/null)
 OPT     ?= -O3 -march=$(ARCH) -g
 CFLAGS   = $(OPT) -std=c11 -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude \
            -isystem $(BLIS_INC) $(HDF5_CFLAGS) -D_POSIX_C_SOURCE=200809L -MMD -MP
-LDLIBS   = -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis $(HDF5_LIBS) -linih -lpng -lz -lmvec -lm
+LDLIBS   = -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis $(HDF5_LIBS) -linih -llapacke -lpng -lz -lmvec -lm
 
-SRC_LIB := $(wildcard src/nn/*.c src/model/*.c src/optim/*.c src/util/*.c src/io/*.c src/data/*.c src/diffusion/*.c src/train/*.c src/dist/*.c)
+SRC_LIB := $(wildcard src/nn/*.c src/model/*.c src/optim/*.c src/util/*.c src/io/*.c src/data/*.c src/diffusion/*.c src/train/*.c src/dist/*.c src/eval/*.c)
 SRC_CLI := $(wildcard src/cli/*.c)
 BUILD   ?= build
 BIN     ?= bin

@@ -39,4 +39,12 @@ void checkpoint_read_state(const char *path, TrainState *s);
 void checkpoint_load(const char *path, const ParamTable *t, Arenas *a, TrainState *s,
                      CheckpointContent content);
 
+/* Building blocks, also for other files of tensors (the evaluation classifier): every tensor of
+ * the table under GROUP/<name> with its `index` attribute; read back with exact shape checks;
+ * flush, close, fsync, rename tmp over path and fsync the directory. */
+#include <hdf5.h>
+void checkpoint_write_group(hid_t f, const char *group, const ParamTable *t, const float *arena);
+void checkpoint_read_group(hid_t f, const char *group, const ParamTable *t, float *arena);
+void checkpoint_publish(hid_t f, const char *tmp, const char *path);
+
 #endif

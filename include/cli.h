@@ -10,5 +10,7 @@ int cmd_sample(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_noise_strip(int argc, char **argv);
+int cmd_classifier(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

@@ -45,6 +45,7 @@ void dist_share(long n, int r, int size, long *first, long *count);
 void dist_share_chunks(long n, long chunk, int r, int size, long *first, long *count);
 
 double dist_sum(double v);        /* allreduce sum */
+void dist_sum_doubles(double *v, size_t n); /* allreduce sum, in place */
 int dist_max_int(int v);          /* allreduce max */
 void dist_min_max(double v, double *lo, double *hi); /* allreduce min and max */
 /* 1 when v is the same on every rank (an allreduce of min and max). */

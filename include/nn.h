@@ -88,4 +88,11 @@ double mse_sum(const float *pred, const float *target, size_t count);
 void mse_backward_over(float *dpred, const float *pred, const float *target, size_t count,
                        size_t total);
 
+/* ---- softmax cross-entropy over k classes (the evaluation classifier's loss) ---- */
+/* prob [n, k] receives softmax(logits); returns sum_i -log prob[i][labels[i]] (not averaged). */
+double softmax_xent_forward(float *prob, const float *logits, const int *labels, int n, int k);
+/* dlogits += (prob - onehot(labels)) / norm (norm: the global batch, for a mean loss) */
+void softmax_xent_backward(float *dlogits, const float *prob, const int *labels, int n, int k,
+                           double norm);
+
 #endif

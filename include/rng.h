@@ -15,6 +15,8 @@ typedef enum {
     RNG_NOISE = 3,    /* training noise eps: a = step, b = global image index */
     RNG_SHUFFLE = 4,  /* data order: a = epoch */
     RNG_SAMPLE = 5,   /* sampling noise: a = sampler step, b = image index */
+    RNG_CLASSIFIER = 6, /* evaluation classifier: data order, a = epoch, b = position */
+    RNG_EVAL = 7,     /* evaluation: noise added to real images, b = image index */
     RNG_TEST = 99     /* tests and benchmarks */
 } RngStream;
 

@@ -504,6 +504,51 @@ static void test_mse(void **state) {
     for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
 }
 
+/* ---------------------------------------------------------------- softmax cross-entropy */
+
+typedef struct {
+    int n, k;
+    float *logits, *prob;
+    int labels[5];
+} Xent;
+
+static double xent_loss(void *ctx) {
+    Xent *x = ctx;
+    return softmax_xent_forward(x->prob, x->logits, x->labels, x->n, x->k) / x->n;
+}
+
+static void test_softmax_xent(void **state) {
+    Xent x = {.n = 5, .k = 10, .labels = {3, 0, 9, 3, 7}};
+    const size_t count = (size_t)x.n * x.k;
+    x.logits = rnd(count, -4.0f, 4.0f, 5100, 0);
+    x.logits[7] = 60.0f; /* a large logit: the max is subtracted before exp */
+    x.prob = gc_alloc(count);
+    const double loss = xent_loss(&x);
+    double want = 0.0;
+    for (int i = 0; i < x.n; i++) {
+        double sum = 0.0;
+        for (int j = 0; j < x.k; j++) sum += exp((long double)x.logits[i * x.k + j] - 60.0);
+        want += log(sum) + 60.0 - x.logits[i * x.k + x.labels[i]];
+        double psum = 0.0;
+        for (int j = 0; j < x.k; j++) psum += x.prob[i * x.k + j];
+        if (fabs(psum - 1.0) > 1e-6) fail_msg("softmax row %d sums to %.9f", i, psum);
+    }
+    want /= x.n;
+    if (!(fabs(loss - want) <= 1e-6 * want)) fail_msg("xent = %.9g, want %.9g", loss, want);
+    float *d = gc_alloc(count);
+    softmax_xent_backward(d, x.prob, x.labels, x.n, x.k, x.n);
+    gc_assert_clean(d, count, "xent dlogits");
+    check("softmax xent logits", x.logits, count, d, xent_loss, &x, 5110);
+    float *v = rnd(count, -0.1f, 0.1f, 5100, 20), *acc = copy_of(v, count);
+    xent_loss(&x); /* prob of the unperturbed logits again */
+    softmax_xent_backward(acc, x.prob, x.labels, x.n, x.k, x.n);
+    gc_assert_accumulated(acc, v, d, count, "xent dlogits");
+    gc_assert_guards(x.logits, count, "xent logits");
+    gc_assert_guards(x.prob, count, "xent prob");
+    float *all[] = {x.logits, x.prob, d, v, acc};
+    for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
+}
+
 /* ---------------------------------------------------------------- timestep embedding */
 
 /* Values against double: t * freq reaches 299 rad, where one float ulp is 3e-5, so a float32
@@ -554,6 +599,7 @@ int main(void) {
         cmocka_unit_test(test_add),
         cmocka_unit_test(test_add_channel),
         cmocka_unit_test(test_mse),
+        cmocka_unit_test(test_softmax_xent),
         cmocka_unit_test(test_timestep_embedding),
     };
     int failed = cmocka_run_group_tests_name("gradcheck_layers", tests, NULL, NULL);

@@ -20,6 +20,7 @@ need=(
   "file:/usr/include/ini.h libinih-dev"
   "file:/usr/include/Random123/philox.h librandom123-dev"
   "file:/usr/include/cmocka.h libcmocka-dev"
+  "file:/usr/include/lapacke.h liblapacke-dev"
   "py:torch python3-torch"
   "py:h5py python3-h5py"
   "py:numpy python3-numpy"

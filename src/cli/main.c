@@ -18,12 +18,14 @@ static void usage(FILE *f) {
             "  inspect   show what an HDF5 file of ours holds (attributes, datasets)\n"
             "  export    weights-only copy of a checkpoint (params + EMA) for sampling\n"
             "  noise-strip  picture of the forward (noising) process on real digits\n"
+            "  classifier   train the MNIST classifier that scores samples\n"
+            "  eval      FID, class histogram and confidence of samples (or real images)\n"
             "\n"
             "  ddpm <command> --help   options of one command\n"
             "  ddpm --version          version\n");
 }
 
-/* Commands other than train and sample run as one process: several processes of one launch
+/* Commands other than train, sample and eval run as one process: several processes of one launch
  * (mpirun -np P, srun -n P) would each do the whole job into the same files. */
 static void refuse_parallel_launch(const char *cmd) {
     const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"};
@@ -31,7 +33,7 @@ static void refuse_parallel_launch(const char *cmd) {
         const char *v = getenv(vars[i]);
         if (v && atoi(v) > 1) {
             fprintf(stderr,
-                    "ddpm %s: launched as %s processes (%s): only train and sample run over "
+                    "ddpm %s: launched as %s processes (%s): only train, sample and eval run over "
                     "several MPI ranks; start `ddpm %s` as one process (srun -n 1, or without "
                     "mpirun)\n", cmd, v, vars[i], cmd);
             exit(2);
@@ -39,7 +41,7 @@ static void refuse_parallel_launch(const char *cmd) {
     }
 }
 
-/* train and sample: MPI (when launched by mpirun/srun), threads per rank, then the command. */
+/* train, sample and eval: MPI (when launched by mpirun/srun), threads per rank, then the command. */
 static int run_distributed(int (*command)(int, char **), int argc, char **argv) {
     dist_init(&argc, &argv, argv[0]);
     const int status = command(argc, argv);
@@ -68,8 +70,10 @@ int main(int argc, char **argv) {
         return run_distributed(cmd_train, argc - 1, argv + 1);
     }
     if (!strcmp(cmd, "sample")) return run_distributed(cmd_sample, argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return run_distributed(cmd_eval, argc - 1, argv + 1);
     refuse_parallel_launch(cmd);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
+    if (!strcmp(cmd, "classifier")) return cmd_classifier(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "noise-strip")) return cmd_noise_strip(argc - 1, argv + 1);

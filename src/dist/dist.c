@@ -142,6 +142,12 @@ double dist_sum(double v) {
     return v;
 }
 
+void dist_sum_doubles(double *v, size_t n) {
+    if (world.size == 1 || n == 0) return;
+    if (n > 2147483647u) die("allreduce of %zu doubles: too large for one MPI call", n);
+    MPI_Allreduce(MPI_IN_PLACE, v, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
 int dist_max_int(int v) {
     if (world.size > 1) MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     return v;

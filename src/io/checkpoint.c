@@ -22,7 +22,7 @@ static void entry_path_dims(char *path, size_t len, long long *dims, const char 
     snprintf(path, len, "%s/%s", group, e->name);
 }
 
-static void write_group(hid_t f, const char *group, const ParamTable *t, const float *arena) {
+void checkpoint_write_group(hid_t f, const char *group, const ParamTable *t, const float *arena) {
     for (int i = 0; i < t->count; i++) {
         const ParamEntry *e = &t->entries[i];
         char path[256];
@@ -63,12 +63,16 @@ void checkpoint_save(const char *path, const ParamTable *t, const Arenas *a, con
     h5a_write_string(f, "schedule", schedule_name((ScheduleKind)cfg->diffusion.schedule));
     h5a_write_string(f, "config", text);
     free(text);
-    write_group(f, "/params", t, a->params);
-    write_group(f, "/ema", t, a->ema);
+    checkpoint_write_group(f, "/params", t, a->params);
+    checkpoint_write_group(f, "/ema", t, a->ema);
     if (content == CKPT_FULL) {
-        write_group(f, "/adam/m", t, a->adam_m);
-        write_group(f, "/adam/v", t, a->adam_v);
+        checkpoint_write_group(f, "/adam/m", t, a->adam_m);
+        checkpoint_write_group(f, "/adam/v", t, a->adam_v);
     }
+    checkpoint_publish(f, tmp, path);
+}
+
+void checkpoint_publish(hid_t f, const char *tmp, const char *path) {
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) die("%s: cannot flush (disk full?)", tmp);
     h5t_close(f);
     fsync_path(tmp, 0);
@@ -108,7 +112,7 @@ void checkpoint_read_config(const char *path, Config *cfg) {
     h5t_close(f);
 }
 
-static void read_group(hid_t f, const char *group, const ParamTable *t, float *arena) {
+void checkpoint_read_group(hid_t f, const char *group, const ParamTable *t, float *arena) {
     for (int i = 0; i < t->count; i++) {
         const ParamEntry *e = &t->entries[i];
         char path[256];
@@ -133,15 +137,15 @@ void checkpoint_read_state(const char *path, TrainState *s) {
 void checkpoint_load(const char *path, const ParamTable *t, Arenas *a, TrainState *s,
                      CheckpointContent content) {
     hid_t f = open_checkpoint(path);
-    read_group(f, "/params", t, a->params);
-    read_group(f, "/ema", t, a->ema);
+    checkpoint_read_group(f, "/params", t, a->params);
+    checkpoint_read_group(f, "/ema", t, a->ema);
     if (content == CKPT_FULL) {
         char *what = h5a_read_string(f, "content");
         int full = what && !strcmp(what, "full");
         free(what);
         if (!full) die("%s: holds weights only (no optimiser state): cannot resume from it", path);
-        read_group(f, "/adam/m", t, a->adam_m);
-        read_group(f, "/adam/v", t, a->adam_v);
+        checkpoint_read_group(f, "/adam/m", t, a->adam_m);
+        checkpoint_read_group(f, "/adam/v", t, a->adam_v);
     }
     h5t_close(f);
     if (content == CKPT_FULL) checkpoint_read_state(path, s);

@@ -157,7 +157,7 @@ expect_error "resume from weights only" "holds weights only" \
   $DDPM train --config configs/tiny.ini --out "$work/w" --resume
 expect_error "Slurm tasks without MPI refused" "not connected to the others through MPI" \
   env SLURM_NTASKS=2 $DDPM train --config configs/tiny.ini --out "$work/x"
-expect_error "parallel launch of a one-process command refused" "only train and sample run over several MPI ranks" \
+expect_error "parallel launch of a one-process command refused" "only train, sample and eval run over several MPI ranks" \
   env SLURM_NTASKS=2 $DDPM export --checkpoint "$ck" --out "$work/x.h5"
 expect_error "not a checkpoint" "not a ddpm checkpoint" $DDPM sample --checkpoint "$work/init.h5" --out "$work/o.h5"
 expect_error "missing checkpoint" "$work/none.h5" $DDPM sample --checkpoint "$work/none.h5" --out "$work/o.h5"

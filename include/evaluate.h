@@ -1,0 +1,26 @@
+/* evaluate.h: how good generated images are, measured with the MNIST classifier:
+ *
+ *   FID          Frechet distance between the classifier's 128 penultimate features of the
+ *                images and of the reference images (the 10,000 MNIST test images)
+ *   histogram    predicted class of each image; its entropy (ln 10 = 2.303 is uniform)
+ *   confidence   mean of the top softmax probability
+ *   IS analogue  exp(E_x KL(p(y|x) || p(y))), at most 10
+ *
+ * The FID of N images is biased upwards for small N: every number is reported with its N.
+ * Runs over MPI ranks (each its share of both image sets; the statistics are summed). */
+#ifndef DDPM_EVALUATE_H
+#define DDPM_EVALUATE_H
+
+typedef struct {
+    const char *samples;    /* FILE.h5 with /samples [N, 1, 28, 28] in [-1, 1], or NULL */
+    const char *real_split; /* instead: real images of this split of ref_dir ("train", "t10k") */
+    double noise;           /* real images: add N(0, noise^2) (clamped to [-1, 1]) */
+    const char *classifier; /* classifier file */
+    const char *ref_dir;    /* the reference images: ref_dir/t10k */
+    long n;                 /* images to score (the first n) */
+    const char *out_json;   /* write the numbers here too (NULL: print only) */
+} EvalOptions;
+
+int evaluate(const EvalOptions *o);
+
+#endif

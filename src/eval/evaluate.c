@@ -1,0 +1,200 @@
+/* evaluate.c: score images with the classifier (see evaluate.h). */
+#include "evaluate.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classifier.h"
+#include "dataset.h"
+#include "dist.h"
+#include "frechet.h"
+#include "h5attr.h"
+#include "h5tensor.h"
+#include "rng.h"
+#include "util.h"
+
+#define EVAL_BATCH 250
+#define IMG (CLS_SIZE * CLS_SIZE)
+
+/* Sums over the scored images, added up over the ranks. */
+typedef struct {
+    FeatureStats feat;
+    double hist[CLS_CLASSES], prob[CLS_CLASSES], plogp, confidence;
+    double correct; /* real images: predictions equal to the label */
+} Scores;
+
+static void scores_init(Scores *s) {
+    memset(s, 0, sizeof *s);
+    feature_stats_init(&s->feat, CLS_FEATURES);
+}
+
+/* Run the classifier over images x [n, 1, 28, 28] in batches. */
+static void score(Scores *s, Classifier *c, const float *params, const float *x,
+                  const int *labels, long n) {
+    for (long i0 = 0; i0 < n; i0 += c->max_batch) {
+        const int b = n - i0 < c->max_batch ? (int)(n - i0) : c->max_batch;
+        const float *z = classifier_forward(c, params, x + (size_t)i0 * IMG, b);
+        feature_stats_add(&s->feat, c->y4, b);
+        for (int i = 0; i < b; i++) {
+            const float *zi = z + (size_t)i * CLS_CLASSES;
+            int best = 0;
+            for (int k = 1; k < CLS_CLASSES; k++) best = zi[k] > zi[best] ? k : best;
+            double sum = 0.0, p[CLS_CLASSES];
+            for (int k = 0; k < CLS_CLASSES; k++) sum += p[k] = exp((double)zi[k] - zi[best]);
+            for (int k = 0; k < CLS_CLASSES; k++) {
+                p[k] /= sum;
+                s->prob[k] += p[k];
+                if (p[k] > 0) s->plogp += p[k] * log(p[k]);
+            }
+            s->hist[best] += 1;
+            s->confidence += p[best];
+            if (labels) s->correct += best == labels[i0 + i];
+        }
+    }
+}
+
+static void scores_reduce(Scores *s) {
+    feature_stats_reduce(&s->feat);
+    dist_sum_doubles(s->hist, CLS_CLASSES);
+    dist_sum_doubles(s->prob, CLS_CLASSES);
+    dist_sum_doubles(&s->plogp, 1);
+    dist_sum_doubles(&s->confidence, 1);
+    dist_sum_doubles(&s->correct, 1);
+}
+
+/* This rank's share of the first n images of a split, as floats in [-1, 1] (plus noise). */
+static float *real_images(const char *dir, const char *split, long *n, double noise,
+                          long *first, long *count, int **labels) {
+    Dataset d;
+    dataset_load_or_die(&d, dir, split);
+    if (d.rows != CLS_SIZE || d.cols != CLS_SIZE) die("%s/%s: images are not 28x28", dir, split);
+    if (*n > d.count) *n = d.count;
+    dist_share(*n, dist()->rank, dist()->size, first, count);
+    float *x = floats_alloc((size_t)*count * IMG + 1);
+    int *idx = xcalloc((size_t)*count + 1, sizeof(int));
+    for (long i = 0; i < *count; i++) idx[i] = (int)(*first + i);
+    if (*count) dataset_images_to_float(x, &d, idx, (int)*count);
+    *labels = xcalloc((size_t)*count + 1, sizeof(int));
+    for (long i = 0; i < *count; i++) (*labels)[i] = d.labels[*first + i];
+    if (noise > 0)
+        for (long i = 0; i < *count; i++) {
+            float *xi = x + (size_t)i * IMG, eps[IMG];
+            rng_normal(eps, IMG, 0, RNG_EVAL, 0, (uint32_t)(*first + i));
+            for (int k = 0; k < IMG; k++) {
+                const float v = xi[k] + (float)noise * eps[k];
+                xi[k] = v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
+            }
+        }
+    free(idx);
+    dataset_free(&d);
+    return x;
+}
+
+/* This rank's share of the first n images of a samples file. */
+static float *sample_images(const char *path, long *n, long *first, long *count) {
+    hid_t f = h5t_open_read(path);
+    int nd = 0;
+    long long dims[H5T_MAX_DIMS];
+    if (!h5t_dims(f, "/samples", &nd, dims)) die("%s: no dataset /samples (not a samples file?)", path);
+    if (nd != 4 || dims[1] != 1 || dims[2] != CLS_SIZE || dims[3] != CLS_SIZE || dims[0] < 2)
+        die("%s: /samples must be [N >= 2, 1, 28, 28] for the MNIST classifier", path);
+    float *all = floats_alloc((size_t)dims[0] * IMG);
+    h5t_read_f32(f, "/samples", all, 4, dims);
+    h5t_close(f);
+    if (*n > dims[0]) *n = dims[0];
+    dist_share(*n, dist()->rank, dist()->size, first, count);
+    float *x = floats_alloc((size_t)*count * IMG + 1);
+    memcpy(x, all + (size_t)*first * IMG, (size_t)*count * IMG * sizeof(float));
+    free(all);
+    return x;
+}
+
+static void write_json(const EvalOptions *o, const char *source, long n, long n_ref, double fid,
+                       const double *hist, double entropy, double confidence, double is,
+                       double cls_acc, double accuracy) {
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o->out_json);
+    FILE *f = fopen(tmp, "w");
+    if (!f) die("%s: cannot write: %s", tmp, strerror(errno));
+    fprintf(f, "{\n  \"source\": \"%s\",\n  \"n\": %ld,\n", source, n);
+    if (o->real_split) fprintf(f, "  \"noise\": %g,\n  \"accuracy\": %.6f,\n", o->noise, accuracy);
+    fprintf(f, "  \"reference\": \"%s/t10k\",\n  \"n_reference\": %ld,\n", o->ref_dir, n_ref);
+    fprintf(f, "  \"classifier\": \"%s\",\n  \"classifier_test_accuracy\": %.4f,\n", o->classifier, cls_acc);
+    fprintf(f, "  \"fid\": %.6g,\n  \"class_histogram\": [", fid);
+    for (int k = 0; k < CLS_CLASSES; k++) fprintf(f, "%s%.0f", k ? ", " : "", hist[k]);
+    fprintf(f, "],\n  \"class_entropy_nats\": %.6f,\n  \"class_entropy_max_nats\": %.6f,\n", entropy, log(CLS_CLASSES));
+    fprintf(f, "  \"mean_confidence\": %.6f,\n  \"inception_score\": %.6f\n}\n", confidence, is);
+    if (fclose(f) != 0 || rename(tmp, o->out_json) != 0) die("%s: cannot write: %s", o->out_json, strerror(errno));
+}
+
+int evaluate(const EvalOptions *o) {
+    Classifier c;
+    classifier_build(&c, EVAL_BATCH);
+    float *params = floats_alloc(c.table.total);
+    double cls_acc = 0.0;
+    classifier_load(o->classifier, &c, params, &cls_acc);
+
+    long n = o->n, first, count, n_ref = 10000, rfirst, rcount;
+    char source[1200];
+    float *x;
+    int *labels = NULL, *ref_labels = NULL;
+    if (o->real_split) {
+        x = real_images(o->ref_dir, o->real_split, &n, o->noise, &first, &count, &labels);
+        snprintf(source, sizeof source, "%s/%s (real)", o->ref_dir, o->real_split);
+    } else {
+        x = sample_images(o->samples, &n, &first, &count);
+        snprintf(source, sizeof source, "%s", o->samples);
+    }
+    float *ref = real_images(o->ref_dir, "t10k", &n_ref, 0.0, &rfirst, &rcount, &ref_labels);
+    Scores s, r;
+    scores_init(&s);
+    scores_init(&r);
+    score(&s, &c, params, x, labels, count);
+    score(&r, &c, params, ref, ref_labels, rcount);
+    scores_reduce(&s);
+    scores_reduce(&r);
+
+    int status = 0;
+    if (dist_is_root()) {
+        const int d = CLS_FEATURES;
+        double *mu1 = xcalloc(d, sizeof(double)), *mu2 = xcalloc(d, sizeof(double));
+        double *s1 = xcalloc((size_t)d * d, sizeof(double)), *s2 = xcalloc((size_t)d * d, sizeof(double));
+        feature_stats_moments(&s.feat, mu1, s1);
+        feature_stats_moments(&r.feat, mu2, s2);
+        const double fid = frechet_distance(mu1, s1, mu2, s2, d);
+        double entropy = 0.0, kl_marginal = 0.0;
+        for (int k = 0; k < CLS_CLASSES; k++) {
+            const double h = s.hist[k] / n, py = s.prob[k] / n;
+            if (h > 0) entropy -= h * log(h);
+            if (py > 0) kl_marginal += py * log(py);
+        }
+        const double is = exp(s.plogp / n - kl_marginal), confidence = s.confidence / n;
+        printf("images      %s (N = %ld%s)\n", source, n, n < o->n ? ", all the file holds" : "");
+        if (o->real_split && o->noise > 0) printf("noise       N(0, %g^2) added, clamped to [-1, 1]\n", o->noise);
+        printf("reference   %s/t10k (N = %ld)\n", o->ref_dir, n_ref);
+        printf("classifier  %s (test accuracy %.4f)\n", o->classifier, cls_acc);
+        printf("FID         %.3f   (N = %ld; smaller is better, biased upwards for small N)\n", fid, n);
+        printf("classes     ");
+        for (int k = 0; k < CLS_CLASSES; k++) printf("%d:%.1f%% ", k, 100.0 * s.hist[k] / n);
+        printf("\nentropy     %.4f nats of the predicted classes (uniform: %.4f)\n", entropy, log(CLS_CLASSES));
+        printf("confidence  %.4f mean top probability\n", confidence);
+        printf("IS analogue %.3f (at most 10)\n", is);
+        if (o->real_split) printf("accuracy    %.4f against the labels\n", s.correct / n);
+        if (o->out_json)
+            write_json(o, source, n, n_ref, fid, s.hist, entropy, confidence, is, cls_acc,
+                       o->real_split ? s.correct / n : -1.0);
+        free(mu1), free(mu2), free(s1), free(s2);
+    }
+    feature_stats_free(&s.feat);
+    feature_stats_free(&r.feat);
+    free(x);
+    free(ref);
+    free(labels);
+    free(ref_labels);
+    free(params);
+    classifier_free(&c);
+    return status;
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# test_eval.sh: the evaluation protocol on real data. The committed classifier classifies the
+# MNIST test set at >= 99%; real training images score a small FID against the test set, uniform
+# noise a huge one, growing noise on real images a growing one; the class histogram of real
+# images is near uniform; 2 MPI ranks give the 1-rank numbers; `ddpm classifier train` trains
+# (on a 2,000-image subset here: the full run takes minutes); bad input fails in one line.
+set -u
+source "$(dirname "$0")/checks.sh"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+CLS=results/classifier/mnist-classifier.h5
+[ -s $CLS ] || { fail "$CLS is missing"; finish "eval"; }
+field() { $PY -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+
+# 1. the committed classifier on the 10,000 test images, measured here
+run_ok $DDPM eval --real t10k --out "$work/t10k.json"
+acc=$(field "$work/t10k.json" accuracy)
+$PY -c "import sys; assert float(sys.argv[1]) >= 0.99" "$acc" && pass "committed classifier: test accuracy $acc (>= 0.99)" \
+  || fail "classifier test accuracy $acc < 0.99"
+
+# 2. the real-data floor: 10,000 training images against the test set
+run_ok $DDPM eval --real train --n 10000 --out "$work/train.json"
+floor=$(field "$work/train.json" fid)
+$PY - "$work/train.json" <<'PY' && pass "real train vs test: FID $floor (< 20), class histogram within 8-12% per class" || fail "real floor: $(cat "$work/train.json")"
+import sys, json
+r = json.load(open(sys.argv[1]))
+assert r["n"] == 10000 and r["fid"] < 20.0, r["fid"]
+h = [c / r["n"] for c in r["class_histogram"]]
+print("     classes:", " ".join(f"{x:.3f}" for x in h), f"entropy {r['class_entropy_nats']:.4f} of {r['class_entropy_max_nats']:.4f}")
+assert all(0.08 <= x <= 0.12 for x in h) and r["class_entropy_nats"] > 0.99 * r["class_entropy_max_nats"]
+assert r["mean_confidence"] > 0.95 and r["inception_score"] > 9
+PY
+
+# 3. uniform noise images: a huge FID (the scale: real floor ~13, generated samples tens)
+$PY - "$work/noise.h5" <<'PY'
+import sys, h5py, numpy as np
+x = np.random.default_rng(0).uniform(-1, 1, (2000, 1, 28, 28)).astype(np.float32)
+with h5py.File(sys.argv[1], "w") as f:
+    f["samples"] = x
+PY
+run_ok $DDPM eval --samples "$work/noise.h5" --out "$work/noise.json"
+fid=$(field "$work/noise.json" fid)
+$PY -c "import sys; assert float(sys.argv[1]) > 100 * max(float(sys.argv[2]), 0.1)" "$fid" "$floor" \
+  && pass "uniform noise: FID $fid (N = $(field "$work/noise.json" n)), >100x the real floor" || fail "uniform noise FID $fid"
+
+# 4. growing noise on real images: the FID grows with it
+prev=-1; mono=1; list=""
+for s in 0 0.1 0.2 0.4 0.8; do
+  run_ok $DDPM eval --real train --n 2000 --noise $s --out "$work/n$s.json"
+  f=$(field "$work/n$s.json" fid); list="$list $s:$f"
+  $PY -c "import sys; assert float(sys.argv[1]) > float(sys.argv[2])" "$f" "$prev" || mono=0
+  prev=$f
+done
+[ $mono = 1 ] && pass "FID grows with the noise (sigma:FID)$list" || fail "FID not monotone in the noise:$list"
+
+# 5. MPI: 2 ranks score the same numbers as 1
+run_ok mpirun -np 2 $DDPM eval --real train --n 2000 --noise 0.2 --out "$work/mpi.json"
+$PY - "$work/n0.2.json" "$work/mpi.json" <<'PY' && pass "2 ranks: the 1-rank FID, histogram and confidence" || fail "MPI eval differs"
+import sys, json
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+assert a["class_histogram"] == b["class_histogram"], (a["class_histogram"], b["class_histogram"])
+assert abs(a["fid"] - b["fid"]) <= 1e-6 * max(1, a["fid"]), (a["fid"], b["fid"])
+assert abs(a["mean_confidence"] - b["mean_confidence"]) < 1e-9
+PY
+
+# 6. ddpm classifier train on a subset (2,000 training and 1,000 test images, 2 epochs)
+mkdir -p "$work/small"
+$PY - data/mnist "$work/small" <<'PY'
+import sys, struct
+src, dst = sys.argv[1], sys.argv[2]
+for split, n in (("train", 2000), ("t10k", 1000)):
+    raw = open(f"{src}/{split}-images-idx3-ubyte", "rb").read()
+    open(f"{dst}/{split}-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0x803, n, 28, 28) + raw[16:16 + n * 784])
+    raw = open(f"{src}/{split}-labels-idx1-ubyte", "rb").read()
+    open(f"{dst}/{split}-labels-idx1-ubyte", "wb").write(struct.pack(">II", 0x801, n) + raw[8:8 + n])
+PY
+$DDPM classifier train --data "$work/small" --epochs 2 --out "$work/cls/small.h5" >"$work/cls.log" 2>&1 \
+  || fail "classifier train: $(tail -2 "$work/cls.log")"
+$PY - "$work/cls/small.h5" <<'PY' && pass "classifier train: $(tail -1 "$work/cls.log")" || fail "classifier file: $(tail -2 "$work/cls.log")"
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    assert f.attrs["kind"] in (b"ddpm-classifier", "ddpm-classifier")
+    assert f.attrs["test_accuracy"] > 0.5, f.attrs["test_accuracy"] # chance is 0.1
+    assert f["params/fc1.weight"].shape == (128, 3136) and "--epochs 2" in str(f.attrs["command"])
+PY
+
+# 7. bad input
+expect_error "both --samples and --real" "exactly one of" $DDPM eval --samples x.h5 --real train
+expect_error "missing samples file" "$work/none.h5" $DDPM eval --samples "$work/none.h5"
+expect_error "a checkpoint as the classifier" "not a ddpm classifier file" \
+  $DDPM eval --real train --n 100 --classifier results/unet-s/final.h5
+$PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['samples'] = np.zeros((5, 1, 14, 14), np.float32)" "$work/small.h5"
+expect_error "samples of another shape" "must be [N >= 2, 1, 28, 28]" $DDPM eval --samples "$work/small.h5"
+finish "eval"

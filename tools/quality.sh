@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# tools/quality.sh CHECKPOINT OUTDIR [N]: sample N images (noise seed 1) from CHECKPOINT with
+# each sampler setting of results/quality.md, score each with `ddpm eval` (FID against the
+# MNIST test set, class entropy, confidence), plus the real-data floor (N training images),
+# and print the markdown table. Samples and JSON go to OUTDIR. Threads: OMP_NUM_THREADS.
+set -eu
+ck=${1:?usage: tools/quality.sh CHECKPOINT OUTDIR [N]}
+out=${2:?usage: tools/quality.sh CHECKPOINT OUTDIR [N]}
+N=${3:-1000}
+DDPM=${DDPM:-bin/ddpm}
+mkdir -p "$out"
+score() { # name, then ddpm sample options
+  local name=$1; shift
+  [ -s "$out/$name.json" ] && return 0 # already scored: rerunning the script resumes
+  $DDPM sample --checkpoint "$ck" --n "$N" --seed 1 --out "$out/$name.h5" "$@" | tail -1
+  $DDPM eval --samples "$out/$name.h5" --n "$N" --out "$out/$name.json" >/dev/null
+}
+[ -s "$out/real-train.json" ] || $DDPM eval --real train --n "$N" --out "$out/real-train.json" >/dev/null
+score ddpm300-ema --sampler ddpm
+score ddpm300-raw --sampler ddpm --weights model
+for k in 10 20 50 100; do
+  score "ddim$k-eta1" --sampler ddim --steps "$k" --eta 1
+  score "ddim$k-eta0" --sampler ddim --steps "$k" --eta 0
+done
+echo
+echo "| images | weights | network evaluations | FID (N = $N) | class entropy (nats, max 2.303) | mean confidence |"
+echo "|---|---|---|---|---|---|"
+row() { # json, label, weights, evals
+  /usr/bin/python3 - "$@" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"| {sys.argv[2]} | {sys.argv[3]} | {sys.argv[4]} | {r['fid']:.2f} | {r['class_entropy_nats']:.3f} | {r['mean_confidence']:.3f} |")
+PY
+}
+row "$out/real-train.json" "real MNIST training images (the floor)" "-" "-"
+row "$out/ddpm300-ema.json" "DDPM" "EMA" 300
+row "$out/ddpm300-raw.json" "DDPM" "raw" 300
+for eta in 1 0; do
+  for k in 10 20 50 100; do row "$out/ddim$k-eta$eta.json" "DDIM, eta $eta" "EMA" "$k"; done
+done
