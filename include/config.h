@@ -33,6 +33,9 @@ typedef struct {
     int allreduce;  /* 0 = overlap (bucketed, during backward), 1 = blocking (one, after) */
     int bucket_kb;  /* overlap: KiB of gradients per bucket */
     int check_every; /* steps between cross-rank parameter checks (0: never) */
+    int eval_every;  /* epochs between FID evaluations during training (0: never) */
+    int eval_n;      /* images sampled for each of them */
+    char eval_classifier[CONFIG_STR_MAX];
 } TrainConfig;
 
 typedef struct {

@@ -23,4 +23,8 @@ typedef struct {
 
 int evaluate(const EvalOptions *o);
 
+/* FID of images already in memory: this rank's share x [count, 1, 28, 28] of the images,
+ * against ref_dir/t10k. Collective; every rank returns the same value. */
+double evaluate_fid(const char *classifier, const char *ref_dir, const float *x, long count);
+
 #endif

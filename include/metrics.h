@@ -9,6 +9,8 @@
  *   /images_per_s  float64  training throughput
  *   /epoch/epoch      int64    epoch number
  *   /epoch/mean_loss  float64  mean training loss over that epoch
+ *   /epoch/fid        float64  FID of [train] eval_n samples after that epoch; NaN when the
+ *                              epoch was not evaluated (eval_every) or in files from before it
  * Root attributes: format_version = 1 (int), kind = "ddpm-metrics" (string).
  *
  * Rows are buffered in memory and written on metrics_flush, or when METRICS_BUFFER rows of a
@@ -26,7 +28,7 @@
 
 #define METRICS_BUFFER 256  /* buffered rows (per kind) that trigger a write */
 #define METRICS_STEP_COLS 5 /* step, loss, lr, grad_norm, images_per_s */
-#define METRICS_EPOCH_COLS 2 /* epoch, mean_loss */
+#define METRICS_EPOCH_COLS 3 /* epoch, mean_loss, fid */
 
 typedef struct {
     hid_t file;
@@ -54,7 +56,9 @@ void metrics_open(Metrics *m, const char *path, long keep_rows, long keep_epoch_
 
 void metrics_append_step(Metrics *m, long step, double loss, double lr, double grad_norm,
                          double images_per_s);
-void metrics_append_epoch(Metrics *m, long epoch, double mean_loss);
+void metrics_append_epoch(Metrics *m, long epoch, double mean_loss); /* fid: NaN */
+/* Set the FID of the last epoch row (written through to the file and flushed). */
+void metrics_set_epoch_fid(Metrics *m, double fid);
 
 /* Write every buffered row, then flush the file to disk for readers. */
 void metrics_flush(Metrics *m);

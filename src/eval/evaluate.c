@@ -130,6 +130,43 @@ static void write_json(const EvalOptions *o, const char *source, long n, long n_
     if (fclose(f) != 0 || rename(tmp, o->out_json) != 0) die("%s: cannot write: %s", o->out_json, strerror(errno));
 }
 
+/* FID between the features summed in a and in b (after scores_reduce). */
+static double fid_of(const Scores *a, const Scores *b) {
+    const int d = CLS_FEATURES;
+    double *mu1 = xcalloc(d, sizeof(double)), *mu2 = xcalloc(d, sizeof(double));
+    double *s1 = xcalloc((size_t)d * d, sizeof(double)), *s2 = xcalloc((size_t)d * d, sizeof(double));
+    feature_stats_moments(&a->feat, mu1, s1);
+    feature_stats_moments(&b->feat, mu2, s2);
+    const double fid = frechet_distance(mu1, s1, mu2, s2, d);
+    free(mu1), free(mu2), free(s1), free(s2);
+    return fid;
+}
+
+double evaluate_fid(const char *classifier, const char *ref_dir, const float *x, long count) {
+    Classifier c;
+    classifier_build(&c, EVAL_BATCH);
+    float *params = floats_alloc(c.table.total);
+    classifier_load(classifier, &c, params, NULL);
+    long n_ref = 10000, rfirst, rcount;
+    int *ref_labels = NULL;
+    float *ref = real_images(ref_dir, "t10k", &n_ref, 0.0, &rfirst, &rcount, &ref_labels);
+    Scores s, r;
+    scores_init(&s);
+    scores_init(&r);
+    score(&s, &c, params, x, NULL, count);
+    score(&r, &c, params, ref, NULL, rcount);
+    scores_reduce(&s);
+    scores_reduce(&r);
+    double fid = fid_of(&s, &r);
+    fid = dist_is_root() ? fid : 0.0; /* every rank gets rank 0's value */
+    dist_sum_doubles(&fid, 1);
+    feature_stats_free(&s.feat);
+    feature_stats_free(&r.feat);
+    free(ref), free(ref_labels), free(params);
+    classifier_free(&c);
+    return fid;
+}
+
 int evaluate(const EvalOptions *o) {
     Classifier c;
     classifier_build(&c, EVAL_BATCH);
@@ -159,12 +196,7 @@ int evaluate(const EvalOptions *o) {
 
     int status = 0;
     if (dist_is_root()) {
-        const int d = CLS_FEATURES;
-        double *mu1 = xcalloc(d, sizeof(double)), *mu2 = xcalloc(d, sizeof(double));
-        double *s1 = xcalloc((size_t)d * d, sizeof(double)), *s2 = xcalloc((size_t)d * d, sizeof(double));
-        feature_stats_moments(&s.feat, mu1, s1);
-        feature_stats_moments(&r.feat, mu2, s2);
-        const double fid = frechet_distance(mu1, s1, mu2, s2, d);
+        const double fid = fid_of(&s, &r);
         double entropy = 0.0, kl_marginal = 0.0;
         for (int k = 0; k < CLS_CLASSES; k++) {
             const double h = s.hist[k] / n, py = s.prob[k] / n;
@@ -186,7 +218,6 @@ int evaluate(const EvalOptions *o) {
         if (o->out_json)
             write_json(o, source, n, n_ref, fid, s.hist, entropy, confidence, is, cls_acc,
                        o->real_split ? s.correct / n : -1.0);
-        free(mu1), free(mu2), free(s1), free(s2);
     }
     feature_stats_free(&s.feat);
     feature_stats_free(&r.feat);

@@ -7,6 +7,8 @@
  * switched off: each failure is reported once, through die(), naming the file and dataset. */
 #include "metrics.h"
 
+#include <math.h>
+
 #include <string.h>
 #include <unistd.h>
 
@@ -37,6 +39,8 @@ static const Column EPOCH_COLUMNS[METRICS_EPOCH_COLS] = {
     {"epoch", "/epoch/epoch", 1, "epoch number of this row (one pass over the training set)"},
     {"mean_loss", "/epoch/mean_loss", 0,
      "mean training loss over the steps of this epoch; unitless"},
+    {"fid", "/epoch/fid", 0,
+     "FID (ddpm eval protocol) of [train] eval_n samples after this epoch; NaN: not evaluated"},
 };
 
 static void set_string_attr(Metrics *m, hid_t obj, const char *what, const char *name,
@@ -58,7 +62,9 @@ static hid_t create_column(Metrics *m, hid_t loc, const Column *c) {
     hid_t space = H5Screate_simple(1, &zero, &unlimited);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hid_t ds = -1;
-    if (space >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, 1, &chunk) >= 0)
+    const double nan = NAN; /* rows never written read as NaN ("not measured") */
+    if (space >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, 1, &chunk) >= 0 &&
+        (c->is_int || H5Pset_fill_value(dcpl, H5T_NATIVE_DOUBLE, &nan) >= 0))
         ds = H5Dcreate2(loc, c->name, c->is_int ? H5T_STD_I64LE : H5T_IEEE_F64LE, space,
                         H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (dcpl >= 0) H5Pclose(dcpl);
@@ -128,8 +134,17 @@ static void open_file(Metrics *m, long keep_rows, long keep_epoch_rows) {
     if (m->epoch_group < 0) die("%s: cannot open group /epoch", m->path);
     for (int i = 0; i < METRICS_STEP_COLS; i++)
         m->step_ds[i] = open_column(m, m->file, &STEP_COLUMNS[i], keep_rows);
-    for (int i = 0; i < METRICS_EPOCH_COLS; i++)
-        m->epoch_ds[i] = open_column(m, m->epoch_group, &EPOCH_COLUMNS[i], keep_epoch_rows);
+    for (int i = 0; i < METRICS_EPOCH_COLS; i++) {
+        const Column *c = &EPOCH_COLUMNS[i];
+        if (i == 2 && H5Lexists(m->epoch_group, c->name, H5P_DEFAULT) <= 0) {
+            /* a file from before /epoch/fid existed: add it, NaN for the rows so far */
+            m->epoch_ds[i] = create_column(m, m->epoch_group, c);
+            hsize_t rows = (hsize_t)keep_epoch_rows;
+            if (H5Dset_extent(m->epoch_ds[i], &rows) < 0) die("%s: cannot extend %s", m->path, c->full);
+        } else {
+            m->epoch_ds[i] = open_column(m, m->epoch_group, c, keep_epoch_rows);
+        }
+    }
     m->rows = m->rows_written = keep_rows;
     m->epoch_rows = m->epoch_rows_written = keep_epoch_rows;
 }
@@ -208,8 +223,24 @@ void metrics_append_epoch(Metrics *m, long epoch, double mean_loss) {
     int k = m->epoch_pending++;
     m->epoch_buf[k] = epoch;
     m->epoch_val[0][k] = mean_loss;
+    m->epoch_val[1][k] = NAN;
     m->epoch_rows++;
     if (m->epoch_pending == METRICS_BUFFER) metrics_flush(m);
+}
+
+void metrics_set_epoch_fid(Metrics *m, double fid) {
+    if (m->file < 0 || m->epoch_rows < 1) die("metrics_set_epoch_fid: no epoch row to set");
+    metrics_flush(m);
+    hsize_t start = (hsize_t)(m->epoch_rows_written - 1), one = 1;
+    hid_t fspace = H5Dget_space(m->epoch_ds[2]);
+    hid_t mspace = H5Screate_simple(1, &one, NULL);
+    int ok = fspace >= 0 && mspace >= 0 &&
+             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &one, NULL) >= 0 &&
+             H5Dwrite(m->epoch_ds[2], H5T_NATIVE_DOUBLE, mspace, fspace, H5P_DEFAULT, &fid) >= 0;
+    if (mspace >= 0) H5Sclose(mspace);
+    if (fspace >= 0) H5Sclose(fspace);
+    if (!ok || H5Fflush(m->file, H5F_SCOPE_GLOBAL) < 0)
+        die("%s: cannot write %s (disk full?)", m->path, EPOCH_COLUMNS[2].full);
 }
 
 void metrics_close(Metrics *m) {

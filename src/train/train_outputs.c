@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "dist.h"
+#include "evaluate.h"
 #include "png_grid.h"
 #include "samples_file.h"
 #include "stop_signal.h"
@@ -135,6 +136,31 @@ static void save_epoch(TrainOutputs *o, const Model *m, const Arenas *a, const T
     }
 }
 
+/* [train] eval_every: FID of eval_n fresh samples (the [sample] sampler, EMA weights), into the
+ * epoch's row of metrics.h5. Every rank samples its share. */
+static void evaluate_epoch(TrainOutputs *o, Model *m, const Arenas *a, const Schedule *s,
+                           long epoch) {
+    const Config *cfg = o->cfg;
+    const int n = cfg->train.eval_n;
+    const size_t dim = (size_t)cfg->model.in_channels * cfg->model.image_size * cfg->model.image_size;
+    SamplerSpec spec = {.kind = (SamplerKind)cfg->sample.sampler, .steps = cfg->sample.steps,
+                        .eta = cfg->sample.eta, .clip = cfg->sample.clip,
+                        .seed = (uint64_t)cfg->sample.seed + 1}; /* not the grid's noise */
+    long first, count;
+    dist_share(n, dist()->rank, dist()->size, &first, &count);
+    float *x = floats_alloc(dim * (size_t)count + 1);
+    const double t0 = now_seconds();
+    sample_initial_noise(x, (int)count, (int)first, dim, spec.seed);
+    sample_run(m, a->ema, s, &spec, x, (int)count, (int)first, NULL);
+    const double fid = evaluate_fid(cfg->train.eval_classifier, cfg->data.dir, x, count);
+    free(x);
+    if (!o->root) return;
+    metrics_set_epoch_fid(&o->metrics, fid);
+    printf("epoch %ld: FID %.3f (N = %d, %s, EMA weights; %.0f s)\n", epoch, fid, n,
+           sampler_name(spec.kind), now_seconds() - t0);
+    fflush(stdout);
+}
+
 void train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
                          const Schedule *s, long epoch, double mean_loss, int complete) {
     if (o->root) save_epoch(o, m, a, st, epoch, mean_loss, complete); /* checkpoints first */
@@ -142,6 +168,8 @@ void train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const Train
     char name[64];
     snprintf(name, sizeof name, "epoch_%03ld", epoch);
     write_samples(o, m, a, s, st->step, name); /* every rank takes part */
+    if (o->cfg->train.eval_every > 0 && epoch % o->cfg->train.eval_every == 0)
+        evaluate_epoch(o, m, a, s, epoch);
 }
 
 void train_outputs_stop(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st, int sig) {

@@ -109,6 +109,13 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
     if (d->rows != cfg->model.image_size || d->cols != cfg->model.image_size)
         die("%s: images are %dx%d, the model expects %dx%d", cfg->data.dir, d->rows, d->cols,
             cfg->model.image_size, cfg->model.image_size);
+    if (tc->eval_every > 0) {
+        if (access(tc->eval_classifier, R_OK) != 0)
+            die("[train] eval_classifier = %s: cannot read it (ddpm classifier train makes one; "
+                "or set [train] eval_every = 0)", tc->eval_classifier);
+        if (cfg->model.image_size != 28 || cfg->model.in_channels != 1)
+            die("[train] eval_every: the classifier scores 28x28 grey images only");
+    }
     tr->B = tc->batch;
     if (tr->B > d->count) die("[train] batch %d exceeds the %d training images", tr->B, d->count);
     if (tr->B < dist()->size)

@@ -66,6 +66,11 @@ static const KeySpec keys[] = {
     INT("train", "bucket_kb", train.bucket_kb, 4, 1024, "overlap: KiB of gradients per bucket"),
     INT("train", "check_every", train.check_every, 0, 100000000,
         "MPI: steps between checks that all ranks hold the same weights (0: never)"),
+    INT("train", "eval_every", train.eval_every, 0, 100000,
+        "epochs between FIDs of eval_n samples ([sample] sampler) into metrics.h5 (0: never)"),
+    INT("train", "eval_n", train.eval_n, 2, 1000000, "images sampled for each of those FIDs"),
+    {"train", "eval_classifier", KEY_STRING, AT(train.eval_classifier), 0, 0, 0, NULL,
+     "classifier file for those FIDs (ddpm classifier train)"},
     ENUM("sample", "sampler", sample.sampler, "ddpm|ddim", "reverse process"),
     INT("sample", "steps", sample.steps, 2, 100000, "DDIM steps (DDPM always uses T)"),
     DBL("sample", "eta", sample.eta, 0, 1, "DDIM noise: 1 stochastic, 0 deterministic"),
@@ -84,7 +89,9 @@ void config_defaults(Config *c) {
                              .grad_clip = 0, .seed = 1, .warmup_steps = 0, .ema_warmup = 0,
                              .log_every = 50, .checkpoint_every = 0, .keep_checkpoints = 3,
                              .nan_policy = 0, .allreduce = 0, .bucket_kb = 512,
-                             .check_every = 100};
+                             .check_every = 100, .eval_every = 0, .eval_n = 1000};
+    snprintf(c->train.eval_classifier, sizeof c->train.eval_classifier,
+             "results/classifier/mnist-classifier.h5");
     c->sample = (SampleConfig){.sampler = 0, .steps = 50, .n = 64, .seed = 0, .clip = 0,
                                .eta = 1.0};
 }

@@ -83,6 +83,21 @@ with h5py.File(sys.argv[1], "r") as f:
     assert f["params/fc1.weight"].shape == (128, 3136) and "--epochs 2" in str(f.attrs["command"])
 PY
 
+# 6b. [train] eval_every: the FID of fresh samples after each epoch lands in metrics.h5
+$DDPM train --config configs/tiny.ini --set data.dir="$work/small" --set train.epochs=2 \
+  --set train.max_steps=0 --set train.eval_every=1 --set train.eval_n=100 \
+  --set train.eval_classifier="$work/cls/small.h5" --out "$work/evrun" >"$work/evrun.log" 2>&1 \
+  || fail "training with eval_every: $(tail -2 "$work/evrun.log")"
+$PY - "$work/evrun" <<'PY' && pass "eval_every = 1: $(grep -c 'FID' "$work/evrun.log") epoch FIDs in the log and in metrics.h5 /epoch/fid" || fail "eval_every: $(grep FID "$work/evrun.log")"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1] + "/metrics.h5", "r") as f:
+    fid = f["epoch/fid"][:]
+    assert len(fid) == 2 and np.isfinite(fid).all() and (fid > 0).all(), fid
+    print("     /epoch/fid:", fid)
+PY
+expect_error "eval_every without a classifier" "eval_classifier = $work/none.h5: cannot read it" \
+  $DDPM train --config configs/tiny.ini --set train.eval_every=1 --set train.eval_classifier="$work/none.h5" --out "$work/x"
+
 # 7. bad input
 expect_error "both --samples and --real" "exactly one of" $DDPM eval --samples x.h5 --real train
 expect_error "missing samples file" "$work/none.h5" $DDPM eval --samples "$work/none.h5"
