@@ -26,7 +26,7 @@ TESTS   := $(patsubst tests/%.c,bin/tests/%,$(wildcard tests/test_*.c))
 SCRIPTS := $(wildcard tests/cli/test_*.sh)
 BENCHES := $(patsubst bench/%.c,bin/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all deps slurm-deps test bench clean check-deps reference data demo figures fuzz test-sanitize
+.PHONY: all deps slurm-deps bench-compare test bench clean check-deps reference data demo figures fuzz test-sanitize
 all: check-deps bin/ddpm
 
 # Install missing Debian packages (only when something is missing; never needed where modules
@@ -109,6 +109,10 @@ test-sanitize: check-deps data $(REF)
 	  tools/run_tests.sh $(patsubst bin/tests/%,bin-asan/tests/%,$(TESTS))
 	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp \
 	  bin-asan/ddpm train --config configs/tiny.ini --set train.max_steps=30 --out build-asan/run
+
+# bin/ddpm against PyTorch, side by side on the same cores (results/bench.md)
+bench-compare: check-deps $(BENCHES)
+	bench/compare.sh
 
 bench: check-deps $(BENCHES)
 	bin/bench/bench_unet
