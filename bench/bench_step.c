@@ -62,7 +62,8 @@ int main(int argc, char **argv) {
     Config cfg;
     config_defaults(&cfg);
     Model m;
-    model_build(&m, &cfg.model, batch);
+    if (train) model_build(&m, &cfg.model, batch);
+    else model_build_inference(&m, &cfg.model, batch);
     Arenas a;
     arenas_alloc(&a, &m.table);
     params_initialise(&m.table, a.params, 1);

@@ -61,6 +61,7 @@ typedef struct {
     int nslots, slots_cap;
     int x_slot, out_slot;  /* input image and predicted noise */
     int max_batch;
+    int inference;         /* built without the gradient arena */
     size_t act_per_image;  /* floats per image in the activation arena */
     float *act, *dact;     /* activations and their gradients, max_batch images each */
     float *aux;            /* GroupNorm mean/rstd */
@@ -86,6 +87,9 @@ const char *model_config_check(const ModelConfig *cfg);
 
 /* Build the table and tape and allocate the activation arenas for up to max_batch images. */
 void model_build(Model *m, const ModelConfig *cfg, int max_batch);
+/* The same for forward passes only (sampling): no activation-gradient arena, half the memory;
+ * model_backward on it dies. */
+void model_build_inference(Model *m, const ModelConfig *cfg, int max_batch);
 void model_free(Model *m);
 
 /* Forward for n <= max_batch images x [n, in_channels, S, S] at integer timesteps t [n].

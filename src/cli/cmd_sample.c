@@ -161,7 +161,7 @@ int cmd_sample(int argc, char **argv) {
     free(init_x);
 
     Model m;
-    model_build(&m, &cfg.model, count < batch ? (count > 0 ? (int)count : 1) : batch);
+    model_build_inference(&m, &cfg.model, count < batch ? (count > 0 ? (int)count : 1) : batch);
     Arenas a;
     arenas_alloc(&a, &m.table);
     TrainState st = {0};

@@ -51,7 +51,7 @@ void tape_allocate(Model *m, int max_batch) {
     }
     m->act_per_image = per_image;
     m->act = floats_alloc(per_image * (size_t)max_batch);
-    m->dact = floats_alloc(per_image * (size_t)max_batch);
+    m->dact = m->inference ? NULL : floats_alloc(per_image * (size_t)max_batch);
     m->aux = floats_alloc(m->aux_per_image * (size_t)max_batch + 1);
     const int threads = omp_get_max_threads();
     for (int i = 0; i < m->nops; i++) {
@@ -165,6 +165,7 @@ const float *model_forward(Model *m, const float *params, const float *x, const 
 
 void model_backward(Model *m, const float *params, float *grads, const float *dout, int n) {
     check_batch(m, n);
+    if (m->inference) die("model: built for inference only (model_build_inference): no backward");
     for (int i = 0; i < m->nslots; i++)
         memset(DACT(i), 0, (size_t)n * slot_floats(&m->slots[i]) * sizeof(float));
     memcpy(DACT(m->out_slot), dout,

@@ -137,7 +137,7 @@ static void build_unet(Model *m) {
     m->out_slot = conv(m, "out_conv", h, c->in_channels, 3, 1);
 }
 
-void model_build(Model *m, const ModelConfig *cfg, int max_batch) {
+static void build(Model *m, const ModelConfig *cfg, int max_batch, int inference) {
     const char *bad = model_config_check(cfg);
     if (bad) die("model config: %s", bad);
     if (max_batch < 1) die("model: batch must be at least 1 (got %d)", max_batch);
@@ -147,7 +147,14 @@ void model_build(Model *m, const ModelConfig *cfg, int max_batch) {
     omp_set_max_active_levels(1);
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
+    m->inference = inference;
     params_init_table(&m->table);
     build_unet(m);
     tape_allocate(m, max_batch);
+}
+
+void model_build(Model *m, const ModelConfig *cfg, int max_batch) { build(m, cfg, max_batch, 0); }
+
+void model_build_inference(Model *m, const ModelConfig *cfg, int max_batch) {
+    build(m, cfg, max_batch, 1);
 }
