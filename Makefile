@@ -133,7 +133,8 @@ FIG ?= results/unet-s
 figures: bin/ddpm
 	@tools/deps.sh figures
 	mkdir -p $(FIG)
-	tools/plot_metrics.py $(RUN) $(FIG)/loss.png
+	tools/plot_metrics.py $(RUN) $(FIG)/loss.png --loss-only
+	tools/plot_metrics.py $(RUN) $(FIG)/metrics.png
 	tools/plot_epochs.py $(RUN) $(FIG)/epochs.png
 	bin/ddpm sample --checkpoint $(RUN)/checkpoints/latest.h5 --sampler ddpm --n 64 --seed 1 \
 	  --out $(FIG)/ddpm300.h5 --png $(FIG)/ddpm300.png --trajectory

@@ -12,5 +12,6 @@ int cmd_export(int argc, char **argv);
 int cmd_noise_strip(int argc, char **argv);
 int cmd_classifier(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 #endif

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""plot_metrics.py RUN_DIR OUT.png: the loss curve of a training run from its metrics.h5.
+"""plot_metrics.py RUN_DIR [OUT.png] [--loss-only]: a training run's curves from its metrics.h5.
 
-Per-step MSE (thin) with a 100-step moving average, and the per-epoch mean loss (dots), on a log
-scale. Needs Debian's python3-h5py and python3-matplotlib (`make figures` installs them).
+Four panels: per-step MSE (thin) with a 100-step moving average and the per-epoch mean loss
+(dots) on a log scale; the gradient norm; images/s; and the FID per evaluated epoch
+(`[train] eval_every`; "not evaluated" when the run had none). --loss-only draws the first
+panel alone. OUT.png defaults to RUN_DIR/metrics.png. Needs Debian's python3-h5py and python3-matplotlib (`make figures` installs them).
 Reading a metrics.h5 that a run is still writing works with HDF5_USE_FILE_LOCKING=FALSE (set
 here)."""
 import os
@@ -20,15 +22,26 @@ except ImportError as e:
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: tools/plot_metrics.py RUN_DIR OUT.png")
-    run, out = sys.argv[1], sys.argv[2]
+    args = [a for a in sys.argv[1:] if a != "--loss-only"]
+    loss_only = len(args) != len(sys.argv) - 1
+    if len(args) not in (1, 2):
+        sys.exit("usage: tools/plot_metrics.py RUN_DIR [OUT.png] [--loss-only]")
+    run = args[0]
+    out = args[1] if len(args) == 2 else os.path.join(run, "metrics.png")
     with h5py.File(os.path.join(run, "metrics.h5"), "r") as f:
         step, loss = f["step"][:], f["loss"][:]
+        gnorm, ips = f["grad_norm"][:], f["images_per_s"][:]
         epoch, epoch_loss = f["epoch/epoch"][:], f["epoch/mean_loss"][:]
+        fid = f["epoch/fid"][:] if "epoch/fid" in f else np.full(len(epoch), np.nan)
     if len(step) == 0:
         sys.exit(f"plot_metrics.py: {run}/metrics.h5 has no rows yet")
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    if loss_only:
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+        axes = [ax]
+    else:
+        fig, grid = plt.subplots(2, 2, figsize=(11, 7), dpi=100)
+        axes = list(grid.flat)
+        ax = axes[0]
     ax.plot(step, loss, lw=0.4, alpha=0.35, color="tab:blue", label="loss per step")
     w = min(100, len(loss))
     avg = np.convolve(loss, np.ones(w) / w, mode="valid")
@@ -47,6 +60,24 @@ def main():
     ax.set_title(f"training loss: {os.path.basename(os.path.normpath(run))}")
     ax.grid(True, which="both", lw=0.3)
     ax.legend()
+    if not loss_only:
+        axes[1].plot(step, gnorm, lw=0.4, color="tab:green")
+        axes[1].set_yscale("log")
+        axes[1].set_xlabel("step")
+        axes[1].set_title("gradient norm (global, before clipping)")
+        axes[2].plot(step, ips, lw=0.4, color="tab:purple")
+        axes[2].set_xlabel("step")
+        axes[2].set_title("images per second (all ranks)")
+        ok = np.isfinite(fid)
+        if ok.any():
+            axes[3].plot(np.asarray(epoch)[ok], fid[ok], "o-", color="tab:orange")
+            axes[3].set_xlabel("epoch")
+            axes[3].set_title("FID of the epoch's evaluation samples ([train] eval_every)")
+        else:
+            axes[3].text(0.5, 0.5, "no FID evaluated\n([train] eval_every = 0)", ha="center", va="center")
+            axes[3].set_axis_off()
+        for a in axes[1:]:
+            a.grid(True, which="both", lw=0.3)
     fig.tight_layout()
     fig.savefig(out)
     print(f"{out}: {len(step)} steps, last epoch mean {epoch_loss[-1] if len(epoch) else float('nan'):.5f}")

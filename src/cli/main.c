@@ -20,6 +20,7 @@ static void usage(FILE *f) {
             "  noise-strip  picture of the forward (noising) process on real digits\n"
             "  classifier   train the MNIST classifier that scores samples\n"
             "  eval      FID, class histogram and confidence of samples (or real images)\n"
+            "  predict   one network evaluation: the noise predicted for given x_t and t\n"
             "\n"
             "  ddpm <command> --help   options of one command\n"
             "  ddpm --version          version\n");
@@ -74,6 +75,7 @@ int main(int argc, char **argv) {
     refuse_parallel_launch(cmd);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
     if (!strcmp(cmd, "classifier")) return cmd_classifier(argc - 1, argv + 1);
+    if (!strcmp(cmd, "predict")) return cmd_predict(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "noise-strip")) return cmd_noise_strip(argc - 1, argv + 1);

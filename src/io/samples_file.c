@@ -36,6 +36,11 @@ void samples_write(const char *path, const float *x, int first, int count, int n
         h5s_write_rows_f32(f, "/trajectory", traj->out, 5,
                            (long long[]){traj->images, traj->frames, c, s, s}, held ? first : 0,
                            held);
+        hid_t tr = H5Dopen2(f, "/trajectory", H5P_DEFAULT);
+        h5a_write_string(tr, "description",
+                         "x_t along the reverse process for the first images: [images, frames, "
+                         "C, H, W], frame 0 = pure noise, last = the sample");
+        H5Dclose(tr);
         /* the frame timesteps are the same on every rank: rank 0 writes them */
         h5s_write_rows_i32(f, "/trajectory_t", traj->timesteps, 1, (long long[]){traj->frames},
                            0, dist_is_root() ? traj->frames : 0);

@@ -1,0 +1,88 @@
+/* cmd_predict.c: `ddpm predict --checkpoint FILE --x X.h5 --t T --out EPS.h5`: one network
+ * evaluation, the noise the U-Net predicts for images x_t at timestep t. For checking the
+ * network against another implementation (tools/torch_load.py) and for looking inside. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "cli.h"
+#include "h5attr.h"
+#include "h5tensor.h"
+#include "model.h"
+#include "util.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: ddpm predict --checkpoint FILE --x X.h5 --t T --out EPS.h5 [--weights ema|model]\n"
+               "\n"
+               "One evaluation of the noise-prediction network: reads x_t from dataset /x\n"
+               "[N, C, S, S] of X.h5, writes eps_theta(x_t, t) to /eps of EPS.h5 (same shape).\n"
+               "  --t T               timestep 0..T-1 of the checkpoint's schedule, for every image\n"
+               "  --weights ema|model the EMA weights (default) or the raw trained weights\n");
+}
+
+int cmd_predict(int argc, char **argv) {
+    const char *ckpt = NULL, *xpath = NULL, *out = NULL, *weights = "ema";
+    long t = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!v) die("predict: %s needs a value (try ddpm predict --help)", a);
+        if (!strcmp(a, "--checkpoint")) ckpt = v;
+        else if (!strcmp(a, "--x")) xpath = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--weights")) weights = v;
+        else if (!strcmp(a, "--t")) {
+            char *end;
+            t = strtol(v, &end, 10);
+            if (!*v || *end || t < 0) die("predict: --t %s: expected a timestep >= 0", v);
+        } else {
+            fprintf(stderr, "ddpm predict: unexpected argument '%s' (try ddpm predict --help)\n", a);
+            return 2;
+        }
+        i++;
+    }
+    if (!ckpt || !xpath || !out || t < 0) die("predict: --checkpoint, --x, --t and --out are required");
+    if (strcmp(weights, "ema") && strcmp(weights, "model")) die("predict: --weights %s: expected ema or model", weights);
+    Config cfg;
+    checkpoint_read_config(ckpt, &cfg);
+    if (t >= cfg.diffusion.T) die("predict: --t %ld: the checkpoint's T is %d", t, cfg.diffusion.T);
+    const int C = cfg.model.in_channels, S = cfg.model.image_size;
+    hid_t f = h5t_open_read(xpath);
+    int nd = 0;
+    long long dims[H5T_MAX_DIMS];
+    if (!h5t_dims(f, "/x", &nd, dims)) die("%s: no dataset /x", xpath);
+    if (nd != 4 || dims[0] < 1 || dims[1] != C || dims[2] != S || dims[3] != S)
+        die("%s: /x must be [N, %d, %d, %d]", xpath, C, S, S);
+    const int n = (int)dims[0];
+    float *x = floats_alloc((size_t)n * C * S * S);
+    h5t_read_f32(f, "/x", x, 4, dims);
+    h5t_close(f);
+    Model m;
+    model_build_inference(&m, &cfg.model, n);
+    Arenas a;
+    arenas_alloc(&a, &m.table);
+    TrainState st = {0};
+    checkpoint_load(ckpt, &m.table, &a, &st, CKPT_WEIGHTS);
+    int *ts = xcalloc((size_t)n, sizeof(int));
+    for (int i = 0; i < n; i++) ts[i] = (int)t;
+    const float *eps = model_forward(&m, strcmp(weights, "ema") ? a.params : a.ema, x, ts, n);
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    hid_t g = h5t_create(tmp);
+    h5t_write_f32(g, "/eps", eps, 4, dims);
+    h5a_write_string(g, "kind", "ddpm-prediction");
+    h5a_write_long(g, "t", t);
+    h5a_write_string(g, "weights", weights);
+    h5a_write_string(g, "source", ckpt);
+    h5t_close(g);
+    if (rename(tmp, out) != 0) die("%s: cannot rename %s over it", out, tmp);
+    printf("predicted the noise of %d images at t = %ld (%s weights): %s\n", n, t, weights, out);
+    free(x), free(ts);
+    arenas_free(&a);
+    model_free(&m);
+    return 0;
+}

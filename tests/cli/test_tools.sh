@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# test_tools.sh: the HDF5 layout of every file kind against docs/hdf5-layout.md (h5dump -H), and
+# the analysis tools in tools/ on real outputs: plot_metrics.py, show_samples.py, torch_load.py.
+set -u
+source "$(dirname "$0")/checks.sh"
+LAYOUT="$PY tests/cli/hdf5_layout.py check docs/hdf5-layout.md"
+
+# one file of each kind, from a short real run
+run_ok $DDPM train --config configs/tiny.ini --set train.max_steps=4 --out "$work/run"
+ck="$work/run/checkpoints/latest.h5"
+run_ok $DDPM export --checkpoint "$ck" --out "$work/weights.h5"
+run_ok $DDPM sample --checkpoint "$ck" --n 6 --trajectory --out "$work/s.h5"
+$PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['x'] = np.zeros((2, 1, 28, 28), np.float32)" "$work/x.h5"
+run_ok $DDPM predict --checkpoint "$ck" --x "$work/x.h5" --t 7 --out "$work/p.h5"
+for pair in "Checkpoint:$ck" "Weights only:$work/weights.h5" "Samples:$work/s.h5" \
+            "Metrics:$work/run/metrics.h5" "Classifier:results/classifier/mnist-classifier.h5" \
+            "Prediction:$work/p.h5"; do
+  kind=${pair%%:*}; file=${pair#*:}
+  $LAYOUT "$kind:" "$file" && pass "$kind file matches docs/hdf5-layout.md (h5dump -H)" || fail "$kind file differs from docs/hdf5-layout.md"
+done
+cp "$work/s.h5" "$work/odd.h5"
+$PY -c "import h5py, sys; h5py.File(sys.argv[1], 'a').attrs['surprise'] = 1" "$work/odd.h5"
+$LAYOUT "Samples:" "$work/odd.h5" >/dev/null && fail "an undocumented attribute went unnoticed" \
+  || pass "the layout check catches an undocumented attribute"
+
+# tools
+$PY tools/plot_metrics.py "$work/run" >"$work/plot.log" 2>&1 && [ -s "$work/run/metrics.png" ] \
+  && pass "plot_metrics.py: $(cat "$work/plot.log")" || fail "plot_metrics.py: $(cat "$work/plot.log")"
+$PY tools/plot_metrics.py "$work/run" "$work/loss.png" --loss-only >/dev/null 2>&1 && [ -s "$work/loss.png" ] \
+  && pass "plot_metrics.py --loss-only" || fail "plot_metrics.py --loss-only"
+$PY tools/show_samples.py "$work/s.h5" "$work/grid.png" >"$work/show.log" 2>&1 && [ -s "$work/grid.png" ] \
+  && pass "show_samples.py: $(cat "$work/show.log")" || fail "show_samples.py: $(cat "$work/show.log")"
+$PY tools/show_samples.py "$work/p.h5" >/dev/null 2>&1 && fail "show_samples.py drew a file without /samples" \
+  || pass "show_samples.py refuses a file without /samples"
+out=$($PY tools/torch_load.py results/unet-s/final.h5 --check 2>&1) && pass "torch_load.py --check: $out" \
+  || fail "torch_load.py --check: $out"
+out=$($PY tools/torch_load.py "$ck" 2>&1) && fail "torch_load.py loaded a tiny checkpoint into unet-s" \
+  || pass "torch_load.py refuses another architecture: $out"
+finish "tools"
