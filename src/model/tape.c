@@ -42,13 +42,70 @@ static ConvShape op_conv_shape(const Model *m, const Op *op, int n) {
     return conv_shape(n, in->c, in->h, in->w, m->slots[op->out].c, op->k, op->stride);
 }
 
+static size_t padded(const Slot *s) { return (slot_floats(s) + 15) / 16 * 16; }
+
+/* Inference: a slot lives from the op that writes it to the last op that reads it (the input
+ * from the start, the output to the end); slots whose lives do not overlap share memory, placed
+ * first fit by offset in order of birth. An op's output never shares with its own inputs (both
+ * live at that op). Returns the floats per image; offsets are per image. */
+static size_t pack_slots(Model *m, size_t *off) {
+    const int S = m->nslots;
+    int *birth = xcalloc((size_t)S, sizeof(int)), *death = xcalloc((size_t)S, sizeof(int));
+    int *order = xcalloc((size_t)S, sizeof(int));
+    for (int s = 0; s < S; s++) birth[s] = -1, death[s] = -1;
+    for (int i = m->nops - 1; i >= 0; i--) birth[m->ops[i].out] = i; /* the first writer */
+    for (int i = 0; i < m->nops; i++) {
+        const Op *op = &m->ops[i];
+        if (op->in0 >= 0 && i > death[op->in0]) death[op->in0] = i;
+        if (op->in1 >= 0 && i > death[op->in1]) death[op->in1] = i;
+    }
+    death[m->out_slot] = m->nops;
+    for (int s = 0; s < S; s++) {
+        if (death[s] < birth[s]) death[s] = birth[s];
+        order[s] = s;
+    }
+    for (int a = 1; a < S; a++) /* insertion sort by birth: the slots are nearly in order */
+        for (int b = a; b > 0 && birth[order[b - 1]] > birth[order[b]]; b--) {
+            const int t = order[b];
+            order[b] = order[b - 1], order[b - 1] = t;
+        }
+    size_t total = 0;
+    for (int a = 0; a < S; a++) {
+        const int s = order[a];
+        const size_t size = padded(&m->slots[s]);
+        size_t at = 0;
+        for (int moved = 1; moved;) { /* raise `at` past every live, overlapping placed slot */
+            moved = 0;
+            for (int b = 0; b < a; b++) {
+                const int p = order[b];
+                const size_t end = off[p] + padded(&m->slots[p]);
+                if (birth[p] <= death[s] && birth[s] <= death[p] && at < end && off[p] < at + size) {
+                    at = end;
+                    moved = 1;
+                }
+            }
+        }
+        off[s] = at;
+        if (at + size > total) total = at + size;
+    }
+    free(birth), free(death), free(order);
+    return total;
+}
+
 void tape_allocate(Model *m, int max_batch) {
     m->max_batch = max_batch;
     size_t per_image = 0;
-    for (int i = 0; i < m->nslots; i++) {
-        m->slots[i].offset = per_image * (size_t)max_batch;
-        per_image += (slot_floats(&m->slots[i]) + 15) / 16 * 16;
+    size_t *off = xcalloc((size_t)m->nslots + 1, sizeof(size_t));
+    if (m->inference) {
+        per_image = pack_slots(m, off);
+    } else { /* training keeps every activation for backward */
+        for (int i = 0; i < m->nslots; i++) {
+            off[i] = per_image;
+            per_image += padded(&m->slots[i]);
+        }
     }
+    for (int i = 0; i < m->nslots; i++) m->slots[i].offset = off[i] * (size_t)max_batch;
+    free(off);
     m->act_per_image = per_image;
     m->act = floats_alloc(per_image * (size_t)max_batch);
     m->dact = m->inference ? NULL : floats_alloc(per_image * (size_t)max_batch);
