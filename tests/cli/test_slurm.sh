@@ -28,7 +28,7 @@ wait_job() {
 steps=(--set train.max_steps=200 --set train.log_every=20)
 
 # 1. outside Slurm each script stops with its message
-for s in train sample sweep; do
+for s in train sample sweep eval; do
   expect_error "jobs/$s.sbatch outside Slurm" "not running" env -u SLURM_JOB_ID -u SLURM_ARRAY_TASK_ID jobs/$s.sbatch configs/tiny.ini x
 done
 
@@ -86,17 +86,25 @@ for i, lr in enumerate(["0.001", "0.0005", "0.002"]):
     assert ("ema = 0.9\n" in text) == (i == 2)
 PY
 
-# 5. a chain: sample runs only after train succeeded (afterok), from the checkpoint it wrote
+# 5. a chain: sample runs only after train succeeded (afterok), from the checkpoint it wrote, and
+# eval after sample
 j4=$(RUN_DIR=$work/chain sbatch --parsable --ntasks=2 --output="$work/chain-train.log" \
   jobs/train.sbatch configs/tiny.ini --set train.max_steps=40)
 j5=$(sbatch --parsable --ntasks=2 --dependency=afterok:"$j4" --output="$work/chain-sample.log" \
   jobs/sample.sbatch "$work/chain/checkpoints/latest.h5" "$work/chain/s.h5" --n 20 --batch 8)
-wait_job "$j5" 150 || fail "chain $j4 -> $j5 did not finish in 150 s"
+j9=$(sbatch --parsable --ntasks=2 --dependency=afterok:"$j5" --output="$work/chain-eval.log" \
+  jobs/eval.sbatch "$work/chain/s.h5" "$work/chain/fid.json")
+wait_job "$j9" 180 || fail "chain $j4 -> $j5 -> $j9 did not finish in 180 s"
 t_train=$(grep "step finished" "$work/chain-train.log" | cut -d' ' -f1)
 t_sample=$(grep "sampling" "$work/chain-sample.log" | cut -d' ' -f1)
+t_done=$(grep "done:" "$work/chain-sample.log" | cut -d' ' -f1)
+t_eval=$(grep "scoring" "$work/chain-eval.log" | cut -d' ' -f1)
 [ -s "$work/chain/s.h5" ] && [ -n "$t_train" ] && [ -n "$t_sample" ] && [[ ! "$t_sample" < "$t_train" ]] \
   && pass "chain: train finished at $t_train, sample started at $t_sample and wrote its file" \
   || fail "chain: train '$t_train' sample '$t_sample': $(tail -2 "$work/chain-sample.log")"
+[ -s "$work/chain/fid.json" ] && [ -n "$t_eval" ] && [[ ! "$t_eval" < "$t_done" ]] \
+  && pass "chain: eval started at $t_eval after sampling, FID $($PY -c "import json,sys; print(round(json.load(open(sys.argv[1]))['fid'], 1))" "$work/chain/fid.json") (N = 20) in its JSON" \
+  || fail "chain eval: $(tail -3 "$work/chain-eval.log")"
 j7=$(sbatch --parsable --ntasks=1 --output="$work/bad.log" jobs/sample.sbatch "$work/none.h5" "$work/bad.h5")
 wait_job "$j7" 60
 j8=$(sbatch --parsable --ntasks=1 --dependency=afterok:"$j7" --output="$work/after-bad.log" \
