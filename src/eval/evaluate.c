@@ -142,42 +142,45 @@ static double fid_of(const Scores *a, const Scores *b) {
     return fid;
 }
 
-double evaluate_fid(const char *classifier, const char *ref_dir, const float *x, long count) {
+/* Score this rank's images x (with labels for real ones, else NULL) into s and the reference
+ * test images into r, both summed over the ranks. Returns the classifier's recorded accuracy. */
+static double score_both(Scores *s, Scores *r, const char *classifier, const char *ref_dir,
+                         const float *x, const int *labels, long count) {
     Classifier c;
     classifier_build(&c, EVAL_BATCH);
     float *params = floats_alloc(c.table.total);
-    classifier_load(classifier, &c, params, NULL);
+    double cls_acc = 0.0;
+    classifier_load(classifier, &c, params, &cls_acc);
     long n_ref = 10000, rfirst, rcount;
     int *ref_labels = NULL;
     float *ref = real_images(ref_dir, "t10k", &n_ref, 0.0, &rfirst, &rcount, &ref_labels);
+    scores_init(s);
+    scores_init(r);
+    score(s, &c, params, x, labels, count);
+    score(r, &c, params, ref, ref_labels, rcount);
+    scores_reduce(s);
+    scores_reduce(r);
+    free(ref), free(ref_labels), free(params);
+    classifier_free(&c);
+    return cls_acc;
+}
+
+double evaluate_fid(const char *classifier, const char *ref_dir, const float *x, long count) {
     Scores s, r;
-    scores_init(&s);
-    scores_init(&r);
-    score(&s, &c, params, x, NULL, count);
-    score(&r, &c, params, ref, NULL, rcount);
-    scores_reduce(&s);
-    scores_reduce(&r);
+    score_both(&s, &r, classifier, ref_dir, x, NULL, count);
     double fid = fid_of(&s, &r);
     fid = dist_is_root() ? fid : 0.0; /* every rank gets rank 0's value */
     dist_sum_doubles(&fid, 1);
     feature_stats_free(&s.feat);
     feature_stats_free(&r.feat);
-    free(ref), free(ref_labels), free(params);
-    classifier_free(&c);
     return fid;
 }
 
 int evaluate(const EvalOptions *o) {
-    Classifier c;
-    classifier_build(&c, EVAL_BATCH);
-    float *params = floats_alloc(c.table.total);
-    double cls_acc = 0.0;
-    classifier_load(o->classifier, &c, params, &cls_acc);
-
-    long n = o->n, first, count, n_ref = 10000, rfirst, rcount;
+    long n = o->n, first, count;
     char source[1200];
     float *x;
-    int *labels = NULL, *ref_labels = NULL;
+    int *labels = NULL;
     if (o->real_split) {
         x = real_images(o->ref_dir, o->real_split, &n, o->noise, &first, &count, &labels);
         snprintf(source, sizeof source, "%s/%s (real)", o->ref_dir, o->real_split);
@@ -185,14 +188,9 @@ int evaluate(const EvalOptions *o) {
         x = sample_images(o->samples, &n, &first, &count);
         snprintf(source, sizeof source, "%s", o->samples);
     }
-    float *ref = real_images(o->ref_dir, "t10k", &n_ref, 0.0, &rfirst, &rcount, &ref_labels);
     Scores s, r;
-    scores_init(&s);
-    scores_init(&r);
-    score(&s, &c, params, x, labels, count);
-    score(&r, &c, params, ref, ref_labels, rcount);
-    scores_reduce(&s);
-    scores_reduce(&r);
+    const double cls_acc = score_both(&s, &r, o->classifier, o->ref_dir, x, labels, count);
+    const long n_ref = r.feat.n;
 
     int status = 0;
     if (dist_is_root()) {
@@ -222,10 +220,6 @@ int evaluate(const EvalOptions *o) {
     feature_stats_free(&s.feat);
     feature_stats_free(&r.feat);
     free(x);
-    free(ref);
     free(labels);
-    free(ref_labels);
-    free(params);
-    classifier_free(&c);
     return status;
 }
