@@ -26,7 +26,7 @@ TESTS   := $(patsubst tests/%.c,bin/tests/%,$(wildcard tests/test_*.c))
 SCRIPTS := $(wildcard tests/cli/test_*.sh)
 BENCHES := $(patsubst bench/%.c,bin/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all deps slurm-deps bench-compare test bench clean check-deps reference data demo figures fuzz test-sanitize
+.PHONY: all deps slurm-deps bench-compare test bench clean check-deps reference data demo figures fuzz test-sanitize test-valgrind
 all: check-deps bin/ddpm
 
 # Install missing Debian packages (only when something is missing; never needed where modules
@@ -110,6 +110,18 @@ test-sanitize: check-deps data $(REF)
 	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp \
 	  bin-asan/ddpm train --config configs/tiny.ini --set train.max_steps=30 --out build-asan/run
 
+# valgrind memcheck of a short tiny training run (with its sample grid), built for AVX2
+# (valgrind 3.19 does not decode AVX-512; under it BLIS sees no AVX-512 either). Any memory
+# error, or any leak not in tests/valgrind.supp (the libraries' process-lifetime state), fails.
+test-valgrind: check-deps data
+	@tools/deps.sh valgrind
+	$(MAKE) --no-print-directory BUILD=build-vg BIN=bin-vg ARCH=x86-64-v3 bin-vg/ddpm
+	rm -rf build-vg/run
+	OMP_NUM_THREADS=1 valgrind --leak-check=full --show-leak-kinds=definite,possible \
+	  --errors-for-leak-kinds=definite,possible --suppressions=tests/valgrind.supp \
+	  --error-exitcode=3 bin-vg/ddpm train --config configs/tiny.ini --set train.max_steps=3 \
+	  --set sample.n=2 --set sample.steps=2 --out build-vg/run
+
 # bin/ddpm against PyTorch, side by side on the same cores (results/bench.md)
 bench-compare: check-deps $(BENCHES)
 	bench/compare.sh
@@ -143,6 +155,6 @@ figures: bin/ddpm
 	bin/ddpm noise-strip --config $(RUN)/config.ini --out $(FIG)/noising.png
 
 clean:
-	rm -rf build bin build-asan bin-asan
+	rm -rf build bin build-asan bin-asan build-vg bin-vg
 
 -include $(OBJ_LIB:.o=.d) $(OBJ_CLI:.o=.d) $(TESTS:bin/tests/%=$(BUILD)/tests/%.d)

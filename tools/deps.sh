@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deps.sh check|install|figures|slurm: find (or install from Debian's archive) what ddpm builds
+# deps.sh check|install|figures|slurm|valgrind: find (or install from Debian's archive) what ddpm builds
 # and tests with. `check` is quiet and exits 1 when something is missing; `install` apt-gets only
 # what is missing; `figures` does the same for the plotting tools (python3-matplotlib), `slurm`
 # for the Slurm daemons and munge that tests/cli/test_slurm.sh starts (never needed to build or
@@ -30,6 +30,10 @@ need=(
 
 if [ "$mode" = figures ]; then
   need=("py:matplotlib python3-matplotlib" "py:h5py python3-h5py")
+  mode=install
+fi
+if [ "$mode" = valgrind ]; then
+  need=("cmd:valgrind valgrind")
   mode=install
 fi
 if [ "$mode" = slurm ]; then
