@@ -53,7 +53,7 @@ done
 [ $mono = 1 ] && pass "FID grows with the noise (sigma:FID)$list" || fail "FID not monotone in the noise:$list"
 
 # 5. MPI: 2 ranks score the same numbers as 1
-run_ok mpirun -np 2 $DDPM eval --real train --n 2000 --noise 0.2 --out "$work/mpi.json"
+run_ok env -u OMP_NUM_THREADS mpirun -np 2 $DDPM eval --real train --n 2000 --noise 0.2 --out "$work/mpi.json"
 $PY - "$work/n0.2.json" "$work/mpi.json" <<'PY' && pass "2 ranks: the 1-rank FID, histogram and confidence" || fail "MPI eval differs"
 import sys, json
 a, b = (json.load(open(p)) for p in sys.argv[1:])
