@@ -5,7 +5,10 @@
  *           dx = rstd_g (g - mean(g) - xhat mean(g xhat)),
  *           dgamma_c += sum dout xhat,  dbeta_c += sum dout.
  * Statistics are accumulated in double. Input gradients are threaded over (image, group),
- * gamma/beta gradients over channels, so neither needs a reduction across threads. */
+ * gamma/beta gradients over channels, so neither needs a reduction across threads. The sums
+ * are `omp simd` reductions: one double accumulator per vector lane instead of one serial
+ * chain of dependent additions (which ran at a quarter of an element per cycle); the lanes are
+ * combined in a fixed order, so results stay the same from run to run. */
 #include <math.h>
 
 #include "nn.h"
@@ -20,8 +23,10 @@ void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
         const float *x = inp + (size_t)ng * m; /* a group's channels are contiguous */
         float *y = out + (size_t)ng * m;
         double sum = 0.0, sq = 0.0;
+#pragma omp simd reduction(+ : sum)
         for (size_t i = 0; i < m; i++) sum += x[i];
         double mu = sum / (double)m;
+#pragma omp simd reduction(+ : sq)
         for (size_t i = 0; i < m; i++) {
             double d = x[i] - mu;
             sq += d * d;
@@ -55,6 +60,7 @@ void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
             double sg = 0.0, sgx = 0.0; /* sums of g and g * xhat */
             for (int cc = 0; cc < cpg; cc++) {
                 const float gm = gamma[g * cpg + cc];
+#pragma omp simd reduction(+ : sg, sgx)
                 for (int p = 0; p < hw; p++) {
                     size_t i = (size_t)cc * hw + p;
                     double gi = (double)gm * dy[i];
@@ -81,6 +87,7 @@ void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
         for (int i = 0; i < n; i++) {
             const size_t base = ((size_t)i * c + ch) * hw;
             const float mu = mean[i * groups + g], r = rstd[i * groups + g];
+#pragma omp simd reduction(+ : sg, sb)
             for (int p = 0; p < hw; p++) {
                 sb += dout[base + p];
                 sg += (double)dout[base + p] * ((inp[base + p] - mu) * r);
