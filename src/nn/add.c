@@ -28,7 +28,8 @@ void add_channel_backward(float *dx, float *de, const float *dout, int n, int c,
 #pragma omp parallel for schedule(static)
     for (int plane = 0; plane < n * c; plane++) {
         const float *dy = dout + (size_t)plane * hw;
-        float acc = 0.0f;
+        float acc = 0.0f; /* one accumulator per vector lane, combined in a fixed order */
+#pragma omp simd reduction(+ : acc)
         for (int p = 0; p < hw; p++) acc += dy[p];
         if (dx) {
             float *dxp = dx + (size_t)plane * hw;

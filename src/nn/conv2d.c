@@ -161,7 +161,8 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
                 dy = dyg;
             }
             for (int co = 0; co < s->cout; co++) {
-                float acc = 0.0f;
+                float acc = 0.0f; /* one accumulator per vector lane, combined in a fixed order */
+#pragma omp simd reduction(+ : acc)
                 for (size_t q = 0; q < L; q++) acc += dy[co * L + q];
                 db[co] += acc;
             }
