@@ -60,6 +60,10 @@ void metrics_append_epoch(Metrics *m, long epoch, double mean_loss); /* fid: NaN
 /* Set the FID of the last epoch row (written through to the file and flushed). */
 void metrics_set_epoch_fid(Metrics *m, double fid);
 
+/* Sum and count of the finite /loss values in rows [first, first + count) of the file (rows
+ * already written): a resumed run's partial epoch mean. */
+void metrics_sum_losses(Metrics *m, long first, long count, double *sum, long *finite);
+
 /* Write every buffered row, then flush the file to disk for readers. */
 void metrics_flush(Metrics *m);
 

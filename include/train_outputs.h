@@ -37,6 +37,9 @@ void train_outputs_stop(TrainOutputs *o, Model *m, const Arenas *a, const TrainS
  * samples/generated.{h5,png}. */
 void train_outputs_finish(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
                           const Schedule *s);
+/* A run resumed mid-epoch: the sum and count of the finite losses its epoch already logged (one
+ * metrics row per step), so the epoch's mean covers the whole epoch. Rank 0; others get 0. */
+void train_outputs_epoch_so_far(TrainOutputs *o, long step, double *sum, long *count);
 /* Write pending metrics rows (before a checkpoint: a checkpoint never runs ahead of them). */
 void train_outputs_flush(TrainOutputs *o);
 /* The speed line: images/s over `steps` timed steps and, under MPI, the fastest and slowest

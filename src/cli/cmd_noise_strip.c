@@ -1,5 +1,6 @@
 /* cmd_noise_strip.c: `ddpm noise-strip`: the forward process x_t = sqrt(abar_t) x0 +
  * sqrt(1-abar_t) eps on real digits, as a PNG strip (rows: images, columns: t) and HDF5. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,13 +69,16 @@ int cmd_noise_strip(int argc, char **argv) {
     char err[1400];
     if (png_write_strip(png, out, n, frames, 1, d.rows, d.cols, 2, err, sizeof err)) die("%s", err);
     if (h5) {
-        hid_t f = h5t_create(h5);
+        char tmp[1100];
+        snprintf(tmp, sizeof tmp, "%s.tmp", h5);
+        hid_t f = h5t_create(tmp);
         h5t_write_f32(f, "/x_t", out, 5, (long long[]){n, frames, 1, d.rows, d.cols});
         h5t_write_i32(f, "/t", ts, 1, (long long[]){frames});
         h5a_write_string(f, "kind", "ddpm-noise-strip");
         h5a_write_string(f, "schedule", schedule_name(s.kind));
         h5a_write_long(f, "T", s.T);
         h5t_close(f);
+        if (rename(tmp, h5) != 0) die("%s: cannot rename %s over it: %s", h5, tmp, strerror(errno));
     }
     printf("forward process of %d images at t =", n);
     for (int f = 0; f < frames; f++) printf(" %d", ts[f]);

@@ -228,6 +228,27 @@ void metrics_append_epoch(Metrics *m, long epoch, double mean_loss) {
     if (m->epoch_pending == METRICS_BUFFER) metrics_flush(m);
 }
 
+void metrics_sum_losses(Metrics *m, long first, long count, double *sum, long *finite) {
+    *sum = 0.0;
+    *finite = 0;
+    if (m->file < 0 || count <= 0) return;
+    if (first < 0 || first + count > m->rows_written)
+        die("%s: rows [%ld, %ld) asked for, %ld written", m->path, first, first + count, m->rows_written);
+    double *v = xcalloc((size_t)count, sizeof(double));
+    hsize_t start = (hsize_t)first, n = (hsize_t)count;
+    hid_t fspace = H5Dget_space(m->step_ds[1]);
+    hid_t mspace = H5Screate_simple(1, &n, NULL);
+    int ok = fspace >= 0 && mspace >= 0 &&
+             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &n, NULL) >= 0 &&
+             H5Dread(m->step_ds[1], H5T_NATIVE_DOUBLE, mspace, fspace, H5P_DEFAULT, v) >= 0;
+    if (mspace >= 0) H5Sclose(mspace);
+    if (fspace >= 0) H5Sclose(fspace);
+    if (!ok) die("%s: cannot read %s", m->path, STEP_COLUMNS[1].full);
+    for (long i = 0; i < count; i++)
+        if (isfinite(v[i])) *sum += v[i], (*finite)++;
+    free(v);
+}
+
 void metrics_set_epoch_fid(Metrics *m, double fid) {
     if (m->file < 0 || m->epoch_rows < 1) die("metrics_set_epoch_fid: no epoch row to set");
     metrics_flush(m);

@@ -49,6 +49,14 @@ void train_outputs_open(TrainOutputs *o, const Config *cfg, const char *run_dir,
     fflush(stdout);
 }
 
+void train_outputs_epoch_so_far(TrainOutputs *o, long step, double *sum, long *count) {
+    *sum = 0.0;
+    *count = 0;
+    const long done = step % o->steps_per_epoch; /* steps of the current epoch already run */
+    if (o->root && done > 0 && step <= o->metrics.rows_written)
+        metrics_sum_losses(&o->metrics, step - done, done, sum, count);
+}
+
 void train_outputs_flush(TrainOutputs *o) {
     if (o->root) metrics_flush(&o->metrics);
 }

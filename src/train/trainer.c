@@ -258,8 +258,9 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
     stop_signal_install(); /* main installs it for `ddpm train`; this covers other callers */
     int status = 0;
     const AdamConfig adam = {(float)tc->lr, 0.9f, 0.999f, 1e-8f};
-    double epoch_loss = 0.0, last_time = now_seconds(), timed = 0.0;
-    long epoch_count = 0, timed_steps = 0;
+    double epoch_loss, last_time = now_seconds(), timed = 0.0;
+    long epoch_count, timed_steps = 0;
+    train_outputs_epoch_so_far(&out, tr.st.step, &epoch_loss, &epoch_count);
     const long start_step = tr.st.step;
 
     for (long step = tr.st.step; step < tr.total; step++) {

@@ -55,6 +55,11 @@ $MPI2 $DDPM train "${TINY[@]}" --set train.bucket_kb=4 --out "$work/r2" --resume
 h5diff -q "$work/p2/checkpoints/latest.h5" "$work/r2/checkpoints/latest.h5" \
   && pass "P=2 stopped at step 9 and resumed: bit-identical to the uninterrupted P=2 run" \
   || fail "P=2 resume is not exact"
+$PY - "$work/p2" "$work/r2" <<'PY' && pass "the resumed run's epoch mean covers the whole epoch (equal to the uninterrupted run's)" || fail "epoch mean after resume differs"
+import sys, h5py
+a, b = (h5py.File(d + "/metrics.h5", "r")["epoch/mean_loss"][:] for d in sys.argv[1:])
+assert len(a) == len(b) == 1 and a[0] == b[0], (a, b)
+PY
 $DDPM train "${TINY[@]}" --out "$work/r1" --resume >"$work/r1.log" 2>&1 || fail "P=1 resume: $(tail -2 "$work/r1.log")"
 $PY - "$work/p2" "$work/r1" <<'PY' && pass "a P=2 checkpoint resumed on P=1: within 1e-4 of the P=2 run" || fail "P=2 -> P=1 resume differs"
 import sys, h5py, numpy as np
