@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
     double *ms = xcalloc((size_t)iters, sizeof(double));
     for (int it = 0; it <= iters; it++) {
         const double t0 = now_seconds();
-        const float *out = model_forward(&m, a.params, x, t, batch);
+        const float *out = model_forward(&m, a.params, x, t, NULL, batch);
         if (train) {
             memset(dout, 0, img * batch * sizeof(float));
             mse_backward(dout, out, eps, img * batch);

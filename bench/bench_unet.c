@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
     m.op_seconds = xcalloc(2 * (size_t)m.nops, sizeof(double));
     for (int it = -1; it < iters; it++) { /* iteration -1 warms up */
         double t0 = now_seconds();
-        const float *out = model_forward(&m, a.params, x, t, batch);
+        const float *out = model_forward(&m, a.params, x, t, NULL, batch);
         double t1 = now_seconds();
         memset(dout, 0, img * batch * sizeof(float));
         mse_backward(dout, out, eps, img * batch);

@@ -27,6 +27,7 @@ typedef struct {
 typedef struct {
     int epochs, max_steps, batch;
     double lr, ema, grad_clip;
+    double p_uncond; /* conditional models: chance of training an image with the null label */
     int seed, warmup_steps, ema_warmup;
     int log_every, checkpoint_every, keep_checkpoints;
     int nan_policy; /* 0 = stop, 1 = skip the update */
@@ -42,6 +43,7 @@ typedef struct {
     int sampler; /* 0 = ddpm, 1 = ddim */
     int steps, n, seed, clip;
     double eta;
+    double guidance; /* conditional models: classifier-free guidance scale W */
 } SampleConfig;
 
 typedef struct {

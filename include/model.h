@@ -24,6 +24,7 @@ typedef struct {
     int groups;        /* GroupNorm groups */
     int time_sin_dim;  /* sinusoidal embedding width */
     int time_dim;      /* time-embedding MLP width */
+    int classes;       /* 0: unconditional; K: labels 0..K-1 plus the null label K */
 } ModelConfig;
 
 typedef enum {
@@ -35,7 +36,8 @@ typedef enum {
     OP_ADD,         /* out = in0 + in1 */
     OP_ADD_CHANNEL, /* out = in0 + in1 broadcast over h, w (in1 is [c]) */
     OP_CONCAT,      /* out = channel concat(in0, in1) */
-    OP_UPSAMPLE     /* out = nearest 2x upsample(in0) */
+    OP_UPSAMPLE,    /* out = nearest 2x upsample(in0) */
+    OP_EMBED        /* out = weight row of each image's class label */
 } OpKind;
 
 typedef struct {
@@ -70,6 +72,7 @@ typedef struct {
     int ws_threads;
     size_t ws_floats;
     int *t_buf;            /* timesteps of the current batch */
+    int *y_buf;            /* class labels of the current batch (conditional models) */
     double *op_seconds;    /* when non-NULL: [2 * nops] forward and backward seconds per op */
     /* After backward has run op i (walking down from the last op), the parameter gradients
      * grads[grads_final[i], table.total) are complete: no op below i touches them. */
@@ -93,8 +96,11 @@ void model_build_inference(Model *m, const ModelConfig *cfg, int max_batch);
 void model_free(Model *m);
 
 /* Forward for n <= max_batch images x [n, in_channels, S, S] at integer timesteps t [n].
- * Returns the predicted noise [n, in_channels, S, S] (a view into the activation arena). */
-const float *model_forward(Model *m, const float *params, const float *x, const int *t, int n);
+ * Conditional models (classes = K > 0) take class labels y [n] in 0..K, K meaning "no class";
+ * y = NULL gives every image the null label. Unconditional models need y = NULL. Returns the
+ * predicted noise [n, in_channels, S, S] (a view into the activation arena). */
+const float *model_forward(Model *m, const float *params, const float *x, const int *t,
+                           const int *y, int n);
 /* Backward after model_forward with the same n: dout is d(loss)/d(output) [n, C, S, S];
  * parameter gradients are ACCUMULATED into grads (zero it first for a fresh step). */
 void model_backward(Model *m, const float *params, float *grads, const float *dout, int n);

@@ -62,6 +62,11 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
  * dim/2 cosines of t * exp(-ln(10000) i / (dim/2)). No gradient: t is an integer input. ---- */
 void timestep_embedding(float *out, const int *t, int n, int dim);
 
+/* ---- learned embedding: out [n, dim] = weight [rows, dim] at row labels[i] (each in
+ * [0, rows), checked by the caller); backward ACCUMULATES dout rows into dweight ---- */
+void embedding_forward(float *out, const float *weight, const int *labels, int n, int dim);
+void embedding_backward(float *dweight, const float *dout, const int *labels, int n, int dim);
+
 /* ---- nearest-neighbour 2x upsampling: inp [n, c, h, w] -> out [n, c, 2h, 2w] ---- */
 void upsample2x_forward(float *out, const float *inp, int n, int c, int h, int w);
 void upsample2x_backward(float *dinp, const float *dout, int n, int c, int h, int w);

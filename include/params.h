@@ -14,7 +14,8 @@
 #define PARAM_NAME_MAX 96
 #define PARAM_MAX_DIMS 4
 
-typedef enum { INIT_KAIMING_UNIFORM, INIT_ONES, INIT_ZEROS } ParamInit;
+/* INIT_NORMAL: N(0, 1), PyTorch's nn.Embedding default. */
+typedef enum { INIT_KAIMING_UNIFORM, INIT_ONES, INIT_ZEROS, INIT_NORMAL } ParamInit;
 
 typedef struct {
     char name[PARAM_NAME_MAX]; /* dotted module path, e.g. "down.0.res.0.conv1.weight" */

@@ -17,6 +17,7 @@ typedef enum {
     RNG_SAMPLE = 5,   /* sampling noise: a = sampler step, b = image index */
     RNG_CLASSIFIER = 6, /* evaluation classifier: data order, a = epoch, b = position */
     RNG_EVAL = 7,     /* evaluation: noise added to real images, b = image index */
+    RNG_LABEL_DROP = 8, /* conditional training: label -> null, a = step, b = global image index */
     RNG_TEST = 99     /* tests and benchmarks */
 } RngStream;
 

@@ -1,6 +1,7 @@
 /* samples_file.h: generated images in HDF5: dataset /samples float32 [N, C, S, S] in [-1, 1]
  * with attributes kind = "ddpm-samples", step, sampler, steps, eta, clip, seed, weights, T,
- * schedule, source (checkpoint path); optional /trajectory [images, frames, C, S, S] with
+ * schedule, source (checkpoint path); for a conditional model /labels int32 [N] (the class each
+ * image was asked to be) and the attribute guidance; optional /trajectory [images, frames, C, S, S] with
  * /trajectory_t (the timestep of each frame, -1 = final). Written to a temporary name and
  * renamed. Under MPI all ranks write their own rows of the one file. */
 #ifndef DDPM_SAMPLES_FILE_H
@@ -14,6 +15,8 @@ typedef struct {
     const char *source;  /* checkpoint path or "training run" */
     int T;
     const char *schedule;
+    const int *labels; /* conditional samples: this rank's count labels (NULL: unconditional) */
+    double guidance;   /* with labels: the guidance scale W */
 } SamplesMeta;
 
 /* Every rank passes its share x = images [first, first + count) of the n (count may be 0) and,

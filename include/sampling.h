@@ -15,6 +15,7 @@ typedef struct {
     double eta; /* DDIM noise scale */
     int clip;   /* DDIM: clamp the predicted x0 */
     uint64_t seed;
+    double guidance; /* with labels: eps = (1 + W) eps(x, t, c) - W eps(x, t, null) */
 } SamplerSpec;
 
 /* Optional record of x_t along the way for the first `images` images (by global index):
@@ -34,9 +35,16 @@ void sample_initial_noise(float *x, int n, int first, size_t dim, uint64_t seed)
 
 /* Run the reverse process on x [n, C, S, S] (x_T on entry, the sample in [-1, 1] on exit), in
  * chunks of the model's batch. Image i draws its noise from (seed, step, first + i), so a
- * sample does not depend on how the images are chunked or on which process draws them. */
+ * sample does not depend on how the images are chunked or on which process draws them.
+ * labels [n]: the class of each image for a conditional model (NULL: unconditional, or the
+ * null label); with spec->guidance > 0 each step evaluates the network twice (c and null). */
 void sample_run(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
-                float *x, int n, int first, Trajectory *traj);
+                float *x, const int *labels, int n, int first, Trajectory *traj);
+
+/* The classes of images first..first+count-1 of n when classes lo..lo+k-1 are asked for: image
+ * i gets lo + i k / n, so each class holds a contiguous run (a row of the grid when k divides
+ * n). */
+void sample_class_labels(int *labels, int lo, int k, int n, int first, int count);
 
 const char *sampler_name(SamplerKind kind);
 

@@ -36,7 +36,7 @@ typedef struct {
 
 static double net_loss(void *ctx) {
     Net *c = ctx;
-    const float *out = model_forward(c->m, c->params, c->x, c->t, BATCH);
+    const float *out = model_forward(c->m, c->params, c->x, c->t, NULL, BATCH);
     return gc_dot(out, c->r, c->nout);
 }
 
@@ -74,7 +74,7 @@ static void run_unet(const ModelConfig *cfg, const char *label, uint32_t tag) {
 
     /* analytic gradients */
     float *grads = gc_alloc(total), *dx = gc_alloc(BATCH * img), *out = gc_alloc(BATCH * img);
-    memcpy(out, model_forward(&m, c.params, c.x, c.t, BATCH), BATCH * img * sizeof(float));
+    memcpy(out, model_forward(&m, c.params, c.x, c.t, NULL, BATCH), BATCH * img * sizeof(float));
     gc_assert_clean(out, BATCH * img, "model output");
     model_backward(&m, c.params, grads, c.r, BATCH);
     gc_assert_clean(grads, total, "parameter gradients");
@@ -89,7 +89,7 @@ static void run_unet(const ModelConfig *cfg, const char *label, uint32_t tag) {
     float *v = gc_alloc(total), *acc = gc_alloc(total);
     gc_uniform(v, total, -1.0f, 1.0f, tag, 1002);
     memcpy(acc, v, total * sizeof(float));
-    model_forward(&m, c.params, c.x, c.t, BATCH);
+    model_forward(&m, c.params, c.x, c.t, NULL, BATCH);
     model_backward(&m, c.params, acc, c.r, BATCH);
     gc_assert_guards(acc, total, "accumulated gradients");
     gc_assert_accumulated(acc, v, grads, total, "model_backward grads");
@@ -97,7 +97,7 @@ static void run_unet(const ModelConfig *cfg, const char *label, uint32_t tag) {
     if (d > 1e-6) fail_msg("%s: a second backward changed the input gradient by %.2e", label, d);
 
     /* batch independence: image 0 alone gives the same output as within the batch */
-    const float *one = model_forward(&m, c.params, c.x, c.t, 1);
+    const float *one = model_forward(&m, c.params, c.x, c.t, NULL, 1);
     d = gc_max_rel_diff(one, out, img, 1e-6);
     if (d > 1e-5) fail_msg("%s: image 0 alone differs from image 0 in a batch by %.2e", label, d);
 

@@ -507,7 +507,7 @@ static void run_unet(int max_batch) {
     const float *dout = LOAD(g, "dout", n, 1, 28, 28);
     const float *dx_ref = LOAD(g, "dx", n, 1, 28, 28);
 
-    const float *out = model_forward(&m, params, x, t, n);
+    const float *out = model_forward(&m, params, x, t, NULL, n);
     check("out", out, out_ref, nimg, TOL_NET_FWD);
 
     float *grads = guarded(tab->total);
@@ -527,7 +527,7 @@ static void run_unet(int max_batch) {
     printf("  worst parameter gradient: %.2e (%s)\n", worst, worst_name);
 
     /* A second forward and backward into the same arena: the gradients double. */
-    out = model_forward(&m, params, x, t, n);
+    out = model_forward(&m, params, x, t, NULL, n);
     check("out (second forward)", out, out_ref, nimg, TOL_NET_FWD);
     model_backward(&m, params, grads, dout, n);
     check_twice("all parameter gradients", grads, grads_ref, tab->total, TOL_NET_GRAD);

@@ -51,7 +51,7 @@ static void test_unet_threads(void **state) {
         grads[k] = gc_alloc(total);
         dx[k] = gc_alloc(N * img);
         double start = now_seconds();
-        memcpy(out[k], model_forward(&m, params, x, t, N), N * img * sizeof(float));
+        memcpy(out[k], model_forward(&m, params, x, t, NULL, N), N * img * sizeof(float));
         model_backward(&m, params, grads[k], r, N);
         memcpy(dx[k], model_input_grad(&m), N * img * sizeof(float));
         print_message("  %d thread(s): forward + backward %.3f s\n", k + 1, now_seconds() - start);

@@ -69,7 +69,7 @@ int cmd_predict(int argc, char **argv) {
     checkpoint_load(ckpt, &m.table, &a, &st, CKPT_WEIGHTS);
     int *ts = xcalloc((size_t)n, sizeof(int));
     for (int i = 0; i < n; i++) ts[i] = (int)t;
-    const float *eps = model_forward(&m, strcmp(weights, "ema") ? a.params : a.ema, x, ts, n);
+    const float *eps = model_forward(&m, strcmp(weights, "ema") ? a.params : a.ema, x, ts, NULL, n);
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
     hid_t g = h5t_create(tmp);

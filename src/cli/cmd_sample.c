@@ -24,14 +24,22 @@ static void usage(FILE *f) {
             "and write one file together; the images do not depend on P.\n"
             "\n"
             "  --checkpoint FILE    latest.h5, epoch_NNN.h5 or a weights-only file (final.h5)\n"
-            "  --out FILE.h5        samples: /samples float32 [N,1,28,28] in [-1,1] + attributes\n"
-            "  --png FILE.png       also an image grid (8 columns)\n"
+            "  --out FILE.h5        samples: /samples float32 [N,1,28,28] in [-1,1] + attributes,\n"
+            "                       and /labels int32 [N] for class-conditional samples\n"
+            "  --png FILE.png       also an image grid (8 columns; one row per class with\n"
+            "                       --classes when the classes divide N)\n"
             "  --n N                number of images\n"
             "  --sampler ddpm|ddim  DDPM ancestral (T steps) or DDIM\n"
             "  --steps K            DDIM steps, t_i = round(i (T-1)/(K-1))\n"
             "  --eta E              DDIM noise: 1 stochastic, 0 deterministic\n"
             "  --clip               DDIM: clamp the predicted x0 to [-1, 1]\n"
             "  --seed S             noise seed\n"
+            "  --class K            conditional models: every image of class K\n"
+            "  --classes A-B        conditional models: classes A..B in turn, one grid row each\n"
+            "                       (without either, a conditional model samples unconditionally)\n"
+            "  --guidance W         classifier-free guidance with --class/--classes:\n"
+            "                       eps = (1+W) eps(x,class) - W eps(x,null); 0 = plain conditional\n"
+            "                       (default: the checkpoint's [sample] guidance)\n"
             "  --weights ema|model  EMA weights (default) or the raw trained weights\n"
             "  --init FILE.h5       x_T from dataset /x [N,1,28,28] instead of the seed\n"
             "  --trajectory         also record x_t at %d points for the first %d images\n"
@@ -50,14 +58,14 @@ static int parse_int(const char *flag, const char *v, int lo, int hi) {
 }
 
 /* Rank 0: the PNG grid (and trajectory strip) of the file just written, read back from it. */
-static void draw_pictures(const char *out, const char *png, int n, int C, int S,
+static void draw_pictures(const char *out, const char *png, int n, int C, int S, int columns,
                           const Trajectory *tp) {
     if (!png) return;
     char err[1400];
     hid_t f = h5t_open_read(out);
     float *all = floats_alloc((size_t)n * C * S * S);
     h5t_read_f32(f, "/samples", all, 4, (long long[]){n, C, S, S});
-    if (png_write_grid(png, all, n, C, S, S, 8, 2, err, sizeof err) != 0) die("%s", err);
+    if (png_write_grid(png, all, n, C, S, S, columns, 2, err, sizeof err) != 0) die("%s", err);
     free(all);
     if (tp) {
         const size_t frames = (size_t)tp->images * tp->frames;
@@ -77,9 +85,9 @@ static void draw_pictures(const char *out, const char *png, int n, int C, int S,
 
 int cmd_sample(int argc, char **argv) {
     const char *ckpt = NULL, *out = NULL, *png = NULL, *init = NULL, *weights = "ema";
-    const char *sampler = NULL;
+    const char *sampler = NULL, *class_one = NULL, *class_range = NULL;
     int n = -1, steps = -1, seed = -1, clip = -1, trajectory = 0, batch = 128;
-    double eta = -1;
+    double eta = -1, guidance = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -99,6 +107,14 @@ int cmd_sample(int argc, char **argv) {
         else if (!strcmp(a, "--steps")) steps = parse_int(a, argv[++i], 2, 1000000);
         else if (!strcmp(a, "--seed")) seed = parse_int(a, argv[++i], 0, 2147483647);
         else if (!strcmp(a, "--batch")) batch = parse_int(a, argv[++i], 1, 65536);
+        else if (!strcmp(a, "--class")) class_one = argv[++i];
+        else if (!strcmp(a, "--classes")) class_range = argv[++i];
+        else if (!strcmp(a, "--guidance")) {
+            char *end;
+            guidance = strtod(argv[++i], &end);
+            if (*argv[i] == 0 || *end || !(guidance >= 0 && guidance <= 1000))
+                die("sample: --guidance %s: expected a number 0..1000", argv[i]);
+        }
         else if (!strcmp(a, "--eta")) {
             char *end;
             eta = strtod(argv[++i], &end);
@@ -133,6 +149,27 @@ int cmd_sample(int argc, char **argv) {
     if (spec.kind == SAMPLER_DDIM && spec.steps > cfg.diffusion.T)
         die("sample: --steps %d exceeds the checkpoint's T = %d", spec.steps, cfg.diffusion.T);
 
+    /* classes lo..lo+k-1 in turn (k = 0: unconditional) */
+    const int K = cfg.model.classes;
+    int lo = 0, k = 0;
+    if (class_one && class_range) die("sample: --class and --classes are alternatives");
+    if ((class_one || class_range) && K == 0)
+        die("sample: %s: the checkpoint's model is unconditional ([model] classes = 0)",
+            class_one ? "--class" : "--classes");
+    if (class_one) {
+        lo = parse_int("--class", class_one, 0, K - 1);
+        k = 1;
+    } else if (class_range) {
+        int a, b, used = 0;
+        if (sscanf(class_range, "%d-%d%n", &a, &b, &used) != 2 || class_range[used] || a < 0 ||
+            b < a || b >= K)
+            die("sample: --classes %s: expected A-B with 0 <= A <= B <= %d", class_range, K - 1);
+        lo = a, k = b - a + 1;
+    }
+    if (guidance >= 0 && k == 0)
+        die("sample: --guidance needs --class or --classes (guidance steers towards a class)");
+    spec.guidance = k > 0 ? (guidance >= 0 ? guidance : cfg.sample.guidance) : 0.0;
+
     const int C = cfg.model.in_channels, S = cfg.model.image_size;
     const size_t dim = (size_t)C * S * S;
     float *init_x = NULL;
@@ -160,6 +197,11 @@ int cmd_sample(int argc, char **argv) {
     if (init_x) memcpy(x, init_x + (size_t)first * dim, dim * (size_t)count * sizeof(float));
     else sample_initial_noise(x, (int)count, (int)first, dim, spec.seed);
     free(init_x);
+    int *labels = NULL;
+    if (k > 0) {
+        labels = xcalloc((size_t)count + 1, sizeof(int));
+        sample_class_labels(labels, lo, k, n, (int)first, (int)count);
+    }
 
     Model m;
     model_build_inference(&m, &cfg.model, count < batch ? (count > 0 ? (int)count : 1) : batch);
@@ -182,22 +224,27 @@ int cmd_sample(int argc, char **argv) {
     }
     dist_print_layout(stdout); /* collective; rank 0 prints */
     const double t0 = now_seconds();
-    sample_run(&m, strcmp(weights, "ema") ? a.params : a.ema, &sched, &spec, x, (int)count,
-               (int)first, tp);
+    sample_run(&m, strcmp(weights, "ema") ? a.params : a.ema, &sched, &spec, x, labels,
+               (int)count, (int)first, tp);
     dist_barrier();
     const double dt = now_seconds() - t0;
     TrainState saved;
     checkpoint_read_state(ckpt, &saved);
     SamplesMeta meta = {.step = saved.step, .weights = weights, .source = ckpt,
-                        .T = cfg.diffusion.T, .schedule = schedule_name(sched.kind)};
+                        .T = cfg.diffusion.T, .schedule = schedule_name(sched.kind),
+                        .labels = labels, .guidance = spec.guidance};
     samples_write(out, x, (int)first, (int)count, n, C, S, &spec, &meta, tp);
-    if (dist_is_root()) draw_pictures(out, png, n, C, S, tp);
-    const int evals = spec.kind == SAMPLER_DDIM ? spec.steps : cfg.diffusion.T;
+    if (dist_is_root()) draw_pictures(out, png, n, C, S, k > 1 && n % k == 0 ? n / k : 8, tp);
+    const int evals = (spec.kind == SAMPLER_DDIM ? spec.steps : cfg.diffusion.T) *
+                      (k > 0 && spec.guidance != 0 ? 2 : 1);
+    if (dist_is_root() && k > 0)
+        printf("classes %d..%d, guidance %g\n", lo, lo + k - 1, spec.guidance);
     if (dist_is_root())
         printf("sampled %d images with %s (%d network evaluations each) in %.1f s (%.0f "
                "image-steps/s) on %d rank%s: %s\n", n, sampler_name(spec.kind), evals, dt,
                (double)n * evals / dt, dist()->size, dist()->size == 1 ? "" : "s", out);
     free(x);
+    free(labels);
     free(traj.out);
     free(traj.timesteps);
     schedule_free(&sched);

@@ -33,8 +33,25 @@ static void record(Trajectory *tr, int f, int t, const float *x, int first, int 
     }
 }
 
+void sample_class_labels(int *labels, int lo, int k, int n, int first, int count) {
+    for (int i = 0; i < count; i++) labels[i] = lo + (int)((long long)(first + i) * k / n);
+}
+
+/* The noise prediction for chunk xc: plain, or classifier-free guided (two evaluations). */
+static const float *predict(Model *m, const float *params, const float *xc, const int *tbuf,
+                            const int *labels, int nb, double w, float *guided, size_t dim) {
+    const float *eps = model_forward(m, params, xc, tbuf, labels, nb);
+    if (!labels || w == 0) return eps;
+    const size_t count = (size_t)nb * dim;
+    memcpy(guided, eps, count * sizeof(float));
+    const float *uncond = model_forward(m, params, xc, tbuf, NULL, nb);
+    const float a = (float)(1.0 + w), b = (float)w;
+    for (size_t j = 0; j < count; j++) guided[j] = a * guided[j] - b * uncond[j];
+    return guided;
+}
+
 void sample_run(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
-                float *x, int n, int first, Trajectory *traj) {
+                float *x, const int *labels, int n, int first, Trajectory *traj) {
     const ModelConfig *c = &m->cfg;
     const size_t dim = (size_t)c->in_channels * c->image_size * c->image_size;
     const int T = s->T;
@@ -45,6 +62,7 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
         for (int i = 0; i < T; i++) ts[i] = i;
     float *z = floats_alloc(dim * (size_t)m->max_batch);
     int *tbuf = xcalloc((size_t)m->max_batch, sizeof(int));
+    float *guided = labels && spec->guidance != 0 ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
     for (int c0 = 0; c0 < n; c0 += m->max_batch) {
         const int nb = n - c0 < m->max_batch ? n - c0 : m->max_batch;
         float *xc = x + (size_t)c0 * dim;
@@ -53,7 +71,8 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
         for (int k = nsteps - 1; k >= 0; k--) {
             const int t = ts[k];
             for (int i = 0; i < nb; i++) tbuf[i] = t;
-            const float *eps = model_forward(m, params, xc, tbuf, nb);
+            const float *eps = predict(m, params, xc, tbuf, labels ? labels + c0 : NULL, nb,
+                                       spec->guidance, guided, dim);
             const uint32_t step_key = (uint32_t)(nsteps - k); /* 1..nsteps, 0 is x_T */
             const int noisy = spec->kind == SAMPLER_DDPM ? t > 0 : (spec->eta > 0 && k > 0);
             if (noisy)
@@ -78,4 +97,5 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
     free(ts);
     free(z);
     free(tbuf);
+    free(guided);
 }

@@ -31,6 +31,13 @@ void samples_write(const char *path, const float *x, int first, int count, int n
     h5a_write_string(f, "source", meta->source);
     h5a_write_long(f, "T", meta->T);
     h5a_write_string(f, "schedule", meta->schedule);
+    if (meta->labels) {
+        h5s_write_rows_i32(f, "/labels", meta->labels, 1, (long long[]){n}, first, count);
+        hid_t ls = H5Dopen2(f, "/labels", H5P_DEFAULT);
+        h5a_write_string(ls, "description", "the class each image was generated for, [N]");
+        H5Dclose(ls);
+        h5a_write_double(f, "guidance", meta->guidance);
+    }
     if (traj) {
         const int held = trajectory_images_held(traj, first, count);
         h5s_write_rows_f32(f, "/trajectory", traj->out, 5,

@@ -18,6 +18,7 @@ const char *model_config_check(const ModelConfig *c) {
     if (c->groups < 1) return "model.groups must be at least 1";
     if (c->time_sin_dim < 2 || c->time_sin_dim % 2) return "model.time_sin_dim must be even";
     if (c->time_dim < 1) return "model.time_dim must be at least 1";
+    if (c->classes < 0 || c->classes > 100000) return "model.classes must be 0..100000";
     if (c->image_size % (1 << (c->levels - 1)))
         return "image_size must be divisible by 2^(levels-1) (28 allows at most 3 levels)";
     for (int l = 0; l < c->levels; l++) {

@@ -5,7 +5,7 @@
 
 static const char *op_kind_name(OpKind k) {
     static const char *names[] = {"temb", "linear", "silu", "conv", "groupnorm",
-                                  "add", "add_channel", "concat", "upsample"};
+                                  "add", "add_channel", "concat", "upsample", "embed"};
     return names[k];
 }
 

@@ -76,6 +76,9 @@ void params_initialise(const ParamTable *t, float *params, uint64_t seed) {
             break;
         case INIT_ZEROS:
             break;
+        case INIT_NORMAL:
+            rng_normal(p, e->size, seed, RNG_INIT, (uint32_t)i, 0);
+            break;
         }
     }
 }

@@ -120,6 +120,7 @@ void tape_allocate(Model *m, int max_batch) {
     m->ws_threads = threads;
     m->ws = floats_alloc(m->ws_floats + 1);
     m->t_buf = xcalloc((size_t)max_batch, sizeof(int));
+    m->y_buf = xcalloc((size_t)max_batch, sizeof(int));
     tape_grads_final(m);
 }
 
@@ -153,6 +154,7 @@ void model_free(Model *m) {
     free(m->aux);
     free(m->ws);
     free(m->t_buf);
+    free(m->y_buf);
     free(m->grads_final);
     memset(m, 0, sizeof *m);
 }
@@ -169,8 +171,17 @@ static void check_batch(const Model *m, int n) {
 #define DACT(slot) (m->dact + m->slots[(slot)].offset)
 #define PARAM(p, idx) ((idx) >= 0 ? (p) + m->table.entries[(idx)].offset : NULL)
 
-const float *model_forward(Model *m, const float *params, const float *x, const int *t, int n) {
+const float *model_forward(Model *m, const float *params, const float *x, const int *t,
+                           const int *labels, int n) {
     check_batch(m, n);
+    const int K = m->cfg.classes;
+    if (labels && K == 0) die("model: class labels given to an unconditional model (classes = 0)");
+    for (int i = 0; i < n && K > 0; i++) {
+        if (labels && (labels[i] < 0 || labels[i] > K))
+            die("model: class label %d of image %d outside 0..%d (%d = no class)", labels[i], i,
+                K, K);
+        m->y_buf[i] = labels ? labels[i] : K;
+    }
     memcpy(ACT(m->x_slot), x, (size_t)n * slot_floats(&m->slots[m->x_slot]) * sizeof(float));
     memcpy(m->t_buf, t, (size_t)n * sizeof(int));
     for (int i = 0; i < m->nops; i++) {
@@ -213,6 +224,9 @@ const float *model_forward(Model *m, const float *params, const float *x, const 
             break;
         case OP_UPSAMPLE:
             upsample2x_forward(y, ACT(op->in0), n, in->c, in->h, in->w);
+            break;
+        case OP_EMBED:
+            embedding_forward(y, w, m->y_buf, n, out->c);
             break;
         }
         if (m->op_seconds) m->op_seconds[i] += now_seconds() - start;
@@ -268,6 +282,9 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
             break;
         case OP_UPSAMPLE:
             upsample2x_backward(DACT(op->in0), dy, n, in->c, in->h, in->w);
+            break;
+        case OP_EMBED:
+            embedding_backward(dw, dy, m->y_buf, n, out->c);
             break;
         }
         if (m->op_seconds) m->op_seconds[m->nops + i] += now_seconds() - start;

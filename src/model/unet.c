@@ -100,6 +100,12 @@ static void build_unet(Model *m) {
     int t = tape_op(m, OP_TEMB, "temb.sinusoid", -1, -1, tape_slot(m, c->time_sin_dim, 1, 1))->out;
     int temb = linear(m, "temb.lin2", silu(m, linear(m, "temb.lin1", t, c->time_dim)),
                       c->time_dim);
+    if (c->classes > 0) { /* class-conditional: a learned vector per label, null label last */
+        Op *op = tape_op(m, OP_EMBED, "class_emb", -1, -1, tape_slot(m, c->time_dim, 1, 1));
+        op->weight = add_params(m, "class_emb", "weight", 2, (int[]){c->classes + 1, c->time_dim},
+                                INIT_NORMAL, 0);
+        temb = binary(m, OP_ADD, "temb.class_add", temb, op->out, c->time_dim);
+    }
     int temb_act = silu(m, temb);
 
     int h = conv(m, "conv_in", m->x_slot, c->base, 3, 1);

@@ -88,6 +88,15 @@ void train_outputs_step(TrainOutputs *o, long step, long total, double loss, dou
     if (step % o->cfg->train.log_every == 0) metrics_flush(&o->metrics);
 }
 
+/* Conditional models: the classes of images first..first+count-1 of n, every class in turn
+ * (one grid row per class when the classes divide n); NULL for unconditional models. */
+static int *grid_labels(const Config *cfg, int n, long first, long count) {
+    if (cfg->model.classes == 0) return NULL;
+    int *labels = xcalloc((size_t)count + 1, sizeof(int));
+    sample_class_labels(labels, 0, cfg->model.classes, n, (int)first, (int)count);
+    return labels;
+}
+
 /* Generate the fixed-seed grid images with the EMA weights and write NAME.h5 / NAME.png. Every
  * rank samples its share of the images; rank 0 draws the grid. */
 static void write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Schedule *s,
@@ -97,15 +106,17 @@ static void write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Sche
     const size_t dim = (size_t)c * S * S;
     SamplerSpec spec = {.kind = (SamplerKind)cfg->sample.sampler, .steps = cfg->sample.steps,
                         .eta = cfg->sample.eta, .clip = cfg->sample.clip,
-                        .seed = (uint64_t)cfg->sample.seed};
+                        .seed = (uint64_t)cfg->sample.seed, .guidance = cfg->sample.guidance};
     long first, count;
     dist_share(n, dist()->rank, dist()->size, &first, &count);
     float *mine = floats_alloc(dim * (size_t)count);
+    int *labels = grid_labels(cfg, n, first, count);
     sample_initial_noise(mine, (int)count, (int)first, dim, spec.seed);
-    sample_run(m, a->ema, s, &spec, mine, (int)count, (int)first, NULL);
+    sample_run(m, a->ema, s, &spec, mine, labels, (int)count, (int)first, NULL);
     char path[1200], err[1400], file[256];
     SamplesMeta meta = {.step = step, .weights = "ema", .source = "training run", .T = s->T,
-                        .schedule = schedule_name(s->kind)};
+                        .schedule = schedule_name(s->kind), .labels = labels,
+                        .guidance = spec.guidance};
     snprintf(file, sizeof file, "samples/%s.h5", name);
     join(path, sizeof path, o->run_dir, file);
     samples_write(path, mine, (int)first, (int)count, n, c, S, &spec, &meta, NULL);
@@ -113,10 +124,12 @@ static void write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Sche
     dist_gather_shares(all, mine, n, dim);
     snprintf(file, sizeof file, "samples/%s.png", name);
     join(path, sizeof path, o->run_dir, file);
-    if (o->root && png_write_grid(path, all, n, c, S, S, GRID_COLUMNS, GRID_SCALE, err, sizeof err))
+    const int K = cfg->model.classes, columns = K > 0 && n % K == 0 ? n / K : GRID_COLUMNS;
+    if (o->root && png_write_grid(path, all, n, c, S, S, columns, GRID_SCALE, err, sizeof err))
         fprintf(stderr, "ddpm: %s (training goes on; the samples are in the .h5)\n", err);
     free(all);
     free(mine);
+    free(labels);
 }
 
 /* Rank 0: the epoch's metrics row, latest.h5, and for a complete epoch epoch_NNN.h5 (keeping
@@ -153,13 +166,16 @@ static void evaluate_epoch(TrainOutputs *o, Model *m, const Arenas *a, const Sch
     const size_t dim = (size_t)cfg->model.in_channels * cfg->model.image_size * cfg->model.image_size;
     SamplerSpec spec = {.kind = (SamplerKind)cfg->sample.sampler, .steps = cfg->sample.steps,
                         .eta = cfg->sample.eta, .clip = cfg->sample.clip,
-                        .seed = (uint64_t)cfg->sample.seed + 1}; /* not the grid's noise */
+                        .seed = (uint64_t)cfg->sample.seed + 1, /* not the grid's noise */
+                        .guidance = cfg->sample.guidance};
     long first, count;
     dist_share(n, dist()->rank, dist()->size, &first, &count);
     float *x = floats_alloc(dim * (size_t)count + 1);
+    int *labels = grid_labels(cfg, n, first, count); /* every class equally often */
     const double t0 = now_seconds();
     sample_initial_noise(x, (int)count, (int)first, dim, spec.seed);
-    sample_run(m, a->ema, s, &spec, x, (int)count, (int)first, NULL);
+    sample_run(m, a->ema, s, &spec, x, labels, (int)count, (int)first, NULL);
+    free(labels);
     const double fid = evaluate_fid(cfg->train.eval_classifier, cfg->data.dir, x, count);
     free(x);
     if (!o->root) return;

@@ -41,7 +41,7 @@ typedef struct {
     long spe, total;    /* steps per epoch, last step */
     size_t dim;         /* floats per image */
     float *x0, *eps, *xt, *dout;
-    int *t, *perm;
+    int *t, *y, *perm; /* timesteps, class labels (conditional), data order */
     long order_epoch;   /* the epoch perm holds */
     char latest[1200];
     long perturb_rank, perturb_step; /* test hook DDPM_TEST_PERTURB=RANK:STEP */
@@ -162,6 +162,7 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
     tr->x0 = floats_alloc(n), tr->eps = floats_alloc(n), tr->xt = floats_alloc(n);
     tr->dout = floats_alloc(n);
     tr->t = xcalloc((size_t)tr->count, sizeof(int));
+    tr->y = xcalloc((size_t)tr->count, sizeof(int));
     tr->perm = xcalloc((size_t)d->count, sizeof(int));
     tr->order_epoch = -1;
     tr->perturb_rank = tr->perturb_step = -1;
@@ -171,7 +172,7 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
 }
 
 static void trainer_close(Trainer *tr) {
-    free(tr->x0), free(tr->eps), free(tr->xt), free(tr->dout), free(tr->t), free(tr->perm);
+    free(tr->x0), free(tr->eps), free(tr->xt), free(tr->dout), free(tr->t), free(tr->y), free(tr->perm);
     grad_sync_free(&tr->sync);
     schedule_free(&tr->sched);
     arenas_free(&tr->a);
@@ -197,8 +198,23 @@ static double forward_backward(Trainer *tr, long step, double *gn) {
         tr->t[i] = (int)rng_below((uint32_t)tr->sched.T, seed, RNG_TIMESTEP, (uint32_t)step, g);
         rng_normal(tr->eps + (size_t)i * dim, dim, seed, RNG_NOISE, (uint32_t)step, g);
     }
+    const int K = tr->cfg->model.classes;
+    if (K > 0) { /* the image's digit, or with probability p_uncond the null label K */
+        const int *idx = tr->perm + pos * tr->B + tr->first;
+        const uint32_t cut = (uint32_t)(tr->cfg->train.p_uncond * 16777216.0 + 0.5);
+        for (int i = 0; i < n; i++) {
+            const int label = tr->data.labels[idx[i]];
+            if (label >= K)
+                die("%s: training image %d has label %d; [model] classes = %d allows 0..%d",
+                    tr->cfg->data.dir, idx[i], label, K, K - 1);
+            const uint32_t u = rng_below(16777216u, seed, RNG_LABEL_DROP, (uint32_t)step,
+                                         (uint32_t)(tr->first + i));
+            tr->y[i] = u < cut ? K : label;
+        }
+    }
     diffusion_noise(tr->xt, tr->x0, tr->eps, tr->t, n, dim, &tr->sched);
-    const float *pred = model_forward(&tr->m, tr->a.params, tr->xt, tr->t, n);
+    const float *pred = model_forward(&tr->m, tr->a.params, tr->xt, tr->t,
+                                      K > 0 ? tr->y : NULL, n);
     const double share = mse_sum(pred, tr->eps, dim * n);
     memset(tr->dout, 0, dim * n * sizeof(float));
     mse_backward_over(tr->dout, pred, tr->eps, dim * n, dim * (size_t)tr->B);

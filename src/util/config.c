@@ -37,6 +37,8 @@ static const KeySpec keys[] = {
     INT("model", "time_sin_dim", model.time_sin_dim, 2, 4096,
         "sinusoidal timestep embedding width (even)"),
     INT("model", "time_dim", model.time_dim, 1, 4096, "time-embedding MLP width"),
+    INT("model", "classes", model.classes, 0, 100000,
+        "0: unconditional; K: class-conditional on labels 0..K-1 (plus a null label K)"),
     INT("diffusion", "T", diffusion.T, 2, 100000, "number of diffusion steps"),
     ENUM("diffusion", "schedule", diffusion.schedule, "linear|cosine", "beta schedule"),
     DBL("diffusion", "beta_start", diffusion.beta_start, 1e-8, 0.999, "linear schedule: first beta"),
@@ -52,6 +54,8 @@ static const KeySpec keys[] = {
         "1: decay min(ema, (1+step)/(10+step)) so short runs get a useful EMA"),
     INT("train", "warmup_steps", train.warmup_steps, 0, 100000000,
         "linear learning-rate warm-up steps (0: off)"),
+    DBL("train", "p_uncond", train.p_uncond, 0, 1,
+        "conditional models: probability that an image's label is replaced by the null label"),
     DBL("train", "grad_clip", train.grad_clip, 0, 1e9, "clip the gradient norm to this (0: off)"),
     INT("train", "log_every", train.log_every, 1, 1000000,
         "steps between log lines when stdout is not a terminal"),
@@ -77,6 +81,8 @@ static const KeySpec keys[] = {
     INT("sample", "n", sample.n, 1, 1000000, "images per epoch grid / default of ddpm sample"),
     INT("sample", "seed", sample.seed, 0, 2147483647, "seed of the sampling noise"),
     INT("sample", "clip", sample.clip, 0, 1, "1: clamp the predicted x0 to [-1, 1] (DDIM)"),
+    DBL("sample", "guidance", sample.guidance, 0, 1000,
+        "conditional models: guidance W, eps = (1+W) eps(x,c) - W eps(x,null)"),
 };
 
 void config_defaults(Config *c) {
@@ -89,7 +95,7 @@ void config_defaults(Config *c) {
                              .grad_clip = 0, .seed = 1, .warmup_steps = 0, .ema_warmup = 0,
                              .log_every = 50, .checkpoint_every = 0, .keep_checkpoints = 3,
                              .nan_policy = 0, .allreduce = 0, .bucket_kb = 512,
-                             .check_every = 100, .eval_every = 0, .eval_n = 1000};
+                             .check_every = 100, .eval_every = 0, .eval_n = 1000, .p_uncond = 0.1};
     snprintf(c->train.eval_classifier, sizeof c->train.eval_classifier,
              "results/classifier/mnist-classifier.h5");
     c->sample = (SampleConfig){.sampler = 0, .steps = 50, .n = 64, .seed = 0, .clip = 0,
