@@ -455,6 +455,47 @@ static void test_linear(void **state) {
     gc_free(l.r);
 }
 
+/* ---------------------------------------------------------------- embedding */
+
+typedef struct {
+    int n, rows, dim;
+    const int *labels;
+    float *weight, *out, *r;
+} Emb;
+
+static double embedding_loss(void *ctx) {
+    Emb *e = ctx;
+    embedding_forward(e->out, e->weight, e->labels, e->n, e->dim);
+    return gc_dot(e->out, e->r, (size_t)e->n * e->dim);
+}
+
+/* Five images over four rows: row 2 is read three times (its gradient is the sum of three
+ * output rows), row 1 never (zero gradient), the last row (the null label) once. */
+static void test_embedding(void **state) {
+    static const int labels[5] = {2, 0, 2, 3, 2};
+    Emb e = {.n = 5, .rows = 4, .dim = 6, .labels = labels};
+    const size_t nw = 4 * 6, no = 5 * 6;
+    e.weight = rnd(nw, -1.0f, 1.0f, 4500, 0);
+    e.r = rnd(no, -1.0f, 1.0f, 4500, 1);
+    e.out = gc_alloc_poisoned(no);
+    embedding_loss(&e);
+    gc_assert_clean(e.out, no, "embedding out");
+    double want[5 * 6];
+    for (int i = 0; i < e.n; i++)
+        for (int j = 0; j < e.dim; j++) want[i * e.dim + j] = e.weight[labels[i] * e.dim + j];
+    expect_near(e.out, want, no, 0, "embedding out");
+
+    float *g = gc_alloc(nw);
+    embedding_backward(g, e.r, labels, e.n, e.dim);
+    gc_assert_clean(g, nw, "embedding weight");
+    for (int j = 0; j < e.dim; j++) assert_true(g[1 * e.dim + j] == 0.0f);
+    check("embedding weight", e.weight, nw, g, embedding_loss, &e, 4510);
+    float *v = rnd(nw, -2.0f, 2.0f, 4500, 20), *acc = copy_of(v, nw);
+    embedding_backward(acc, e.r, labels, e.n, e.dim);
+    gc_assert_accumulated(acc, v, g, nw, "embedding weight");
+    gc_free(e.weight), gc_free(e.out), gc_free(e.r), gc_free(g), gc_free(v), gc_free(acc);
+}
+
 /* ---------------------------------------------------------------- mse */
 
 typedef struct {
@@ -594,6 +635,7 @@ int main(void) {
         cmocka_unit_test(test_groupnorm_gc),
         cmocka_unit_test(test_silu),
         cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_upsample2x),
         cmocka_unit_test(test_concat),
         cmocka_unit_test(test_add),

@@ -1,7 +1,7 @@
 /* test_gradcheck_unet.c: the whole U-Net tape, backward against finite differences.
  *
- * Strategy: two small configurations (8x8 images, batch 2, timesteps {3, 250}) that between
- * them use every op of the tape: three levels with one residual block each (every decoder block
+ * Strategy: three small configurations (8x8 images, batch 2, timesteps {3, 250}) that between
+ * them use every op of the tape (the third class-conditional, with the class embedding): three levels with one residual block each (every decoder block
  * reads a concatenated skip), and two levels with two blocks each. Parameters are initialised as
  * in training, then perturbed with small noise so GroupNorm gamma/beta are not exactly 1/0 and
  * no tensor's gradient vanishes by symmetry. The loss is L = sum(out * r) in double with fixed
@@ -31,12 +31,13 @@ typedef struct {
     Model *m;
     float *params, *x, *r;
     int t[BATCH];
+    const int *y; /* class labels (conditional configurations), else NULL */
     size_t nout;
 } Net;
 
 static double net_loss(void *ctx) {
     Net *c = ctx;
-    const float *out = model_forward(c->m, c->params, c->x, c->t, NULL, BATCH);
+    const float *out = model_forward(c->m, c->params, c->x, c->t, c->y, BATCH);
     return gc_dot(out, c->r, c->nout);
 }
 
@@ -55,14 +56,14 @@ static void init_params(const ParamTable *tab, float *params, uint32_t tag) {
     }
 }
 
-static void run_unet(const ModelConfig *cfg, const char *label, uint32_t tag) {
+static void run_unet(const ModelConfig *cfg, const int *labels, const char *label, uint32_t tag) {
     const char *bad = model_config_check(cfg);
     if (bad) fail_msg("%s: model_config_check: %s", label, bad);
     Model m;
     model_build(&m, cfg, BATCH);
     size_t total = m.table.total;
     size_t img = (size_t)cfg->in_channels * cfg->image_size * cfg->image_size;
-    Net c = {.m = &m, .t = {3, 250}, .nout = BATCH * img};
+    Net c = {.m = &m, .t = {3, 250}, .y = labels, .nout = BATCH * img};
     c.params = gc_alloc(total);
     init_params(&m.table, c.params, tag);
     c.x = gc_alloc(BATCH * img);
@@ -74,7 +75,7 @@ static void run_unet(const ModelConfig *cfg, const char *label, uint32_t tag) {
 
     /* analytic gradients */
     float *grads = gc_alloc(total), *dx = gc_alloc(BATCH * img), *out = gc_alloc(BATCH * img);
-    memcpy(out, model_forward(&m, c.params, c.x, c.t, NULL, BATCH), BATCH * img * sizeof(float));
+    memcpy(out, model_forward(&m, c.params, c.x, c.t, c.y, BATCH), BATCH * img * sizeof(float));
     gc_assert_clean(out, BATCH * img, "model output");
     model_backward(&m, c.params, grads, c.r, BATCH);
     gc_assert_clean(grads, total, "parameter gradients");
@@ -89,7 +90,7 @@ static void run_unet(const ModelConfig *cfg, const char *label, uint32_t tag) {
     float *v = gc_alloc(total), *acc = gc_alloc(total);
     gc_uniform(v, total, -1.0f, 1.0f, tag, 1002);
     memcpy(acc, v, total * sizeof(float));
-    model_forward(&m, c.params, c.x, c.t, NULL, BATCH);
+    model_forward(&m, c.params, c.x, c.t, c.y, BATCH);
     model_backward(&m, c.params, acc, c.r, BATCH);
     gc_assert_guards(acc, total, "accumulated gradients");
     gc_assert_accumulated(acc, v, grads, total, "model_backward grads");
@@ -97,9 +98,28 @@ static void run_unet(const ModelConfig *cfg, const char *label, uint32_t tag) {
     if (d > 1e-6) fail_msg("%s: a second backward changed the input gradient by %.2e", label, d);
 
     /* batch independence: image 0 alone gives the same output as within the batch */
-    const float *one = model_forward(&m, c.params, c.x, c.t, NULL, 1);
+    const float *one = model_forward(&m, c.params, c.x, c.t, c.y, 1);
     d = gc_max_rel_diff(one, out, img, 1e-6);
     if (d > 1e-5) fail_msg("%s: image 0 alone differs from image 0 in a batch by %.2e", label, d);
+
+    /* conditional: the output follows the label of its own image only, and no labels at all
+     * means the null label */
+    if (labels) {
+        const int K = cfg->classes, swapped[BATCH] = {(labels[0] + 1) % K, labels[1]};
+        const float *o2 = model_forward(&m, c.params, c.x, c.t, swapped, BATCH);
+        if (gc_max_rel_diff(o2, out, img, 1e-6) < 1e-4)
+            fail_msg("%s: another label for image 0 left its output unchanged", label);
+        d = gc_max_rel_diff(o2 + img, out + img, img, 1e-6);
+        if (d > 1e-5) fail_msg("%s: image 0's label changed image 1's output by %.2e", label, d);
+        const int nulls[BATCH] = {K, K};
+        float *o_null = gc_alloc(BATCH * img);
+        memcpy(o_null, model_forward(&m, c.params, c.x, c.t, nulls, BATCH),
+               BATCH * img * sizeof(float));
+        const float *o_none = model_forward(&m, c.params, c.x, c.t, NULL, BATCH);
+        if (memcmp(o_null, o_none, BATCH * img * sizeof(float)) != 0)
+            fail_msg("%s: labels = NULL differs from the null label", label);
+        gc_free(o_null);
+    }
 
     /* finite differences, every tensor */
     GcOptions o = gc_default_options();
@@ -164,7 +184,7 @@ static void test_unet_three_levels(void **state) {
     cfg.mult[1] = 2;
     cfg.mult[2] = 2;
     cfg.res_blocks = 1;
-    run_unet(&cfg, "L3xR1", 10000);
+    run_unet(&cfg, NULL, "L3xR1", 10000);
 }
 
 /* Two levels, two blocks each: blocks whose input channels equal their output channels too. */
@@ -174,13 +194,26 @@ static void test_unet_two_blocks(void **state) {
     cfg.mult[0] = 1;
     cfg.mult[1] = 2;
     cfg.res_blocks = 2;
-    run_unet(&cfg, "L2xR2", 20000);
+    run_unet(&cfg, NULL, "L2xR2", 20000);
+}
+
+/* Class-conditional: the class embedding (one image with class 1, one with the null label 3)
+ * joins the time embedding, so its gradient flows through every residual block. */
+static void test_unet_conditional(void **state) {
+    ModelConfig cfg = small_config();
+    cfg.levels = 2;
+    cfg.mult[0] = 1;
+    cfg.mult[1] = 2;
+    cfg.classes = 3;
+    static const int labels[BATCH] = {1, 3};
+    run_unet(&cfg, labels, "L2xR1 classes 3", 30000);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unet_three_levels),
         cmocka_unit_test(test_unet_two_blocks),
+        cmocka_unit_test(test_unet_conditional),
     };
     return cmocka_run_group_tests_name("gradcheck_unet", tests, NULL, NULL);
 }

@@ -4,12 +4,15 @@
 Load a ddpm checkpoint (or weights-only file) into the equivalent PyTorch module: the unet-s
 network as tests/ref/make_reference.py builds it, whose parameter names and layouts are the
 checkpoint's dataset names and shapes. With --check, also run one forward pass on fixed random
-images at t = 123 in PyTorch and in `bin/ddpm predict`, print the largest difference relative
-to the output's largest value, and exit 1 if it exceeds 1e-4.
+images at t = 123 in PyTorch and in `bin/ddpm predict` (for a class-conditional checkpoint, with
+a digit, the last digit and the null label), print the largest difference relative to the
+output's largest value, and exit 1 if it exceeds 1e-4.
 
 In your own code:
     model = load("results/unet-s/final.h5")      # an nn.Module in eval mode, EMA weights
     eps = model(x, t)                            # x [N,1,28,28] in [-1,1], t [N] int64
+    eps = model(x, t, y)                         # a conditional checkpoint: y [N] int64 in
+                                                 # 0..classes (classes = the null label)
 Needs Debian's python3-torch and python3-h5py.
 """
 import argparse
@@ -31,6 +34,21 @@ from make_reference import UNet  # noqa: E402
 
 UNET_S = {"base": "32", "mult": "1,2,2", "res_blocks": "1", "groups": "8", "time_sin_dim": "32",
           "time_dim": "128", "in_channels": None}
+
+
+class CondUNet(UNet):
+    """unet-s with [model] classes = K: a learned vector per label (K = the null label) added to
+    the time embedding before the SiLU every residual block applies to it."""
+
+    def __init__(self, classes):
+        super().__init__()
+        self.class_emb = torch.nn.Embedding(classes + 1, int(UNET_S["time_dim"]))
+        self.labels = None
+        self.temb.register_forward_hook(lambda mod, inp, out: out + self.class_emb(self.labels))
+
+    def forward(self, x, t, y):
+        self.labels = y
+        return super().forward(x, t)
 
 
 def model_keys(config_text):
@@ -60,32 +78,50 @@ def load(path, weights="ema"):
                 sys.exit(f"torch_load.py: {path}: [model] {k} = {keys.get(k)}; the PyTorch mirror "
                          f"here is unet-s ({k} = {want})")
         state = {name: torch.from_numpy(d[()]) for name, d in f[weights].items()}
-    model = UNet()
+    classes = int(keys.get("classes", "0"))
+    model = CondUNet(classes) if classes else UNet()
     model.load_state_dict(state, strict=True)
+    model.classes = classes
     return model.eval()
 
 
-def check(path, weights, ddpm):
-    model = load(path, weights)
-    g = torch.Generator().manual_seed(7)
-    x = torch.rand(4, 1, 28, 28, generator=g) * 2 - 1
-    t = 123
+def predict(ddpm, path, weights, x, t, label):
+    """bin/ddpm predict on x at timestep t (and class label, None: none given)."""
     with tempfile.TemporaryDirectory() as d:
         with h5py.File(os.path.join(d, "x.h5"), "w") as f:
             f["x"] = x.numpy()
-        r = subprocess.run([ddpm, "predict", "--checkpoint", path, "--x", os.path.join(d, "x.h5"),
-                            "--t", str(t), "--weights", "ema" if weights == "ema" else "model",
-                            "--out", os.path.join(d, "eps.h5")], capture_output=True, text=True)
+        cmd = [ddpm, "predict", "--checkpoint", path, "--x", os.path.join(d, "x.h5"), "--t", str(t),
+               "--weights", "ema" if weights == "ema" else "model", "--out", os.path.join(d, "eps.h5")]
+        r = subprocess.run(cmd + (["--class", str(label)] if label is not None else []),
+                           capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"torch_load.py: {ddpm} predict failed: {r.stderr.strip()}")
         with h5py.File(os.path.join(d, "eps.h5"), "r") as f:
-            ours = torch.from_numpy(f["eps"][()])
-    with torch.no_grad():
-        ref = model(x, torch.full((4,), t, dtype=torch.long))
-    err = ((ours - ref).abs().max() / ref.abs().max()).item()
-    print(f"{path}: {sum(p.numel() for p in model.parameters())} parameters loaded into PyTorch "
-          f"({weights}); forward at t = {t} on 4 images: max |ddpm - torch| / max |torch| = {err:.2e}")
-    return err
+            return torch.from_numpy(f["eps"][()])
+
+
+def check(path, weights, ddpm):
+    """Largest relative difference of one forward pass (and for a conditional model, one per
+    label tried: a digit, and the null label that no --class means)."""
+    model = load(path, weights)
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(4, 1, 28, 28, generator=g) * 2 - 1
+    t, worst = 123, 0.0
+    for label in ([3, model.classes - 1, None] if model.classes else [None]):
+        ours = predict(ddpm, path, weights, x, t, label)
+        with torch.no_grad():
+            tt = torch.full((4,), t, dtype=torch.long)
+            if model.classes:
+                y = torch.full((4,), model.classes if label is None else label, dtype=torch.long)
+                ref = model(x, tt, y)
+            else:
+                ref = model(x, tt)
+        err = ((ours - ref).abs().max() / ref.abs().max()).item()
+        what = "" if not model.classes else (" with the null label" if label is None else f" with class {label}")
+        print(f"{path}: {sum(p.numel() for p in model.parameters())} parameters loaded into PyTorch "
+              f"({weights}); forward at t = {t} on 4 images{what}: max |ddpm - torch| / max |torch| = {err:.2e}")
+        worst = max(worst, err)
+    return worst
 
 
 def main():

@@ -18,12 +18,14 @@ static void usage(FILE *f) {
                "One evaluation of the noise-prediction network: reads x_t from dataset /x\n"
                "[N, C, S, S] of X.h5, writes eps_theta(x_t, t) to /eps of EPS.h5 (same shape).\n"
                "  --t T               timestep 0..T-1 of the checkpoint's schedule, for every image\n"
-               "  --weights ema|model the EMA weights (default) or the raw trained weights\n");
+               "  --weights ema|model the EMA weights (default) or the raw trained weights\n"
+               "  --class K           conditional models: class K for every image (K = [model]\n"
+               "                      classes is the null label, the default)\n");
 }
 
 int cmd_predict(int argc, char **argv) {
     const char *ckpt = NULL, *xpath = NULL, *out = NULL, *weights = "ema";
-    long t = -1;
+    long t = -1, cls = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -35,6 +37,11 @@ int cmd_predict(int argc, char **argv) {
         else if (!strcmp(a, "--x")) xpath = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--weights")) weights = v;
+        else if (!strcmp(a, "--class")) {
+            char *end;
+            cls = strtol(v, &end, 10);
+            if (!*v || *end || cls < 0) die("predict: --class %s: expected a class >= 0", v);
+        }
         else if (!strcmp(a, "--t")) {
             char *end;
             t = strtol(v, &end, 10);
@@ -50,6 +57,11 @@ int cmd_predict(int argc, char **argv) {
     Config cfg;
     checkpoint_read_config(ckpt, &cfg);
     if (t >= cfg.diffusion.T) die("predict: --t %ld: the checkpoint's T is %d", t, cfg.diffusion.T);
+    if (cls >= 0 && cfg.model.classes == 0)
+        die("predict: --class: the checkpoint's model is unconditional ([model] classes = 0)");
+    if (cls > cfg.model.classes)
+        die("predict: --class %ld: expected 0..%d (%d = the null label)", cls, cfg.model.classes,
+            cfg.model.classes);
     const int C = cfg.model.in_channels, S = cfg.model.image_size;
     hid_t f = h5t_open_read(xpath);
     int nd = 0;
@@ -68,8 +80,10 @@ int cmd_predict(int argc, char **argv) {
     TrainState st = {0};
     checkpoint_load(ckpt, &m.table, &a, &st, CKPT_WEIGHTS);
     int *ts = xcalloc((size_t)n, sizeof(int));
-    for (int i = 0; i < n; i++) ts[i] = (int)t;
-    const float *eps = model_forward(&m, strcmp(weights, "ema") ? a.params : a.ema, x, ts, NULL, n);
+    int *ys = xcalloc((size_t)n, sizeof(int));
+    for (int i = 0; i < n; i++) ts[i] = (int)t, ys[i] = (int)cls;
+    const float *eps = model_forward(&m, strcmp(weights, "ema") ? a.params : a.ema, x, ts,
+                                     cls >= 0 ? ys : NULL, n);
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
     hid_t g = h5t_create(tmp);
@@ -78,10 +92,11 @@ int cmd_predict(int argc, char **argv) {
     h5a_write_long(g, "t", t);
     h5a_write_string(g, "weights", weights);
     h5a_write_string(g, "source", ckpt);
+    if (cls >= 0) h5a_write_long(g, "class", cls);
     h5t_close(g);
     if (rename(tmp, out) != 0) die("%s: cannot rename %s over it", out, tmp);
     printf("predicted the noise of %d images at t = %ld (%s weights): %s\n", n, t, weights, out);
-    free(x), free(ts);
+    free(x), free(ts), free(ys);
     arenas_free(&a);
     model_free(&m);
     return 0;

@@ -93,28 +93,106 @@ static float *real_images(const char *dir, const char *split, long *n, double no
     return x;
 }
 
-/* This rank's share of the first n images of a samples file. */
-static float *sample_images(const char *path, long *n, long *first, long *count) {
+/* This rank's share of the first n images of a samples file, and of their /labels (the class
+ * each was generated for) when the file has them (else *labels = NULL). */
+static float *sample_images(const char *path, long *n, long *first, long *count, int **labels) {
     hid_t f = h5t_open_read(path);
     int nd = 0;
-    long long dims[H5T_MAX_DIMS];
+    long long dims[H5T_MAX_DIMS], ldims[H5T_MAX_DIMS];
     if (!h5t_dims(f, "/samples", &nd, dims)) die("%s: no dataset /samples (not a samples file?)", path);
     if (nd != 4 || dims[1] != 1 || dims[2] != CLS_SIZE || dims[3] != CLS_SIZE || dims[0] < 2)
         die("%s: /samples must be [N >= 2, 1, 28, 28] for the MNIST classifier", path);
     float *all = floats_alloc((size_t)dims[0] * IMG);
     h5t_read_f32(f, "/samples", all, 4, dims);
+    int *all_labels = NULL;
+    if (h5t_dims(f, "/labels", &nd, ldims)) {
+        if (nd != 1 || ldims[0] != dims[0])
+            die("%s: /labels must be [%lld], one per sample", path, dims[0]);
+        all_labels = xcalloc((size_t)dims[0], sizeof(int));
+        h5t_read_i32(f, "/labels", all_labels, 1, ldims);
+        for (long long i = 0; i < dims[0]; i++)
+            if (all_labels[i] < 0 || all_labels[i] >= CLS_CLASSES)
+                die("%s: /labels[%lld] = %d is not a digit 0..%d", path, i, all_labels[i],
+                    CLS_CLASSES - 1);
+    }
     h5t_close(f);
     if (*n > dims[0]) *n = dims[0];
     dist_share(*n, dist()->rank, dist()->size, first, count);
     float *x = floats_alloc((size_t)*count * IMG + 1);
     memcpy(x, all + (size_t)*first * IMG, (size_t)*count * IMG * sizeof(float));
+    *labels = NULL;
+    if (all_labels) {
+        *labels = xcalloc((size_t)*count + 1, sizeof(int));
+        memcpy(*labels, all_labels + *first, (size_t)*count * sizeof(int));
+    }
     free(all);
+    free(all_labels);
     return x;
+}
+
+/* Conditional samples, class by class: how many asked for class k, how many of those the
+ * classifier calls k, and the FID against the test images of class k. */
+typedef struct {
+    double n[CLS_CLASSES], match[CLS_CLASSES], n_ref[CLS_CLASSES], fid[CLS_CLASSES];
+} PerClass;
+
+static double fid_of(const Scores *a, const Scores *b);
+
+/* Score the images of each class apart (this rank's x with labels, and the test images by their
+ * labels). Collective: every rank walks all classes. Results on rank 0. */
+static void per_class(PerClass *pc, const char *classifier, const char *ref_dir, const float *x,
+                      const int *labels, long count) {
+    Classifier c;
+    classifier_build(&c, EVAL_BATCH);
+    float *params = floats_alloc(c.table.total);
+    double cls_acc = 0.0;
+    classifier_load(classifier, &c, params, &cls_acc);
+    long n_ref = 10000, rfirst, rcount;
+    int *ref_labels = NULL;
+    float *ref = real_images(ref_dir, "t10k", &n_ref, 0.0, &rfirst, &rcount, &ref_labels);
+    const long most = count > rcount ? count : rcount;
+    float *pick = floats_alloc((size_t)most * IMG + 1);
+    int *pick_labels = xcalloc((size_t)most + 1, sizeof(int));
+    memset(pc, 0, sizeof *pc);
+    for (int k = 0; k < CLS_CLASSES; k++) {
+        Scores s, r;
+        scores_init(&s);
+        scores_init(&r);
+        for (int set = 0; set < 2; set++) { /* 0: the samples, 1: the test images */
+            const float *from = set ? ref : x;
+            const int *lab = set ? ref_labels : labels;
+            long m = 0;
+            for (long i = 0; i < (set ? rcount : count); i++)
+                if (lab[i] == k) {
+                    memcpy(pick + (size_t)m * IMG, from + (size_t)i * IMG, IMG * sizeof(float));
+                    pick_labels[m++] = k;
+                }
+            score(set ? &r : &s, &c, params, pick, pick_labels, m);
+        }
+        scores_reduce(&s);
+        scores_reduce(&r);
+        pc->n[k] = (double)s.feat.n;
+        pc->n_ref[k] = (double)r.feat.n;
+        pc->match[k] = s.correct;
+        pc->fid[k] = dist_is_root() && s.feat.n >= 2 ? fid_of(&s, &r) : NAN;
+        feature_stats_free(&s.feat);
+        feature_stats_free(&r.feat);
+    }
+    free(pick), free(pick_labels), free(ref), free(ref_labels), free(params);
+    classifier_free(&c);
+}
+
+static void print_per_class(const PerClass *pc) {
+    printf("per class   class      N   classified as asked   FID (against N test images)\n");
+    for (int k = 0; k < CLS_CLASSES; k++)
+        if (pc->n[k] > 0)
+            printf("            %5d %6.0f   %8.2f%%            %9.3f (%.0f)\n", k, pc->n[k],
+                   100.0 * pc->match[k] / pc->n[k], pc->fid[k], pc->n_ref[k]);
 }
 
 static void write_json(const EvalOptions *o, const char *source, long n, long n_ref, double fid,
                        const double *hist, double entropy, double confidence, double is,
-                       double cls_acc, double accuracy) {
+                       double cls_acc, double accuracy, const PerClass *pc) {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", o->out_json);
     FILE *f = fopen(tmp, "w");
@@ -126,7 +204,19 @@ static void write_json(const EvalOptions *o, const char *source, long n, long n_
     fprintf(f, "  \"fid\": %.6g,\n  \"class_histogram\": [", fid);
     for (int k = 0; k < CLS_CLASSES; k++) fprintf(f, "%s%.0f", k ? ", " : "", hist[k]);
     fprintf(f, "],\n  \"class_entropy_nats\": %.6f,\n  \"class_entropy_max_nats\": %.6f,\n", entropy, log(CLS_CLASSES));
-    fprintf(f, "  \"mean_confidence\": %.6f,\n  \"inception_score\": %.6f\n}\n", confidence, is);
+    fprintf(f, "  \"mean_confidence\": %.6f,\n  \"inception_score\": %.6f", confidence, is);
+    if (pc) {
+        fprintf(f, ",\n  \"label_match\": %.6f,\n  \"per_class\": [", accuracy);
+        for (int k = 0, first = 1; k < CLS_CLASSES; k++) {
+            if (pc->n[k] == 0) continue;
+            fprintf(f, "%s\n    {\"class\": %d, \"n\": %.0f, \"label_match\": %.6f, \"fid\": %.6g, "
+                    "\"n_reference\": %.0f}", first ? "" : ",", k, pc->n[k], pc->match[k] / pc->n[k],
+                    pc->fid[k], pc->n_ref[k]);
+            first = 0;
+        }
+        fprintf(f, "\n  ]");
+    }
+    fprintf(f, "\n}\n");
     if (fclose(f) != 0 || rename(tmp, o->out_json) != 0) die("%s: cannot write: %s", o->out_json, strerror(errno));
 }
 
@@ -185,12 +275,17 @@ int evaluate(const EvalOptions *o) {
         x = real_images(o->ref_dir, o->real_split, &n, o->noise, &first, &count, &labels);
         snprintf(source, sizeof source, "%s/%s (real)", o->ref_dir, o->real_split);
     } else {
-        x = sample_images(o->samples, &n, &first, &count);
+        x = sample_images(o->samples, &n, &first, &count, &labels);
         snprintf(source, sizeof source, "%s", o->samples);
     }
     Scores s, r;
     const double cls_acc = score_both(&s, &r, o->classifier, o->ref_dir, x, labels, count);
     const long n_ref = r.feat.n;
+    PerClass pc, *pcp = NULL;
+    if (!o->real_split && labels) { /* conditional samples: class by class too */
+        per_class(&pc, o->classifier, o->ref_dir, x, labels, count);
+        pcp = &pc;
+    }
 
     int status = 0;
     if (dist_is_root()) {
@@ -213,9 +308,14 @@ int evaluate(const EvalOptions *o) {
         printf("confidence  %.4f mean top probability\n", confidence);
         printf("IS analogue %.3f (at most 10)\n", is);
         if (o->real_split) printf("accuracy    %.4f against the labels\n", s.correct / n);
+        if (pcp) {
+            printf("as asked    %.4f of the images are classified as the class they were generated "
+                   "for (/labels)\n", s.correct / n);
+            print_per_class(pcp);
+        }
         if (o->out_json)
             write_json(o, source, n, n_ref, fid, s.hist, entropy, confidence, is, cls_acc,
-                       o->real_split ? s.correct / n : -1.0);
+                       o->real_split || pcp ? s.correct / n : -1.0, pcp);
     }
     feature_stats_free(&s.feat);
     feature_stats_free(&r.feat);

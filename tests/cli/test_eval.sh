@@ -2,7 +2,8 @@
 # test_eval.sh: the evaluation protocol on real data. The committed classifier classifies the
 # MNIST test set at >= 99%; real training images score a small FID against the test set, uniform
 # noise a huge one, growing noise on real images a growing one; the class histogram of real
-# images is near uniform; 2 MPI ranks give the 1-rank numbers; `ddpm classifier train` trains
+# images is near uniform; 2 MPI ranks give the 1-rank numbers; labelled (conditional) samples
+# are scored class by class; `ddpm classifier train` trains
 # (on a 2,000-image subset here: the full run takes minutes); bad input fails in one line.
 set -u
 source "$(dirname "$0")/checks.sh"
@@ -61,6 +62,47 @@ assert a["class_histogram"] == b["class_histogram"], (a["class_histogram"], b["c
 assert abs(a["fid"] - b["fid"]) <= 1e-6 * max(1, a["fid"]), (a["fid"], b["fid"])
 assert abs(a["mean_confidence"] - b["mean_confidence"]) < 1e-9
 PY
+
+# 5b. labelled samples (what a conditional model writes): 2,000 real training digits with /labels
+# = their true labels are classified as asked >= 98%, with per-class FIDs near the real floor;
+# the same images with the labels shifted by one (each "asked for" the next digit) match ~0%
+# and the per-class FIDs explode; 2 ranks give the same per-class numbers.
+$PY - data/mnist "$work/lab.h5" "$work/lab_shift.h5" <<'PY'
+import sys, h5py, numpy as np
+src = sys.argv[1]
+x = np.frombuffer(open(f"{src}/train-images-idx3-ubyte", "rb").read()[16:16 + 2000 * 784], np.uint8)
+y = np.frombuffer(open(f"{src}/train-labels-idx1-ubyte", "rb").read()[8:8 + 2000], np.uint8)
+x = (x.reshape(2000, 1, 28, 28).astype(np.float32) / 127.5 - 1).astype(np.float32)
+for path, lab in ((sys.argv[2], y), (sys.argv[3], (y + 1) % 10)):
+    with h5py.File(path, "w") as f:
+        f["samples"] = x
+        f["labels"] = lab.astype(np.int32)
+PY
+run_ok $DDPM eval --samples "$work/lab.h5" --out "$work/lab.json"
+run_ok $DDPM eval --samples "$work/lab_shift.h5" --out "$work/lab_shift.json"
+run_ok env -u OMP_NUM_THREADS mpirun -np 2 $DDPM eval --samples "$work/lab.h5" --out "$work/lab_mpi.json"
+$PY - "$work/lab.json" "$work/lab_shift.json" "$work/lab_mpi.json" <<'PY' && pass "labelled samples: true labels match $(field "$work/lab.json" label_match), shifted labels $(field "$work/lab_shift.json" label_match); per-class FIDs and 2 ranks agree" || fail "labelled samples: $(cat "$work/lab.json")"
+import sys, json
+a, b, m = (json.load(open(p)) for p in sys.argv[1:])
+pa, pb = a["per_class"], b["per_class"]
+assert a["label_match"] >= 0.98 and b["label_match"] <= 0.02, (a["label_match"], b["label_match"])
+assert [c["class"] for c in pa] == list(range(10)) and sum(c["n"] for c in pa) == 2000
+assert all(c["label_match"] >= 0.95 for c in pa), pa
+assert all(c["n_reference"] >= 800 for c in pa)
+# true labels: each class's samples against that class's test digits, near the real floor
+assert max(c["fid"] for c in pa) < 300, [c["fid"] for c in pa] # N ~ 200 per class: biased up
+# shifted: the images of digit d+1 scored against test digits d... every class far worse
+assert all(cb["fid"] > 5 * ca["fid"] for ca, cb in zip(pa, pb)), ([c["fid"] for c in pa], [c["fid"] for c in pb])
+print("     per-class FID (true labels):", " ".join(f"{c['fid']:.0f}" for c in pa))
+print("     per-class FID (shifted):    ", " ".join(f"{c['fid']:.0f}" for c in pb))
+for ca, cm in zip(pa, m["per_class"]):
+    assert ca["n"] == cm["n"] and ca["label_match"] == cm["label_match"]
+    assert abs(ca["fid"] - cm["fid"]) <= 1e-6 * max(1, ca["fid"]), (ca, cm)
+PY
+$PY -c "import h5py, numpy as np, sys; f = h5py.File(sys.argv[1], 'w'); f['samples'] = np.zeros((4, 1, 28, 28), np.float32); f['labels'] = np.array([0, 1, 12, 3], np.int32)" "$work/badlab.h5"
+expect_error "a label that is not a digit" "/labels[2] = 12 is not a digit" $DDPM eval --samples "$work/badlab.h5"
+$PY -c "import h5py, numpy as np, sys; f = h5py.File(sys.argv[1], 'w'); f['samples'] = np.zeros((4, 1, 28, 28), np.float32); f['labels'] = np.zeros(3, np.int32)" "$work/shortlab.h5"
+expect_error "fewer labels than samples" "/labels must be [4]" $DDPM eval --samples "$work/shortlab.h5"
 
 # 6. ddpm classifier train on a subset (2,000 training and 1,000 test images, 2 epochs)
 mkdir -p "$work/small"

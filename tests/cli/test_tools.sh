@@ -12,7 +12,10 @@ run_ok $DDPM export --checkpoint "$ck" --out "$work/weights.h5"
 run_ok $DDPM sample --checkpoint "$ck" --n 6 --trajectory --out "$work/s.h5"
 $PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['x'] = np.zeros((2, 1, 28, 28), np.float32)" "$work/x.h5"
 run_ok $DDPM predict --checkpoint "$ck" --x "$work/x.h5" --t 7 --out "$work/p.h5"
+run_ok $DDPM train --config configs/tiny.ini --set model.classes=10 --set train.max_steps=4 --out "$work/cond"
+run_ok $DDPM sample --checkpoint "$work/cond/checkpoints/latest.h5" --n 6 --classes 0-2 --guidance 1 --out "$work/cs.h5"
 for pair in "Checkpoint:$ck" "Weights only:$work/weights.h5" "Samples:$work/s.h5" \
+            "Conditional samples:$work/cs.h5" "Checkpoint:$work/cond/checkpoints/latest.h5" \
             "Metrics:$work/run/metrics.h5" "Classifier:results/classifier/mnist-classifier.h5" \
             "Prediction:$work/p.h5"; do
   kind=${pair%%:*}; file=${pair#*:}
@@ -34,6 +37,10 @@ $PY tools/show_samples.py "$work/p.h5" >/dev/null 2>&1 && fail "show_samples.py 
   || pass "show_samples.py refuses a file without /samples"
 out=$($PY tools/torch_load.py results/unet-s/final.h5 --check 2>&1) && pass "torch_load.py --check: $out" \
   || fail "torch_load.py --check: $out"
+run_ok $DDPM train --config configs/unet-s-cond.ini --set train.max_steps=3 --set sample.n=2 --set sample.steps=2 --out "$work/scond"
+out=$($PY tools/torch_load.py "$work/scond/checkpoints/latest.h5" --check 2>&1) \
+  && pass "torch_load.py --check, class-conditional unet-s (PyTorch nn.Embedding on the time embedding): $(tr '\n' ' ' <<<"$out")" \
+  || fail "torch_load.py --check conditional: $out"
 out=$($PY tools/torch_load.py "$ck" 2>&1) && fail "torch_load.py loaded a tiny checkpoint into unet-s" \
   || pass "torch_load.py refuses another architecture: $out"
 finish "tools"
