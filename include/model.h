@@ -7,6 +7,7 @@
 #ifndef DDPM_MODEL_H
 #define DDPM_MODEL_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "nn.h"
@@ -25,6 +26,8 @@ typedef struct {
     int time_sin_dim;  /* sinusoidal embedding width */
     int time_dim;      /* time-embedding MLP width */
     int classes;       /* 0: unconditional; K: labels 0..K-1 plus the null label K */
+    int attn_res;      /* self-attention after each block at this resolution (0: none) */
+    double dropout;    /* dropout before each residual block's second conv (training only) */
 } ModelConfig;
 
 typedef enum {
@@ -37,7 +40,9 @@ typedef enum {
     OP_ADD_CHANNEL, /* out = in0 + in1 broadcast over h, w (in1 is [c]) */
     OP_CONCAT,      /* out = channel concat(in0, in1) */
     OP_UPSAMPLE,    /* out = nearest 2x upsample(in0) */
-    OP_EMBED        /* out = weight row of each image's class label */
+    OP_EMBED,       /* out = weight row of each image's class label */
+    OP_ATTENTION,   /* out = self-attention of in0 = [queries; keys; values]; softmax in aux */
+    OP_DROPOUT      /* out = in0 * mask (training builds only); mask in aux, k = its ordinal */
 } OpKind;
 
 typedef struct {
@@ -73,6 +78,10 @@ typedef struct {
     size_t ws_floats;
     int *t_buf;            /* timesteps of the current batch */
     int *y_buf;            /* class labels of the current batch (conditional models) */
+    /* dropout masks are keyed by (seed, step, global index of the image): model_set_dropout_key */
+    uint64_t dropout_seed;
+    uint32_t dropout_step, *dropout_keys;
+    long dropout_first;
     double *op_seconds;    /* when non-NULL: [2 * nops] forward and backward seconds per op */
     /* After backward has run op i (walking down from the last op), the parameter gradients
      * grads[grads_final[i], table.total) are complete: no op below i touches them. */
@@ -106,6 +115,10 @@ const float *model_forward(Model *m, const float *params, const float *x, const 
 void model_backward(Model *m, const float *params, float *grads, const float *dout, int n);
 /* Gradient with respect to the input image of the last backward (for gradient checks). */
 const float *model_input_grad(const Model *m);
+
+/* Key the dropout masks of the next forward passes: image i of the batch is global image
+ * first + i of training step `step` (so masks do not depend on how a batch is split). */
+void model_set_dropout_key(Model *m, uint64_t seed, uint32_t step, long first);
 
 /* After a forward over n images: the name of the first op (in forward order) whose output holds
  * a NaN or Inf, or NULL when every activation is finite. For diagnosing a non-finite loss. */

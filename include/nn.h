@@ -15,6 +15,7 @@
 #define DDPM_NN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* ---- conv2d: square kernel k (1 or 3), stride 1 or 2, zero padding k/2, with bias ---- */
 typedef struct {
@@ -66,6 +67,21 @@ void timestep_embedding(float *out, const int *t, int n, int dim);
  * [0, rows), checked by the caller); backward ACCUMULATES dout rows into dweight ---- */
 void embedding_forward(float *out, const float *weight, const int *labels, int n, int dim);
 void embedding_backward(float *dweight, const float *dout, const int *labels, int n, int dim);
+
+/* ---- single-head self-attention over hw positions: qkv [n, 3c, hw] (queries, keys, values,
+ * each [c, hw]) -> out [n, c, hw]; prob [n, hw, hw] receives the softmax weights for backward.
+ * Backward ACCUMULATES into dqkv; ws holds attention_workspace_floats(hw, threads) floats. ---- */
+size_t attention_workspace_floats(int hw, int threads);
+void attention_forward(float *out, float *prob, const float *qkv, int n, int c, int hw);
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *prob,
+                        int n, int c, int hw, float *ws);
+
+/* ---- inverted dropout: out = inp * mask, mask [n, per_image] = 0 with probability p else
+ * 1/(1-p), drawn from the RNG for (seed, step, keys[i]) per image (nn.h's one use of the RNG);
+ * backward ACCUMULATES dinp += dout * mask ---- */
+void dropout_forward(float *out, float *mask, const float *inp, int n, size_t per_image, double p,
+                     uint64_t seed, uint32_t step, const uint32_t *keys);
+void dropout_backward(float *dinp, const float *dout, const float *mask, size_t count);
 
 /* ---- nearest-neighbour 2x upsampling: inp [n, c, h, w] -> out [n, c, 2h, 2w] ---- */
 void upsample2x_forward(float *out, const float *inp, int n, int c, int h, int w);

@@ -18,6 +18,7 @@ typedef enum {
     RNG_CLASSIFIER = 6, /* evaluation classifier: data order, a = epoch, b = position */
     RNG_EVAL = 7,     /* evaluation: noise added to real images, b = image index */
     RNG_LABEL_DROP = 8, /* conditional training: label -> null, a = step, b = global image index */
+    RNG_DROPOUT = 9,  /* dropout masks: a = step, b = global image index x 1024 + dropout op */
     RNG_TEST = 99     /* tests and benchmarks */
 } RngStream;
 

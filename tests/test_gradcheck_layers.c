@@ -496,6 +496,122 @@ static void test_embedding(void **state) {
     gc_free(e.weight), gc_free(e.out), gc_free(e.r), gc_free(g), gc_free(v), gc_free(acc);
 }
 
+/* ---------------------------------------------------------------- attention */
+
+typedef struct {
+    int n, c, hw;
+    float *qkv, *out, *prob, *r;
+} Attn;
+
+static double attention_loss(void *ctx) {
+    Attn *a = ctx;
+    attention_forward(a->out, a->prob, a->qkv, a->n, a->c, a->hw);
+    return gc_dot(a->out, a->r, (size_t)a->n * a->c * a->hw);
+}
+
+/* Forward against softmax attention written out in double; backward (queries, keys and values
+ * in one buffer) against finite differences, on 2 images of 5 channels over 3x4 positions and
+ * on 2 images of 4 channels over 7x7 (the U-Net's attention resolution); the accumulate
+ * contract; queries and keys of +-2 so the softmax is far from uniform. */
+static void run_attention(int n, int c, int hw, uint32_t tag) {
+    Attn a = {.n = n, .c = c, .hw = hw};
+    const size_t nq = (size_t)n * 3 * c * hw, no = (size_t)n * c * hw, np = (size_t)n * hw * hw;
+    a.qkv = rnd(nq, -2.0f, 2.0f, tag, 0);
+    a.r = rnd(no, -1.0f, 1.0f, tag, 1);
+    a.out = gc_alloc_poisoned(no);
+    a.prob = gc_alloc_poisoned(np);
+    attention_loss(&a);
+    gc_assert_clean(a.out, no, "attention out");
+    gc_assert_clean(a.prob, np, "attention prob");
+    double *want = want_alloc(no), *s = want_alloc((size_t)hw);
+    for (int b = 0; b < n; b++) {
+        const float *q = a.qkv + (size_t)b * 3 * c * hw, *k = q + c * hw, *v = k + c * hw;
+        for (int i = 0; i < hw; i++) {
+            double mx = -INFINITY, sum = 0;
+            for (int j = 0; j < hw; j++) {
+                s[j] = 0;
+                for (int ch = 0; ch < c; ch++) s[j] += (double)q[ch * hw + i] * k[ch * hw + j];
+                s[j] /= sqrt((double)c);
+                mx = fmax(mx, s[j]);
+            }
+            for (int j = 0; j < hw; j++) sum += s[j] = exp(s[j] - mx);
+            for (int ch = 0; ch < c; ch++) {
+                double acc = 0;
+                for (int j = 0; j < hw; j++) acc += v[ch * hw + j] * s[j] / sum;
+                want[((size_t)b * c + ch) * hw + i] = acc;
+            }
+        }
+    }
+    expect_near(a.out, want, no, 1e-5, "attention out");
+    float *g = gc_alloc(nq), *ws = gc_alloc(attention_workspace_floats(hw, omp_get_max_threads()));
+    attention_backward(g, a.r, a.qkv, a.prob, n, c, hw, ws);
+    gc_assert_clean(g, nq, "attention qkv");
+    check("attention qkv", a.qkv, nq, g, attention_loss, &a, tag + 10);
+    float *v = rnd(nq, -2.0f, 2.0f, tag, 20), *acc = copy_of(v, nq);
+    attention_loss(&a); /* prob of the unperturbed input again */
+    attention_backward(acc, a.r, a.qkv, a.prob, n, c, hw, ws);
+    gc_assert_accumulated(acc, v, g, nq, "attention qkv");
+    gc_free(a.qkv), gc_free(a.r), gc_free(a.out), gc_free(a.prob), gc_free(g), gc_free(ws);
+    gc_free(v), gc_free(acc);
+    free(want), free(s);
+}
+
+static void test_attention_small(void **state) { run_attention(2, 5, 12, 4600); }
+static void test_attention_7x7(void **state) { run_attention(2, 4, 49, 4700); }
+
+/* ---------------------------------------------------------------- dropout */
+
+typedef struct {
+    int n;
+    size_t per;
+    uint32_t keys[2];
+    float *inp, *out, *mask, *r;
+} Drop;
+
+static double dropout_loss(void *ctx) {
+    Drop *d = ctx;
+    dropout_forward(d->out, d->mask, d->inp, d->n, d->per, 0.3, 5, 17, d->keys);
+    return gc_dot(d->out, d->r, (size_t)d->n * d->per);
+}
+
+/* p = 0.3 over 2 x 5000 elements: about 30% zeros (binomial sd 0.46%: 3% is 6 sd), the rest
+ * scaled by 1/0.7; the mask a function of (seed, step, key): the same again, another for
+ * another step or key; backward against finite differences and the accumulate contract. */
+static void test_dropout(void **state) {
+    Drop d = {.n = 2, .per = 5000, .keys = {3 * 1024 + 1, 4 * 1024 + 1}};
+    const size_t count = 2 * 5000;
+    d.inp = rnd(count, -1.0f, 1.0f, 4800, 0);
+    d.r = rnd(count, -1.0f, 1.0f, 4800, 1);
+    d.out = gc_alloc_poisoned(count);
+    d.mask = gc_alloc_poisoned(count);
+    dropout_loss(&d);
+    gc_assert_clean(d.out, count, "dropout out");
+    size_t zeros = 0;
+    for (size_t e = 0; e < count; e++) {
+        if (d.mask[e] == 0.0f) zeros++;
+        else if (fabsf(d.mask[e] - 1.0f / 0.7f) > 1e-6f) fail_msg("mask[%zu] = %g", e, d.mask[e]);
+        if (d.out[e] != d.inp[e] * d.mask[e]) fail_msg("out[%zu] != inp * mask", e);
+    }
+    const double frac = (double)zeros / count;
+    if (fabs(frac - 0.3) > 0.03) fail_msg("dropout zeroed %.4f of the elements, want 0.3", frac);
+    float *m1 = copy_of(d.mask, count);
+    dropout_loss(&d);
+    assert_memory_equal(m1, d.mask, count * sizeof(float));
+    float *other = gc_alloc(count), *tmp = gc_alloc(count);
+    dropout_forward(tmp, other, d.inp, 1, d.per, 0.3, 5, 18, d.keys); /* another step */
+    assert_true(memcmp(other, m1, d.per * sizeof(float)) != 0);
+    dropout_forward(tmp, other, d.inp, 1, d.per, 0.3, 5, 17, d.keys + 1); /* image 1's key */
+    assert_memory_equal(other, m1 + d.per, d.per * sizeof(float));
+    float *g = gc_alloc(count);
+    dropout_backward(g, d.r, d.mask, count);
+    check("dropout inp", d.inp, count < 400 ? count : 400, g, dropout_loss, &d, 4810);
+    float *v = rnd(count, -2.0f, 2.0f, 4800, 20), *acc = copy_of(v, count);
+    dropout_backward(acc, d.r, d.mask, count);
+    gc_assert_accumulated(acc, v, g, count, "dropout inp");
+    gc_free(d.inp), gc_free(d.r), gc_free(d.out), gc_free(d.mask), gc_free(m1), gc_free(other);
+    gc_free(tmp), gc_free(g), gc_free(v), gc_free(acc);
+}
+
 /* ---------------------------------------------------------------- mse */
 
 typedef struct {
@@ -636,6 +752,9 @@ int main(void) {
         cmocka_unit_test(test_silu),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_embedding),
+        cmocka_unit_test(test_attention_small),
+        cmocka_unit_test(test_attention_7x7),
+        cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_upsample2x),
         cmocka_unit_test(test_concat),
         cmocka_unit_test(test_add),

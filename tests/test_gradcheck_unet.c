@@ -1,7 +1,8 @@
 /* test_gradcheck_unet.c: the whole U-Net tape, backward against finite differences.
  *
- * Strategy: three small configurations (8x8 images, batch 2, timesteps {3, 250}) that between
- * them use every op of the tape (the third class-conditional, with the class embedding): three levels with one residual block each (every decoder block
+ * Strategy: four small configurations (8x8 images, batch 2, timesteps {3, 250}) that between
+ * them use every op of the tape (the third class-conditional, with the class embedding, the
+ * fourth with self-attention blocks and dropout under a fixed mask): three levels with one residual block each (every decoder block
  * reads a concatenated skip), and two levels with two blocks each. Parameters are initialised as
  * in training, then perturbed with small noise so GroupNorm gamma/beta are not exactly 1/0 and
  * no tensor's gradient vanishes by symmetry. The loss is L = sum(out * r) in double with fixed
@@ -209,11 +210,61 @@ static void test_unet_conditional(void **state) {
     run_unet(&cfg, labels, "L2xR1 classes 3", 30000);
 }
 
+/* Self-attention at the 4x4 level: after the down block, between the middle blocks and after
+ * the up block (all three attention paths of the builder). */
+static void test_unet_attention(void **state) {
+    ModelConfig cfg = small_config();
+    cfg.levels = 2;
+    cfg.mult[0] = 1;
+    cfg.mult[1] = 2;
+    cfg.attn_res = 4;
+    cfg.dropout = 0.2; /* a fixed mask (the key does not change), so differences are exact */
+    run_unet(&cfg, NULL, "L2xR1 attention at 4x4, dropout 0.2", 40000);
+}
+
+/* Dropout acts in training builds only: an inference build with dropout 0.5 computes what a
+ * training build without dropout does; a training build with it differs, and its masks follow
+ * the step key. */
+static void test_dropout_training_only(void **state) {
+    ModelConfig cfg = small_config(), plain;
+    cfg.levels = 2;
+    cfg.mult[0] = 1;
+    cfg.mult[1] = 2;
+    cfg.dropout = 0.5;
+    plain = cfg;
+    plain.dropout = 0;
+    Model tr, inf, base;
+    model_build(&tr, &cfg, BATCH);
+    model_build_inference(&inf, &cfg, BATCH);
+    model_build(&base, &plain, BATCH);
+    assert_int_equal(tr.table.total, base.table.total);
+    const size_t img = (size_t)cfg.image_size * cfg.image_size, total = tr.table.total;
+    float *params = gc_alloc(total), *x = gc_alloc(BATCH * img), *a = gc_alloc(BATCH * img);
+    init_params(&tr.table, params, 50000);
+    gc_uniform(x, BATCH * img, -1.0f, 1.0f, 50000, 1);
+    const int t[BATCH] = {3, 250};
+    memcpy(a, model_forward(&base, params, x, t, NULL, BATCH), BATCH * img * sizeof(float));
+    double d = gc_max_rel_diff(model_forward(&inf, params, x, t, NULL, BATCH), a, BATCH * img, 1e-6);
+    if (d > 1e-6) fail_msg("inference with dropout 0.5 differs from no dropout by %.2e", d);
+    model_set_dropout_key(&tr, 9, 1, 0);
+    float *b = gc_alloc(BATCH * img);
+    memcpy(b, model_forward(&tr, params, x, t, NULL, BATCH), BATCH * img * sizeof(float));
+    d = gc_max_rel_diff(b, a, BATCH * img, 1e-6);
+    if (d < 1e-2) fail_msg("training with dropout 0.5 is within %.2e of no dropout", d);
+    model_set_dropout_key(&tr, 9, 2, 0);
+    d = gc_max_rel_diff(model_forward(&tr, params, x, t, NULL, BATCH), b, BATCH * img, 1e-6);
+    if (d < 1e-2) fail_msg("another step drew the same dropout masks (difference %.2e)", d);
+    gc_free(params), gc_free(x), gc_free(a), gc_free(b);
+    model_free(&tr), model_free(&inf), model_free(&base);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unet_three_levels),
         cmocka_unit_test(test_unet_two_blocks),
         cmocka_unit_test(test_unet_conditional),
+        cmocka_unit_test(test_unet_attention),
+        cmocka_unit_test(test_dropout_training_only),
     };
     return cmocka_run_group_tests_name("gradcheck_unet", tests, NULL, NULL);
 }

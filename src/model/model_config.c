@@ -19,6 +19,11 @@ const char *model_config_check(const ModelConfig *c) {
     if (c->time_sin_dim < 2 || c->time_sin_dim % 2) return "model.time_sin_dim must be even";
     if (c->time_dim < 1) return "model.time_dim must be at least 1";
     if (c->classes < 0 || c->classes > 100000) return "model.classes must be 0..100000";
+    int found = c->attn_res == 0;
+    for (int l = 0; l < c->levels && c->levels <= MODEL_MAX_LEVELS; l++)
+        found |= c->image_size >> l == c->attn_res;
+    if (!(c->dropout >= 0 && c->dropout <= 0.9)) return "model.dropout must be 0..0.9";
+    if (!found) return "model.attn_res must be 0 or the side of one level (28, 14, 7 for unet-s)";
     if (c->image_size % (1 << (c->levels - 1)))
         return "image_size must be divisible by 2^(levels-1) (28 allows at most 3 levels)";
     for (int l = 0; l < c->levels; l++) {

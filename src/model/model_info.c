@@ -5,7 +5,7 @@
 
 static const char *op_kind_name(OpKind k) {
     static const char *names[] = {"temb", "linear", "silu", "conv", "groupnorm",
-                                  "add", "add_channel", "concat", "upsample", "embed"};
+                                  "add", "add_channel", "concat", "upsample", "embed", "attention", "dropout"};
     return names[k];
 }
 
@@ -15,6 +15,8 @@ static double op_flops(const Model *m, const Op *op) {
     if (op->kind == OP_CONV)
         return 2.0 * out->c * in->c * op->k * op->k * (double)out->h * out->w;
     if (op->kind == OP_LINEAR) return 2.0 * in->c * out->c;
+    if (op->kind == OP_ATTENTION) /* Q^T K and V P^T: hw x hw x c multiply-adds each */
+        return 4.0 * out->c * (double)out->h * out->w * out->h * out->w;
     return 0.0;
 }
 
@@ -44,7 +46,7 @@ void model_print(const Model *m, FILE *f) {
     }
     size_t act = m->act_per_image * sizeof(float);
     fprintf(f, "\nparameters        %zu (%d tensors)\n", m->table.total, m->table.count);
-    fprintf(f, "forward MFLOP     %.2f per image (2 FLOP per multiply-add, convs and linears)\n",
+    fprintf(f, "forward MFLOP     %.2f per image (2 FLOP per multiply-add, convs, linears, attention)\n",
             model_flops_per_image(m) / 1e6);
     fprintf(f, "activations       %.2f MiB per image (values; the same again for gradients)\n",
             (double)act / (1 << 20));

@@ -111,16 +111,22 @@ void tape_allocate(Model *m, int max_batch) {
     m->dact = m->inference ? NULL : floats_alloc(per_image * (size_t)max_batch);
     m->aux = floats_alloc(m->aux_per_image * (size_t)max_batch + 1);
     const int threads = omp_get_max_threads();
-    for (int i = 0; i < m->nops; i++) {
-        if (m->ops[i].kind != OP_CONV) continue;
-        ConvShape s = op_conv_shape(m, &m->ops[i], max_batch);
-        size_t need = conv_workspace_floats(&s, threads);
+    for (int i = 0; i < m->nops; i++) { /* scratch shared by the convs and attention */
+        const Op *op = &m->ops[i];
+        size_t need = 0;
+        if (op->kind == OP_CONV) {
+            ConvShape s = op_conv_shape(m, op, max_batch);
+            need = conv_workspace_floats(&s, threads);
+        } else if (op->kind == OP_ATTENTION) {
+            need = attention_workspace_floats(m->slots[op->out].h * m->slots[op->out].w, threads);
+        }
         if (need > m->ws_floats) m->ws_floats = need;
     }
     m->ws_threads = threads;
     m->ws = floats_alloc(m->ws_floats + 1);
     m->t_buf = xcalloc((size_t)max_batch, sizeof(int));
     m->y_buf = xcalloc((size_t)max_batch, sizeof(int));
+    m->dropout_keys = xcalloc((size_t)max_batch, sizeof(uint32_t));
     tape_grads_final(m);
 }
 
@@ -155,6 +161,7 @@ void model_free(Model *m) {
     free(m->ws);
     free(m->t_buf);
     free(m->y_buf);
+    free(m->dropout_keys);
     free(m->grads_final);
     memset(m, 0, sizeof *m);
 }
@@ -228,6 +235,17 @@ const float *model_forward(Model *m, const float *params, const float *x, const 
         case OP_EMBED:
             embedding_forward(y, w, m->y_buf, n, out->c);
             break;
+        case OP_DROPOUT:
+            for (int img = 0; img < n; img++)
+                m->dropout_keys[img] = (uint32_t)((m->dropout_first + img) * 1024 + op->k);
+            dropout_forward(y, m->aux + op->aux * (size_t)m->max_batch, ACT(op->in0), n,
+                            slot_floats(out), m->cfg.dropout, m->dropout_seed, m->dropout_step,
+                            m->dropout_keys);
+            break;
+        case OP_ATTENTION:
+            attention_forward(y, m->aux + op->aux * (size_t)m->max_batch, ACT(op->in0), n, out->c,
+                              out->h * out->w);
+            break;
         }
         if (m->op_seconds) m->op_seconds[i] += now_seconds() - start;
     }
@@ -286,6 +304,15 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
         case OP_EMBED:
             embedding_backward(dw, dy, m->y_buf, n, out->c);
             break;
+        case OP_DROPOUT:
+            dropout_backward(DACT(op->in0), dy, m->aux + op->aux * (size_t)m->max_batch,
+                             (size_t)n * slot_floats(out));
+            break;
+        case OP_ATTENTION:
+            attention_backward(DACT(op->in0), dy, ACT(op->in0),
+                               m->aux + op->aux * (size_t)m->max_batch, n, out->c,
+                               out->h * out->w, m->ws);
+            break;
         }
         if (m->op_seconds) m->op_seconds[m->nops + i] += now_seconds() - start;
         if (m->on_grads_final) m->on_grads_final(m->on_grads_final_ctx, m->grads_final[i]);
@@ -301,6 +328,12 @@ const char *model_first_nonfinite_op(const Model *m, int n) {
             if (!isfinite(y[j])) return m->ops[i].name;
     }
     return NULL;
+}
+
+void model_set_dropout_key(Model *m, uint64_t seed, uint32_t step, long first) {
+    m->dropout_seed = seed;
+    m->dropout_step = step;
+    m->dropout_first = first;
 }
 
 const float *model_input_grad(const Model *m) { return m->dact + m->slots[m->x_slot].offset; }

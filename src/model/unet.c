@@ -74,7 +74,22 @@ static int binary(Model *m, OpKind kind, const char *name, int a, int b, int c) 
     return tape_op(m, kind, name, a, b, tape_slot(m, c, in.h, in.w))->out;
 }
 
-/* h = conv1(silu(norm1(x))) + temb_proj(silu(temb)); h = conv2(silu(norm2(h)));
+/* Dropout in training builds with [model] dropout > 0; the identity (no op) otherwise, so
+ * inference models are the same tape as without it. */
+static int dropout(Model *m, const char *name, int x) {
+    if (m->inference || m->cfg.dropout == 0) return x;
+    const Slot in = m->slots[x];
+    int ordinal = 0;
+    for (int i = 0; i < m->nops; i++) ordinal += m->ops[i].kind == OP_DROPOUT;
+    if (ordinal >= 1024) die("model: more than 1024 dropout layers");
+    Op *op = tape_op(m, OP_DROPOUT, name, x, -1, tape_slot(m, in.c, in.h, in.w));
+    op->k = ordinal;
+    op->aux = m->aux_per_image;
+    m->aux_per_image += (size_t)in.c * in.h * in.w;
+    return op->out;
+}
+
+/* h = conv1(silu(norm1(x))) + temb_proj(silu(temb)); h = conv2(dropout(silu(norm2(h))));
  * out = h + skip(x), skip = identity when cin == cout, else a 1x1 conv. */
 static int resblock(Model *m, const char *name, int x, int cout, int temb_act) {
     char sub[PARAM_NAME_MAX];
@@ -83,10 +98,34 @@ static int resblock(Model *m, const char *name, int x, int cout, int temb_act) {
     int h = conv(m, SUB("conv1"), silu(m, groupnorm(m, SUB("norm1"), x)), cout, 3, 1);
     int e = linear(m, SUB("temb_proj"), temb_act, cout);
     h = binary(m, OP_ADD_CHANNEL, SUB("temb_add"), h, e, cout);
-    h = conv(m, SUB("conv2"), silu(m, groupnorm(m, SUB("norm2"), h)), cout, 3, 1);
+    h = conv(m, SUB("conv2"), dropout(m, SUB("dropout"), silu(m, groupnorm(m, SUB("norm2"), h))),
+             cout, 3, 1);
     int skip = cin == cout ? x : conv(m, SUB("skip"), x, cout, 1, 1);
     return binary(m, OP_ADD, SUB("add"), h, skip, cout);
 #undef SUB
+}
+
+/* Self-attention block: x + proj(attend(qkv(gn(x)))), one head over the h*w positions; the
+ * softmax weights [hw, hw] per image are kept in the aux arena for backward. */
+static int attention(Model *m, const char *name, int x) {
+    char sub[PARAM_NAME_MAX];
+#define SUB(leaf) (snprintf(sub, sizeof sub, "%s.%s", name, leaf), sub)
+    const Slot in = m->slots[x];
+    int qkv = conv(m, SUB("qkv"), groupnorm(m, SUB("norm"), x), 3 * in.c, 1, 1);
+    Op *op = tape_op(m, OP_ATTENTION, SUB("attend"), qkv, -1, tape_slot(m, in.c, in.h, in.w));
+    op->aux = m->aux_per_image;
+    m->aux_per_image += (size_t)in.h * in.w * in.h * in.w;
+    int h = conv(m, SUB("proj"), op->out, in.c, 1, 1);
+    return binary(m, OP_ADD, SUB("add"), h, x, in.c);
+#undef SUB
+}
+
+/* After a residual block: attention when the block's resolution is [model] attn_res. */
+static int maybe_attention(Model *m, const char *block, int x) {
+    if (m->cfg.attn_res == 0 || m->slots[x].h != m->cfg.attn_res) return x;
+    char name[PARAM_NAME_MAX];
+    snprintf(name, sizeof name, "%.*s.attn", PARAM_NAME_MAX - 6, block);
+    return attention(m, name, x);
 }
 
 static void build_unet(Model *m) {
@@ -112,7 +151,7 @@ static void build_unet(Model *m) {
     for (int l = 0; l < c->levels; l++) {
         for (int j = 0; j < c->res_blocks; j++) {
             snprintf(name, sizeof name, "down.%d.res.%d", l, j);
-            h = resblock(m, name, h, c->base * c->mult[l], temb_act);
+            h = maybe_attention(m, name, resblock(m, name, h, c->base * c->mult[l], temb_act));
         }
         skips[l] = h;
         if (l < c->levels - 1) {
@@ -121,7 +160,7 @@ static void build_unet(Model *m) {
         }
     }
     const int deep = c->base * c->mult[c->levels - 1];
-    h = resblock(m, "mid.0", h, deep, temb_act);
+    h = maybe_attention(m, "mid.0", resblock(m, "mid.0", h, deep, temb_act));
     h = resblock(m, "mid.1", h, deep, temb_act);
     for (int i = 0; i < c->levels; i++) {
         const int l = c->levels - 1 - i, ch = c->base * c->mult[l];
@@ -129,7 +168,7 @@ static void build_unet(Model *m) {
         h = binary(m, OP_CONCAT, name, h, skips[l], m->slots[h].c + m->slots[skips[l]].c);
         for (int j = 0; j < c->res_blocks; j++) {
             snprintf(name, sizeof name, "up.%d.res.%d", i, j);
-            h = resblock(m, name, h, ch, temb_act);
+            h = maybe_attention(m, name, resblock(m, name, h, ch, temb_act));
         }
         if (l > 0) {
             const Slot s = m->slots[h];

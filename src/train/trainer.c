@@ -213,6 +213,7 @@ static double forward_backward(Trainer *tr, long step, double *gn) {
         }
     }
     diffusion_noise(tr->xt, tr->x0, tr->eps, tr->t, n, dim, &tr->sched);
+    model_set_dropout_key(&tr->m, seed, (uint32_t)step, tr->first);
     const float *pred = model_forward(&tr->m, tr->a.params, tr->xt, tr->t,
                                       K > 0 ? tr->y : NULL, n);
     const double share = mse_sum(pred, tr->eps, dim * n);

@@ -73,10 +73,10 @@ PY
 run_ok $DDPM sample --checkpoint "$CK" --out "$work/s1.h5" --classes 2-6 --n 15 --batch 4 --guidance 1.5
 run_ok $MPI2 $DDPM sample --checkpoint "$CK" --out "$work/s2.h5" --classes 2-6 --n 15 --batch 4 --guidance 1.5
 h5diff -q "$work/s1.h5" "$work/s2.h5" && pass "P=2 guided samples and /labels identical to P=1" || fail "P=2 conditional samples differ"
-SMALL=(--set train.batch=31 --set train.max_steps=20 --set train.p_uncond=0.5)
+SMALL=(--set train.batch=31 --set train.max_steps=20 --set train.p_uncond=0.5 --set model.dropout=0.2)
 run_ok $DDPM train "${COND[@]}" "${SMALL[@]}" --out "$work/t1"
 run_ok $MPI2 $DDPM train "${COND[@]}" "${SMALL[@]}" --out "$work/t2"
-$PY - "$work/t1" "$work/t2" <<'PY' && pass "P=1 vs P=2 conditional training (labels and their dropout keyed by global image): weights within 1e-4" || fail "P=1 vs P=2 conditional training differs"
+$PY - "$work/t1" "$work/t2" <<'PY' && pass "P=1 vs P=2 conditional training with dropout 0.2 (labels, label dropout and dropout masks keyed by global image): weights within 1e-4" || fail "P=1 vs P=2 conditional training differs"
 import sys, h5py, numpy as np
 with h5py.File(sys.argv[1] + "/checkpoints/latest.h5", "r") as f, h5py.File(sys.argv[2] + "/checkpoints/latest.h5", "r") as g:
     worst = max(np.abs(f["params"][k][()] - g["params"][k][()]).max() / (np.abs(f["params"][k][()]).max() + 1e-12) for k in f["params"])
