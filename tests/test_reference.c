@@ -433,6 +433,48 @@ static void test_mse(void **state) {
     finish(g);
 }
 
+static void test_attention(void **state) {
+    (void)state;
+    const char *g = "attention";
+    start(g);
+    const int n = 2, c = 8, hw = 49;
+    const size_t nq = (size_t)n * 3 * c * hw, no = (size_t)n * c * hw;
+    const float *qkv = LOAD(g, "qkv", n, 3 * c, 7, 7);
+    const float *out_ref = LOAD(g, "out", n, c, 7, 7);
+    const float *dout = LOAD(g, "dout", n, c, 7, 7);
+    const float *dqkv_ref = LOAD(g, "dqkv", n, 3 * c, 7, 7);
+    float *out = guarded(no), *prob = guarded((size_t)n * hw * hw), *dqkv = guarded(nq);
+    float *ws = guarded(attention_workspace_floats(hw, omp_get_max_threads()));
+    attention_forward(out, prob, qkv, n, c, hw);
+    check_grad("out", out, out_ref, no, TOL_ELEM);
+    attention_backward(dqkv, dout, qkv, prob, n, c, hw, ws);
+    check_grad("dqkv", dqkv, dqkv_ref, nq, TOL_ELEM);
+    attention_backward(dqkv, dout, qkv, prob, n, c, hw, ws);
+    check_twice("dqkv", dqkv, dqkv_ref, nq, TOL_ELEM);
+    finish(g);
+}
+
+static void test_embedding(void **state) {
+    (void)state;
+    const char *g = "embedding";
+    start(g);
+    const int n = 6, rows = 5, dim = 6;
+    int labels[6];
+    h5t_read_i32(g_file, "/embedding/labels", labels, 1, (long long[]){n});
+    const float *weight = LOAD(g, "weight", rows, dim);
+    const float *out_ref = LOAD(g, "out", n, dim);
+    const float *dout = LOAD(g, "dout", n, dim);
+    const float *dweight_ref = LOAD(g, "dweight", rows, dim);
+    float *out = guarded((size_t)n * dim), *dweight = guarded((size_t)rows * dim);
+    embedding_forward(out, weight, labels, n, dim);
+    check_grad("out", out, out_ref, (size_t)n * dim, TOL_EXACT);
+    embedding_backward(dweight, dout, labels, n, dim);
+    check_grad("dweight", dweight, dweight_ref, (size_t)rows * dim, TOL_ELEM);
+    embedding_backward(dweight, dout, labels, n, dim);
+    check_twice("dweight", dweight, dweight_ref, (size_t)rows * dim, TOL_ELEM);
+    finish(g);
+}
+
 /* ---- the whole network ---- */
 
 /* H5Literate callback: count fixture parameters our table lacks, naming each. */
@@ -571,6 +613,8 @@ int main(void) {
         cmocka_unit_test_teardown(test_add_channel, release_all),
         cmocka_unit_test_teardown(test_temb, release_all),
         cmocka_unit_test_teardown(test_mse, release_all),
+        cmocka_unit_test_teardown(test_attention, release_all),
+        cmocka_unit_test_teardown(test_embedding, release_all),
         cmocka_unit_test_teardown(test_unet, release_all),
         cmocka_unit_test_teardown(test_unet_partial_batch, release_all),
     };

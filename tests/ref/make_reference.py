@@ -157,6 +157,29 @@ def mse_group(h5):
         put(h5, f"/mse/{key}", t)
 
 
+def attention_group(h5):
+    """Single-head self-attention over the 7x7 positions: qkv [n, 3c, 7, 7] -> out [n, c, 7, 7]."""
+    n, c, side = 2, 8, 7
+    qkv = leaf(n, 3 * c, side, side)
+    q, k, v = (x.reshape(n, c, side * side) for x in qkv.split(c, dim=1))
+    p = torch.softmax(torch.einsum("nci,ncj->nij", q, k) / c ** 0.5, dim=-1)
+    out = torch.einsum("ncj,nij->nci", v, p).reshape(n, c, side, side)
+    dout = backprop(out)
+    for key, t in [("qkv", qkv), ("out", out), ("dout", dout), ("dqkv", qkv.grad)]:
+        put(h5, f"/attention/{key}", t)
+
+
+def embedding_group(h5):
+    """nn.Embedding rows for labels with repeats (the class embedding)."""
+    emb = torch.nn.Embedding(5, 6)
+    labels = torch.tensor([4, 1, 4, 0, 4, 2])
+    out = emb(labels)
+    dout = backprop(out)
+    for key, t in [("labels", labels), ("weight", emb.weight), ("out", out), ("dout", dout),
+                   ("dweight", emb.weight.grad)]:
+        put(h5, f"/embedding/{key}", t)
+
+
 # ---- unet-s ----
 
 def conv3(cin, cout, stride=1):
@@ -349,6 +372,8 @@ def main():
         temb_group(h5)
         mse_group(h5)
         unet_group(h5)
+        attention_group(h5)
+        embedding_group(h5)
     os.replace(tmp, final)
     print(f"wrote {final}")
 
