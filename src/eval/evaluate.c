@@ -209,9 +209,11 @@ static void write_json(const EvalOptions *o, const char *source, long n, long n_
         fprintf(f, ",\n  \"label_match\": %.6f,\n  \"per_class\": [", accuracy);
         for (int k = 0, first = 1; k < CLS_CLASSES; k++) {
             if (pc->n[k] == 0) continue;
-            fprintf(f, "%s\n    {\"class\": %d, \"n\": %.0f, \"label_match\": %.6f, \"fid\": %.6g, "
+            char cfid[32] = "null"; /* one image of a class has no covariance */
+            if (!isnan(pc->fid[k])) snprintf(cfid, sizeof cfid, "%.6g", pc->fid[k]);
+            fprintf(f, "%s\n    {\"class\": %d, \"n\": %.0f, \"label_match\": %.6f, \"fid\": %s, "
                     "\"n_reference\": %.0f}", first ? "" : ",", k, pc->n[k], pc->match[k] / pc->n[k],
-                    pc->fid[k], pc->n_ref[k]);
+                    cfid, pc->n_ref[k]);
             first = 0;
         }
         fprintf(f, "\n  ]");
