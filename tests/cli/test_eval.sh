@@ -99,6 +99,10 @@ for ca, cm in zip(pa, m["per_class"]):
     assert ca["n"] == cm["n"] and ca["label_match"] == cm["label_match"]
     assert abs(ca["fid"] - cm["fid"]) <= 1e-6 * max(1, ca["fid"]), (ca, cm)
 PY
+$PY -c "import h5py, numpy as np, sys; f = h5py.File(sys.argv[1], 'w'); f['samples'] = np.zeros((3, 1, 28, 28), np.float32); f['labels'] = np.array([0, 0, 5], np.int32)" "$work/onelab.h5"
+run_ok $DDPM eval --samples "$work/onelab.h5" --out "$work/onelab.json"
+$PY -c "import json, sys; pc = json.load(open(sys.argv[1]))['per_class']; assert [c['class'] for c in pc] == [0, 5] and pc[1]['fid'] is None and pc[0]['fid'] > 0, pc" "$work/onelab.json" \
+  && pass "a class with one image: FID null in valid JSON" || fail "one-image class: $(cat "$work/onelab.json")"
 $PY -c "import h5py, numpy as np, sys; f = h5py.File(sys.argv[1], 'w'); f['samples'] = np.zeros((4, 1, 28, 28), np.float32); f['labels'] = np.array([0, 1, 12, 3], np.int32)" "$work/badlab.h5"
 expect_error "a label that is not a digit" "/labels[2] = 12 is not a digit" $DDPM eval --samples "$work/badlab.h5"
 $PY -c "import h5py, numpy as np, sys; f = h5py.File(sys.argv[1], 'w'); f['samples'] = np.zeros((4, 1, 28, 28), np.float32); f['labels'] = np.zeros(3, np.int32)" "$work/shortlab.h5"
