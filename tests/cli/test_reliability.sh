@@ -10,6 +10,9 @@ tiny=(--config configs/tiny.ini --set train.max_steps=100000 --set train.checkpo
 #    checkpoint write. After each: latest.h5 is complete (all tensors, readable) and resumes.
 run="$work/kill"
 kills=0 good=0
+# the first checkpoint comes from a run that is not killed, so that on a loaded machine (where a
+# start can take longer than the longest kill delay) every kill has a checkpoint to preserve
+$DDPM train "${tiny[@]}" --set train.max_steps=1 --out "$run" >/dev/null 2>&1 || fail "first step failed"
 for i in $(seq 20); do
   $DDPM train "${tiny[@]}" --out "$run" --resume >/dev/null 2>&1 &
   pid=$!
