@@ -188,12 +188,18 @@ static void test_unet_three_levels(void **state) {
     run_unet(&cfg, NULL, "L3xR1", 10000);
 }
 
-/* Two levels, two blocks each: blocks whose input channels equal their output channels too. */
-static void test_unet_two_blocks(void **state) {
+/* Two levels (8x8 and 4x4), one block each: the base of the configurations below. */
+static ModelConfig two_levels(void) {
     ModelConfig cfg = small_config();
     cfg.levels = 2;
     cfg.mult[0] = 1;
     cfg.mult[1] = 2;
+    return cfg;
+}
+
+/* Two levels, two blocks each: blocks whose input channels equal their output channels too. */
+static void test_unet_two_blocks(void **state) {
+    ModelConfig cfg = two_levels();
     cfg.res_blocks = 2;
     run_unet(&cfg, NULL, "L2xR2", 20000);
 }
@@ -201,10 +207,7 @@ static void test_unet_two_blocks(void **state) {
 /* Class-conditional: the class embedding (one image with class 1, one with the null label 3)
  * joins the time embedding, so its gradient flows through every residual block. */
 static void test_unet_conditional(void **state) {
-    ModelConfig cfg = small_config();
-    cfg.levels = 2;
-    cfg.mult[0] = 1;
-    cfg.mult[1] = 2;
+    ModelConfig cfg = two_levels();
     cfg.classes = 3;
     static const int labels[BATCH] = {1, 3};
     run_unet(&cfg, labels, "L2xR1 classes 3", 30000);
@@ -213,10 +216,7 @@ static void test_unet_conditional(void **state) {
 /* Self-attention at the 4x4 level: after the down block, between the middle blocks and after
  * the up block (all three attention paths of the builder). */
 static void test_unet_attention(void **state) {
-    ModelConfig cfg = small_config();
-    cfg.levels = 2;
-    cfg.mult[0] = 1;
-    cfg.mult[1] = 2;
+    ModelConfig cfg = two_levels();
     cfg.attn_res = 4;
     cfg.dropout = 0.2; /* a fixed mask (the key does not change), so differences are exact */
     run_unet(&cfg, NULL, "L2xR1 attention at 4x4, dropout 0.2", 40000);
@@ -226,10 +226,7 @@ static void test_unet_attention(void **state) {
  * training build without dropout does; a training build with it differs, and its masks follow
  * the step key. */
 static void test_dropout_training_only(void **state) {
-    ModelConfig cfg = small_config(), plain;
-    cfg.levels = 2;
-    cfg.mult[0] = 1;
-    cfg.mult[1] = 2;
+    ModelConfig cfg = two_levels(), plain;
     cfg.dropout = 0.5;
     plain = cfg;
     plain.dropout = 0;

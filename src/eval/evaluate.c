@@ -138,18 +138,34 @@ typedef struct {
 
 static double fid_of(const Scores *a, const Scores *b);
 
+/* The classifier and this rank's share of the reference images (the test set) with labels. */
+typedef struct {
+    Classifier c;
+    float *params;
+    double cls_acc; /* the classifier's recorded test accuracy */
+    float *ref;
+    int *ref_labels;
+    long rcount;
+} Scorer;
+
+static void scorer_open(Scorer *sc, const char *classifier, const char *ref_dir) {
+    classifier_build(&sc->c, EVAL_BATCH);
+    sc->params = floats_alloc(sc->c.table.total);
+    sc->cls_acc = 0.0;
+    classifier_load(classifier, &sc->c, sc->params, &sc->cls_acc);
+    long n_ref = 10000, rfirst;
+    sc->ref = real_images(ref_dir, "t10k", &n_ref, 0.0, &rfirst, &sc->rcount, &sc->ref_labels);
+}
+
+static void scorer_close(Scorer *sc) {
+    free(sc->ref), free(sc->ref_labels), free(sc->params);
+    classifier_free(&sc->c);
+}
+
 /* Score the images of each class apart (this rank's x with labels, and the test images by their
  * labels). Collective: every rank walks all classes. Results on rank 0. */
-static void per_class(PerClass *pc, const char *classifier, const char *ref_dir, const float *x,
-                      const int *labels, long count) {
-    Classifier c;
-    classifier_build(&c, EVAL_BATCH);
-    float *params = floats_alloc(c.table.total);
-    double cls_acc = 0.0;
-    classifier_load(classifier, &c, params, &cls_acc);
-    long n_ref = 10000, rfirst, rcount;
-    int *ref_labels = NULL;
-    float *ref = real_images(ref_dir, "t10k", &n_ref, 0.0, &rfirst, &rcount, &ref_labels);
+static void per_class(PerClass *pc, Scorer *sc, const float *x, const int *labels, long count) {
+    const long rcount = sc->rcount;
     const long most = count > rcount ? count : rcount;
     float *pick = floats_alloc((size_t)most * IMG + 1);
     int *pick_labels = xcalloc((size_t)most + 1, sizeof(int));
@@ -159,15 +175,15 @@ static void per_class(PerClass *pc, const char *classifier, const char *ref_dir,
         scores_init(&s);
         scores_init(&r);
         for (int set = 0; set < 2; set++) { /* 0: the samples, 1: the test images */
-            const float *from = set ? ref : x;
-            const int *lab = set ? ref_labels : labels;
+            const float *from = set ? sc->ref : x;
+            const int *lab = set ? sc->ref_labels : labels;
             long m = 0;
             for (long i = 0; i < (set ? rcount : count); i++)
                 if (lab[i] == k) {
                     memcpy(pick + (size_t)m * IMG, from + (size_t)i * IMG, IMG * sizeof(float));
                     pick_labels[m++] = k;
                 }
-            score(set ? &r : &s, &c, params, pick, pick_labels, m);
+            score(set ? &r : &s, &sc->c, sc->params, pick, pick_labels, m);
         }
         scores_reduce(&s);
         scores_reduce(&r);
@@ -178,8 +194,7 @@ static void per_class(PerClass *pc, const char *classifier, const char *ref_dir,
         feature_stats_free(&s.feat);
         feature_stats_free(&r.feat);
     }
-    free(pick), free(pick_labels), free(ref), free(ref_labels), free(params);
-    classifier_free(&c);
+    free(pick), free(pick_labels);
 }
 
 static void print_per_class(const PerClass *pc) {
@@ -234,32 +249,24 @@ static double fid_of(const Scores *a, const Scores *b) {
     return fid;
 }
 
-/* Score this rank's images x (with labels for real ones, else NULL) into s and the reference
- * test images into r, both summed over the ranks. Returns the classifier's recorded accuracy. */
-static double score_both(Scores *s, Scores *r, const char *classifier, const char *ref_dir,
-                         const float *x, const int *labels, long count) {
-    Classifier c;
-    classifier_build(&c, EVAL_BATCH);
-    float *params = floats_alloc(c.table.total);
-    double cls_acc = 0.0;
-    classifier_load(classifier, &c, params, &cls_acc);
-    long n_ref = 10000, rfirst, rcount;
-    int *ref_labels = NULL;
-    float *ref = real_images(ref_dir, "t10k", &n_ref, 0.0, &rfirst, &rcount, &ref_labels);
+/* Score this rank's images x (with labels, else NULL) into s and the reference test images
+ * into r, both summed over the ranks. */
+static void score_both(Scores *s, Scores *r, Scorer *sc, const float *x, const int *labels,
+                       long count) {
     scores_init(s);
     scores_init(r);
-    score(s, &c, params, x, labels, count);
-    score(r, &c, params, ref, ref_labels, rcount);
+    score(s, &sc->c, sc->params, x, labels, count);
+    score(r, &sc->c, sc->params, sc->ref, sc->ref_labels, sc->rcount);
     scores_reduce(s);
     scores_reduce(r);
-    free(ref), free(ref_labels), free(params);
-    classifier_free(&c);
-    return cls_acc;
 }
 
 double evaluate_fid(const char *classifier, const char *ref_dir, const float *x, long count) {
     Scores s, r;
-    score_both(&s, &r, classifier, ref_dir, x, NULL, count);
+    Scorer sc;
+    scorer_open(&sc, classifier, ref_dir);
+    score_both(&s, &r, &sc, x, NULL, count);
+    scorer_close(&sc);
     double fid = fid_of(&s, &r);
     fid = dist_is_root() ? fid : 0.0; /* every rank gets rank 0's value */
     dist_sum_doubles(&fid, 1);
@@ -281,13 +288,17 @@ int evaluate(const EvalOptions *o) {
         snprintf(source, sizeof source, "%s", o->samples);
     }
     Scores s, r;
-    const double cls_acc = score_both(&s, &r, o->classifier, o->ref_dir, x, labels, count);
+    Scorer sc;
+    scorer_open(&sc, o->classifier, o->ref_dir);
+    score_both(&s, &r, &sc, x, labels, count);
+    const double cls_acc = sc.cls_acc;
     const long n_ref = r.feat.n;
     PerClass pc, *pcp = NULL;
     if (!o->real_split && labels) { /* conditional samples: class by class too */
-        per_class(&pc, o->classifier, o->ref_dir, x, labels, count);
+        per_class(&pc, &sc, x, labels, count);
         pcp = &pc;
     }
+    scorer_close(&sc);
 
     int status = 0;
     if (dist_is_root()) {
