@@ -26,7 +26,8 @@ typedef struct {
     int time_sin_dim;  /* sinusoidal embedding width */
     int time_dim;      /* time-embedding MLP width */
     int classes;       /* 0: unconditional; K: labels 0..K-1 plus the null label K */
-    int attn_res;      /* self-attention after each block at this resolution (0: none) */
+    int attn_res;      /* self-attention after the down and up blocks at this resolution and
+                        * between the middle blocks when it is theirs (0: none) */
     double dropout;    /* dropout before each residual block's second conv (training only) */
 } ModelConfig;
 
@@ -78,10 +79,12 @@ typedef struct {
     size_t ws_floats;
     int *t_buf;            /* timesteps of the current batch */
     int *y_buf;            /* class labels of the current batch (conditional models) */
-    /* dropout masks are keyed by (seed, step, global index of the image): model_set_dropout_key */
+    /* dropout masks are keyed by (seed, step, global index of the image): model_set_dropout_key;
+     * dropout acts only while dropout_on (set by that call, cleared by model_dropout_off) */
     uint64_t dropout_seed;
     uint32_t dropout_step, *dropout_keys;
     long dropout_first;
+    int dropout_on, dropout_applied; /* applied: whether the last forward used the masks */
     double *op_seconds;    /* when non-NULL: [2 * nops] forward and backward seconds per op */
     /* After backward has run op i (walking down from the last op), the parameter gradients
      * grads[grads_final[i], table.total) are complete: no op below i touches them. */
@@ -116,9 +119,12 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
 /* Gradient with respect to the input image of the last backward (for gradient checks). */
 const float *model_input_grad(const Model *m);
 
-/* Key the dropout masks of the next forward passes: image i of the batch is global image
- * first + i of training step `step` (so masks do not depend on how a batch is split). */
+/* Switch dropout on (training builds with [model] dropout > 0) and key the masks of the next
+ * forward passes: image i of the batch is global image first + i of training step `step` (so
+ * masks do not depend on how a batch is split). Until this is called, and after
+ * model_dropout_off, dropout is the identity: a training build can sample and be evaluated. */
 void model_set_dropout_key(Model *m, uint64_t seed, uint32_t step, long first);
+void model_dropout_off(Model *m);
 
 /* After a forward over n images: the name of the first op (in forward order) whose output holds
  * a NaN or Inf, or NULL when every activation is finite. For diagnosing a non-finite loss. */

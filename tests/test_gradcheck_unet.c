@@ -65,6 +65,7 @@ static void run_unet(const ModelConfig *cfg, const int *labels, const char *labe
     size_t total = m.table.total;
     size_t img = (size_t)cfg->in_channels * cfg->image_size * cfg->image_size;
     Net c = {.m = &m, .t = {3, 250}, .y = labels, .nout = BATCH * img};
+    if (cfg->dropout > 0) model_set_dropout_key(&m, 9, 1, 0); /* one fixed mask throughout */
     c.params = gc_alloc(total);
     init_params(&m.table, c.params, tag);
     c.x = gc_alloc(BATCH * img);
@@ -222,9 +223,10 @@ static void test_unet_attention(void **state) {
     run_unet(&cfg, NULL, "L2xR1 attention at 4x4, dropout 0.2", 40000);
 }
 
-/* Dropout acts in training builds only: an inference build with dropout 0.5 computes what a
- * training build without dropout does; a training build with it differs, and its masks follow
- * the step key. */
+/* Dropout acts in training builds only, and only while switched on: an inference build with
+ * dropout 0.5, and a training build before model_set_dropout_key or after model_dropout_off,
+ * compute what a build without dropout does; while on it differs, and its masks follow the
+ * step key. */
 static void test_dropout_training_only(void **state) {
     ModelConfig cfg = two_levels(), plain;
     cfg.dropout = 0.5;
@@ -243,6 +245,8 @@ static void test_dropout_training_only(void **state) {
     memcpy(a, model_forward(&base, params, x, t, NULL, BATCH), BATCH * img * sizeof(float));
     double d = gc_max_rel_diff(model_forward(&inf, params, x, t, NULL, BATCH), a, BATCH * img, 1e-6);
     if (d > 1e-6) fail_msg("inference with dropout 0.5 differs from no dropout by %.2e", d);
+    d = gc_max_rel_diff(model_forward(&tr, params, x, t, NULL, BATCH), a, BATCH * img, 1e-6);
+    if (d > 1e-6) fail_msg("a training build before model_set_dropout_key differs by %.2e", d);
     model_set_dropout_key(&tr, 9, 1, 0);
     float *b = gc_alloc(BATCH * img);
     memcpy(b, model_forward(&tr, params, x, t, NULL, BATCH), BATCH * img * sizeof(float));
@@ -251,6 +255,9 @@ static void test_dropout_training_only(void **state) {
     model_set_dropout_key(&tr, 9, 2, 0);
     d = gc_max_rel_diff(model_forward(&tr, params, x, t, NULL, BATCH), b, BATCH * img, 1e-6);
     if (d < 1e-2) fail_msg("another step drew the same dropout masks (difference %.2e)", d);
+    model_dropout_off(&tr);
+    d = gc_max_rel_diff(model_forward(&tr, params, x, t, NULL, BATCH), a, BATCH * img, 1e-6);
+    if (d > 1e-6) fail_msg("model_dropout_off left dropout on (difference %.2e)", d);
     gc_free(params), gc_free(x), gc_free(a), gc_free(b);
     model_free(&tr), model_free(&inf), model_free(&base);
 }

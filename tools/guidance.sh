@@ -46,7 +46,7 @@ print(f"| images (N = {n}) | guidance W | evaluations per step | FID | classifie
 print("|---|---|---|---|---|---|---|---|")
 def row(name, label, w, evals):
     r = load(name)
-    pc = r.get("per_class")
+    pc = [c for c in r.get("per_class", []) if c["fid"] is not None] # null: a one-image class
     match = f"{100 * r['label_match']:.1f}%" if pc else "-"
     digits = (f"{sum(c['fid'] for c in pc) / len(pc):.1f} ({min(c['fid'] for c in pc):.1f}..{max(c['fid'] for c in pc):.1f})"
               if pc else "-")

@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "ref"))
 from make_reference import UNet  # noqa: E402
 
 UNET_S = {"base": "32", "mult": "1,2,2", "res_blocks": "1", "groups": "8", "time_sin_dim": "32",
-          "time_dim": "128", "in_channels": None}
+          "time_dim": "128", "attn_res": "0", "in_channels": None}
 
 
 class CondUNet(UNet):
@@ -74,7 +74,7 @@ def load(path, weights="ema"):
         cfg = cfg.decode() if isinstance(cfg, bytes) else cfg
         keys = model_keys(cfg)
         for k, want in UNET_S.items():
-            if want is not None and keys.get(k) != want:
+            if want is not None and keys.get(k, "0" if k == "attn_res" else None) != want:
                 sys.exit(f"torch_load.py: {path}: [model] {k} = {keys.get(k)}; the PyTorch mirror "
                          f"here is unet-s ({k} = {want})")
         state = {name: torch.from_numpy(d[()]) for name, d in f[weights].items()}

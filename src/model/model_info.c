@@ -50,4 +50,6 @@ void model_print(const Model *m, FILE *f) {
             model_flops_per_image(m) / 1e6);
     fprintf(f, "activations       %.2f MiB per image (values; the same again for gradients)\n",
             (double)act / (1 << 20));
+    fprintf(f, "kept for backward %.2f MiB per image (GroupNorm statistics, attention weights, "
+            "dropout masks)\n", (double)m->aux_per_image * sizeof(float) / (1 << 20));
 }

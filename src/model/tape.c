@@ -191,6 +191,7 @@ const float *model_forward(Model *m, const float *params, const float *x, const 
     }
     memcpy(ACT(m->x_slot), x, (size_t)n * slot_floats(&m->slots[m->x_slot]) * sizeof(float));
     memcpy(m->t_buf, t, (size_t)n * sizeof(int));
+    m->dropout_applied = m->dropout_on;
     for (int i = 0; i < m->nops; i++) {
         const double start = m->op_seconds ? now_seconds() : 0.0;
         const Op *op = &m->ops[i];
@@ -236,6 +237,10 @@ const float *model_forward(Model *m, const float *params, const float *x, const 
             embedding_forward(y, w, m->y_buf, n, out->c);
             break;
         case OP_DROPOUT:
+            if (!m->dropout_applied) {
+                memcpy(y, ACT(op->in0), (size_t)n * slot_floats(out) * sizeof(float));
+                break;
+            }
             for (int img = 0; img < n; img++)
                 m->dropout_keys[img] = (uint32_t)((m->dropout_first + img) * 1024 + op->k);
             dropout_forward(y, m->aux + op->aux * (size_t)m->max_batch, ACT(op->in0), n,
@@ -305,8 +310,11 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
             embedding_backward(dw, dy, m->y_buf, n, out->c);
             break;
         case OP_DROPOUT:
-            dropout_backward(DACT(op->in0), dy, m->aux + op->aux * (size_t)m->max_batch,
-                             (size_t)n * slot_floats(out));
+            if (m->dropout_applied)
+                dropout_backward(DACT(op->in0), dy, m->aux + op->aux * (size_t)m->max_batch,
+                                 (size_t)n * slot_floats(out));
+            else
+                add_backward(DACT(op->in0), NULL, dy, (size_t)n * slot_floats(out));
             break;
         case OP_ATTENTION:
             attention_backward(DACT(op->in0), dy, ACT(op->in0),
@@ -334,6 +342,9 @@ void model_set_dropout_key(Model *m, uint64_t seed, uint32_t step, long first) {
     m->dropout_seed = seed;
     m->dropout_step = step;
     m->dropout_first = first;
+    m->dropout_on = 1;
 }
+
+void model_dropout_off(Model *m) { m->dropout_on = 0; }
 
 const float *model_input_grad(const Model *m) { return m->dact + m->slots[m->x_slot].offset; }

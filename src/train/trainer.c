@@ -157,6 +157,10 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
     tr->m.on_grads_final = grad_sync_ready;
     tr->m.on_grads_final_ctx = &tr->sync;
 
+    for (int i = 0; i < d->count && cfg->model.classes > 0; i++) /* before any step is spent */
+        if (d->labels[i] >= cfg->model.classes)
+            die("%s: training image %d has label %d; [model] classes = %d allows 0..%d",
+                cfg->data.dir, i, d->labels[i], cfg->model.classes, cfg->model.classes - 1);
     tr->dim = (size_t)cfg->model.in_channels * d->rows * d->cols;
     const size_t n = tr->dim * (size_t)tr->count;
     tr->x0 = floats_alloc(n), tr->eps = floats_alloc(n), tr->xt = floats_alloc(n);
@@ -203,10 +207,7 @@ static double forward_backward(Trainer *tr, long step, double *gn) {
         const int *idx = tr->perm + pos * tr->B + tr->first;
         const uint32_t cut = (uint32_t)(tr->cfg->train.p_uncond * 16777216.0 + 0.5);
         for (int i = 0; i < n; i++) {
-            const int label = tr->data.labels[idx[i]];
-            if (label >= K)
-                die("%s: training image %d has label %d; [model] classes = %d allows 0..%d",
-                    tr->cfg->data.dir, idx[i], label, K, K - 1);
+            const int label = tr->data.labels[idx[i]]; /* < K: checked when the data was opened */
             const uint32_t u = rng_below(16777216u, seed, RNG_LABEL_DROP, (uint32_t)step,
                                          (uint32_t)(tr->first + i));
             tr->y[i] = u < cut ? K : label;
@@ -222,6 +223,7 @@ static double forward_backward(Trainer *tr, long step, double *gn) {
     memset(tr->a.grads, 0, tr->m.table.total * sizeof(float));
     grad_sync_begin(&tr->sync);
     model_backward(&tr->m, tr->a.params, tr->a.grads, tr->dout, n);
+    model_dropout_off(&tr->m); /* the epoch grids and FIDs sample with this model */
     tr->compute_seconds += now_seconds() - start;
     grad_sync_finish(&tr->sync);
     *gn = sqrt(ordered_sum_squares(tr->a.grads, tr->m.table.total));

@@ -38,7 +38,7 @@ static const KeySpec keys[] = {
         "sinusoidal timestep embedding width (even)"),
     INT("model", "time_dim", model.time_dim, 1, 4096, "time-embedding MLP width"),
     INT("model", "attn_res", model.attn_res, 0, 4096,
-        "self-attention after every residual block at this resolution, e.g. 7 (0: none)"),
+        "self-attention after the residual blocks at this resolution, e.g. 7 (0: none)"),
     DBL("model", "dropout", model.dropout, 0, 0.9,
         "dropout probability before each residual block's second conv, in training (0: off)"),
     INT("model", "classes", model.classes, 0, 100000,
