@@ -14,4 +14,7 @@ int cmd_classifier(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 
+/* The integer value v of flag (lo..hi), or die "CMD: FLAG V: expected an integer LO..HI". */
+long cli_int(const char *cmd, const char *flag, const char *v, long lo, long hi);
+
 #endif

@@ -37,16 +37,9 @@ int cmd_predict(int argc, char **argv) {
         else if (!strcmp(a, "--x")) xpath = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--weights")) weights = v;
-        else if (!strcmp(a, "--class")) {
-            char *end;
-            cls = strtol(v, &end, 10);
-            if (!*v || *end || cls < 0) die("predict: --class %s: expected a class >= 0", v);
-        }
-        else if (!strcmp(a, "--t")) {
-            char *end;
-            t = strtol(v, &end, 10);
-            if (!*v || *end || t < 0) die("predict: --t %s: expected a timestep >= 0", v);
-        } else {
+        else if (!strcmp(a, "--class")) cls = cli_int("predict", a, v, 0, 100000);
+        else if (!strcmp(a, "--t")) t = cli_int("predict", a, v, 0, 2147483647);
+        else {
             fprintf(stderr, "ddpm predict: unexpected argument '%s' (try ddpm predict --help)\n", a);
             return 2;
         }

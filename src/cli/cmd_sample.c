@@ -51,10 +51,7 @@ static void usage(FILE *f) {
 }
 
 static int parse_int(const char *flag, const char *v, int lo, int hi) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*v == 0 || *end || x < lo || x > hi) die("sample: %s %s: expected an integer %d..%d", flag, v, lo, hi);
-    return (int)x;
+    return (int)cli_int("sample", flag, v, lo, hi);
 }
 
 /* Rank 0: the PNG grid (and trajectory strip) of the file just written, read back from it. */

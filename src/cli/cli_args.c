@@ -1,0 +1,13 @@
+/* cli_args.c: flag values shared by the subcommands' argument loops. */
+#include <stdlib.h>
+
+#include "cli.h"
+#include "util.h"
+
+long cli_int(const char *cmd, const char *flag, const char *v, long lo, long hi) {
+    char *end;
+    const long x = strtol(v, &end, 10);
+    if (*v == 0 || *end || x < lo || x > hi)
+        die("%s: %s %s: expected an integer %ld..%ld", cmd, flag, v, lo, hi);
+    return x;
+}
