@@ -1,6 +1,6 @@
 /* bench_unet.c: speed of unet-s (or any config) on this machine, reported, never asserted.
  *
- *   bin/bench/bench_unet [--config FILE] [--batch 128] [--iters 5]
+ *   bin/bench/bench_unet [--config FILE] [--batch 128] [--iters 5] [--conv auto|im2col|winograd]
  *
  * Prints images/s and GFLOP/s for forward, backward and a whole training step (forward, MSE,
  * backward, Adam; 3x forward FLOPs per image), next to the BLIS sgemm rate measured in the same
@@ -17,6 +17,7 @@
 #include "cblas.h"
 #include "config.h"
 #include "model.h"
+#include "nn.h"
 #include "rng.h"
 #include "util.h"
 
@@ -80,7 +81,8 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) config_load(&cfg, config_path = argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
-        else die("usage: bench_unet [--config FILE] [--batch N] [--iters N]");
+        else if (!strcmp(argv[i], "--conv") && i + 1 < argc) conv_set_algorithm(conv_algorithm_named(argv[++i]));
+        else die("usage: bench_unet [--config FILE] [--batch N] [--iters N] [--conv auto|im2col|winograd]");
     }
     if (batch < 1 || iters < 1 || iters > 100) die("bench_unet: bad --batch or --iters");
     config_validate(&cfg, config_path);
@@ -147,15 +149,18 @@ int main(int argc, char **argv) {
     printf("  training step at %.0f%% of the square sgemm rate\n", 100 * 3 * flops * batch / s / 1e9 / sq);
 
     /* time per op kind, forward and backward, per timed iteration */
-    static const char *kinds[] = {"temb", "linear", "silu", "conv", "groupnorm",
-                                  "add", "add_channel", "concat", "upsample"};
-    double kf[9] = {0}, kb[9] = {0};
+    static const char *kinds[OP_KIND_COUNT] = {
+        [OP_TEMB] = "temb",           [OP_LINEAR] = "linear",   [OP_SILU] = "silu",
+        [OP_CONV] = "conv",           [OP_GROUPNORM] = "groupnorm", [OP_ADD] = "add",
+        [OP_ADD_CHANNEL] = "add_channel", [OP_CONCAT] = "concat", [OP_UPSAMPLE] = "upsample",
+        [OP_EMBED] = "embed",         [OP_ATTENTION] = "attention", [OP_DROPOUT] = "dropout"};
+    double kf[OP_KIND_COUNT] = {0}, kb[OP_KIND_COUNT] = {0};
     for (int i = 0; i < m.nops; i++) {
         kf[m.ops[i].kind] += m.op_seconds[i] / iters;
         kb[m.ops[i].kind] += m.op_seconds[m.nops + i] / iters;
     }
     printf("\n%-12s %12s %12s\n", "op kind", "forward ms", "backward ms");
-    for (int k = 0; k < 9; k++)
+    for (int k = 0; k < OP_KIND_COUNT; k++)
         if (kf[k] + kb[k] > 0) printf("%-12s %12.1f %12.1f\n", kinds[k], 1e3 * kf[k], 1e3 * kb[k]);
     /* every conv: forward and backward ms and GFLOP/s (backward does 2x the forward FLOPs) */
     printf("\n%-28s %-12s %9s %9s %9s %9s\n", "conv layer", "out [C,H,W]", "fwd ms", "GFLOP/s",

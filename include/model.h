@@ -45,6 +45,7 @@ typedef enum {
     OP_ATTENTION,   /* out = self-attention of in0 = [queries; keys; values]; softmax in aux */
     OP_DROPOUT      /* out = in0 * mask (training builds only); mask in aux, k = its ordinal */
 } OpKind;
+#define OP_KIND_COUNT (OP_DROPOUT + 1)
 
 typedef struct {
     int c, h, w;   /* per-image shape */
