@@ -1,7 +1,7 @@
 /* bench_step.c: one number per process for `make bench-compare` (bench/compare.sh), reported,
  * never asserted.
  *
- *   bin/bench/bench_step train  [--batch 128] [--iters 5] [--conv A]   forward + MSE + backward + Adam
+ *   bin/bench/bench_step train  [--batch 128] [--iters 5]   forward + MSE + backward + Adam
  *   bin/bench/bench_step sample [--batch 256] [--iters 5]   one network evaluation (no grads)
  *   bin/bench/bench_step sgemm                              BLIS sgemm 1024^3 on all threads
  *
@@ -18,7 +18,6 @@
 #include "cblas.h"
 #include "config.h"
 #include "model.h"
-#include "nn.h"
 #include "rng.h"
 #include "util.h"
 
@@ -57,7 +56,6 @@ int main(int argc, char **argv) {
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--iters")) iters = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--conv")) conv_set_algorithm(conv_algorithm_named(argv[i + 1]));
         else die("bench_step: unknown option %s", argv[i]);
     }
     if (batch < 1 || iters < 1 || iters > 100) die("bench_step: bad --batch or --iters");

@@ -1,6 +1,6 @@
 /* bench_unet.c: speed of unet-s (or any config) on this machine, reported, never asserted.
  *
- *   bin/bench/bench_unet [--config FILE] [--batch 128] [--iters 5] [--conv auto|im2col|winograd]
+ *   bin/bench/bench_unet [--config FILE] [--batch 128] [--iters 5]
  *
  * Prints images/s and GFLOP/s for forward, backward and a whole training step (forward, MSE,
  * backward, Adam; 3x forward FLOPs per image), next to the BLIS sgemm rate measured in the same
@@ -17,7 +17,6 @@
 #include "cblas.h"
 #include "config.h"
 #include "model.h"
-#include "nn.h"
 #include "rng.h"
 #include "util.h"
 
@@ -81,8 +80,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) config_load(&cfg, config_path = argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--conv") && i + 1 < argc) conv_set_algorithm(conv_algorithm_named(argv[++i]));
-        else die("usage: bench_unet [--config FILE] [--batch N] [--iters N] [--conv auto|im2col|winograd]");
+        else die("usage: bench_unet [--config FILE] [--batch N] [--iters N]");
     }
     if (batch < 1 || iters < 1 || iters > 100) die("bench_unet: bad --batch or --iters");
     config_validate(&cfg, config_path);

@@ -30,16 +30,6 @@ ConvShape conv_shape(int n, int cin, int h, int w, int cout, int k, int stride);
  * columns; g = 1 at 28x28), the group's gathered output and input gradients when g > 1, and one
  * weight/bias-gradient partial; plus one shared flipped kernel. The exact count is in conv2d.c. */
 size_t conv_workspace_floats(const ConvShape *s, int threads);
-/* The algorithm for 3x3 stride-1 convolutions: CONV_AUTO takes Winograd F(2x2, 3x3)
- * (conv_winograd.c, 2.25x fewer multiplies) when both channel counts are at least
- * CONV_WINOGRAD_MIN_CHANNELS and im2col + GEMM otherwise; the other two force one of them
- * (tests and `make bench` compare them). Process-wide, default CONV_AUTO; the workspace size
- * covers either, so it may change between calls. Other shapes always use im2col + GEMM. */
-typedef enum { CONV_AUTO, CONV_IM2COL, CONV_WINOGRAD } ConvAlgorithm;
-#define CONV_WINOGRAD_MIN_CHANNELS 8
-void conv_set_algorithm(ConvAlgorithm a);
-/* "auto", "im2col" or "winograd"; dies on anything else. */
-ConvAlgorithm conv_algorithm_named(const char *name);
 /* out [n, cout, hout, wout] = conv(inp [n, cin, h, w], weight) + bias */
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
                     const ConvShape *s, float *ws);

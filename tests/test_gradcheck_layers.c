@@ -63,9 +63,9 @@ static double conv_loss(void *ctx) {
     return gc_dot(c->out, c->r, c->nout);
 }
 
-static void run_conv_with(int n, int cin, int h, int w, int cout, int k, int stride, int hout,
-                          int wout, uint32_t tag, const char *algo) {
-    char name[96];
+static void run_conv(int n, int cin, int h, int w, int cout, int k, int stride, int hout,
+                     int wout, uint32_t tag) {
+    char name[64];
     Conv c;
     c.s = conv_shape(n, cin, h, w, cout, k, stride);
     assert_int_equal(c.s.pad, k / 2);
@@ -103,7 +103,7 @@ static void run_conv_with(int n, int cin, int h, int w, int cout, int k, int str
     float *xs[3] = {c.inp, c.weight, c.bias}, *gs[3] = {dinp, dw, db};
     size_t ns[3] = {c.nin, c.nw, (size_t)cout};
     for (int i = 0; i < 3; i++) {
-        snprintf(name, sizeof name, "conv k%d s%d %dx%d %s %s", k, stride, h, w, algo, what[i]);
+        snprintf(name, sizeof name, "conv k%d s%d %dx%d %s", k, stride, h, w, what[i]);
         check(name, xs[i], ns[i], gs[i], conv_loss, &c, tag + 10 + (uint32_t)i);
     }
 
@@ -130,53 +130,6 @@ static void run_conv_with(int n, int cin, int h, int w, int cout, int k, int str
     for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
 }
 
-/* The two algorithms on the same data: output and all three gradients within 1e-5 of the
- * largest value (tighter than finite differences can resolve). */
-static void compare_conv_algorithms(const ConvShape *s, uint32_t tag) {
-    const size_t nin = (size_t)s->n * s->cin * s->h * s->w, nw = (size_t)s->cout * s->cin * 9,
-                 nout = (size_t)s->n * s->cout * s->hout * s->wout,
-                 nws = conv_workspace_floats(s, omp_get_max_threads());
-    float *inp = rnd(nin, -1.0f, 1.0f, tag, 30), *w = rnd(nw, -0.5f, 0.5f, tag, 31),
-          *b = rnd((size_t)s->cout, -0.5f, 0.5f, tag, 32), *r = rnd(nout, -1.0f, 1.0f, tag, 33);
-    float *ws = gc_alloc_poisoned(nws), *res[2][4];
-    const ConvAlgorithm algo[2] = {CONV_IM2COL, CONV_WINOGRAD};
-    const size_t ns[4] = {nout, nin, nw, (size_t)s->cout};
-    for (int a = 0; a < 2; a++) {
-        conv_set_algorithm(algo[a]);
-        res[a][0] = gc_alloc_poisoned(nout);
-        for (int i = 1; i < 4; i++) res[a][i] = gc_alloc(ns[i]);
-        conv2d_forward(res[a][0], inp, w, b, s, ws);
-        conv2d_backward(res[a][1], res[a][2], res[a][3], r, inp, w, s, ws);
-    }
-    conv_set_algorithm(CONV_AUTO);
-    const char *what[4] = {"out", "dinp", "dweight", "dbias"};
-    for (int i = 0; i < 4; i++) {
-        double d = gc_max_rel_diff(res[1][i], res[0][i], ns[i], 1.0);
-        if (d > 1e-5) fail_msg("winograd %s differs from im2col by %.2e (of max)", what[i], d);
-    }
-    float *all[] = {inp, w, b, r, ws, res[0][0], res[0][1], res[0][2], res[0][3],
-                    res[1][0], res[1][1], res[1][2], res[1][3]};
-    for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
-}
-
-/* 3x3 stride-1 shapes run twice: through im2col + GEMM and through Winograd F(2x2, 3x3)
- * (conv_winograd.c), each against the direct loop and finite differences, and against each
- * other. */
-static void run_conv(int n, int cin, int h, int w, int cout, int k, int stride, int hout,
-                     int wout, uint32_t tag) {
-    if (k != 3 || stride != 1) {
-        run_conv_with(n, cin, h, w, cout, k, stride, hout, wout, tag, "gemm");
-        return;
-    }
-    conv_set_algorithm(CONV_IM2COL);
-    run_conv_with(n, cin, h, w, cout, k, stride, hout, wout, tag, "im2col");
-    conv_set_algorithm(CONV_WINOGRAD);
-    run_conv_with(n, cin, h, w, cout, k, stride, hout, wout, tag, "winograd");
-    conv_set_algorithm(CONV_AUTO);
-    const ConvShape s = conv_shape(n, cin, h, w, cout, k, stride);
-    compare_conv_algorithms(&s, tag);
-}
-
 static void test_conv_3x3_stride1(void **state) { run_conv(2, 3, 9, 6, 4, 3, 1, 9, 6, 1000); }
 static void test_conv_3x3_stride2_even(void **state) { run_conv(2, 3, 10, 10, 4, 3, 2, 5, 5, 1100); }
 static void test_conv_3x3_stride2_odd(void **state) { run_conv(2, 2, 7, 7, 3, 3, 2, 4, 4, 1200); }
@@ -193,22 +146,6 @@ static void test_conv_single_image_groups(void **state) {
 }
 static void test_conv_partial_group(void **state) {
     run_conv(5, 2, 14, 14, 3, 3, 1, 14, 14, 1800); /* P = 196: groups of 2, 2, 1 */
-}
-/* Winograd's tiling: odd heights and widths (cropped 2x2 tiles), rows of more than one vector
- * block of tiles (width 40: 20 tiles), several groups with a partial one (20x20: 100 tiles,
- * groups of 4), a 1x1 image (one tile, three quarters padding). */
-static void test_conv_winograd_tiling(void **state) {
-    run_conv(2, 3, 7, 5, 2, 3, 1, 7, 5, 1900);
-    run_conv(2, 2, 5, 40, 3, 3, 1, 5, 40, 1910);
-    run_conv(5, 2, 20, 20, 2, 3, 1, 20, 20, 1920);
-    run_conv(3, 2, 1, 1, 2, 3, 1, 1, 1, 1930);
-    /* unet-s sizes: long GEMM inner dimensions, where rounding grows */
-    const int shapes[3][4] = {{3, 32, 28, 32}, {9, 128, 14, 64}, {30, 64, 7, 64}};
-    for (int i = 0; i < 3; i++) {
-        const ConvShape s = conv_shape(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][2],
-                                       shapes[i][3], 3, 1);
-        compare_conv_algorithms(&s, 1940 + (uint32_t)i);
-    }
 }
 
 /* ---------------------------------------------------------------- groupnorm */
@@ -808,7 +745,6 @@ int main(void) {
         cmocka_unit_test(test_conv_3x3_cin1),
         cmocka_unit_test(test_conv_single_image_groups),
         cmocka_unit_test(test_conv_partial_group),
-        cmocka_unit_test(test_conv_winograd_tiling),
         cmocka_unit_test(test_groupnorm_g1),
         cmocka_unit_test(test_groupnorm_g2),
         cmocka_unit_test(test_groupnorm_g4),

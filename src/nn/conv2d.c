@@ -1,5 +1,4 @@
-/* conv2d.c: 2-D convolution (k x k, stride 1 or 2, zero padding k/2, bias) on BLIS sgemm
- * (3x3 stride-1 convolutions go to conv_winograd.c unless conv_set_algorithm says otherwise).
+/* conv2d.c: 2-D convolution (k x k, stride 1 or 2, zero padding k/2, bias) on BLIS sgemm.
  *
  * Images are processed in groups of g side by side, so that one GEMM has at least
  * GEMM_COLUMNS columns even at 7x7 (g = 1 at 28x28, 3 at 14x14, 8 at 7x7). With L = g*P
@@ -23,29 +22,10 @@
 #include <string.h>
 
 #include "cblas.h"
-#include "conv_winograd.h"
 #include "im2col.h"
 #include "nn.h"
-#include "util.h"
 
 #define GEMM_COLUMNS 384
-
-static ConvAlgorithm g_algorithm = CONV_AUTO;
-
-void conv_set_algorithm(ConvAlgorithm a) { g_algorithm = a; }
-
-ConvAlgorithm conv_algorithm_named(const char *name) {
-    if (!strcmp(name, "auto")) return CONV_AUTO;
-    if (!strcmp(name, "im2col")) return CONV_IM2COL;
-    if (!strcmp(name, "winograd")) return CONV_WINOGRAD;
-    die("convolution algorithm '%s': expected auto, im2col or winograd", name);
-}
-
-static int use_winograd(const ConvShape *s) {
-    if (!conv_winograd_applies(s) || g_algorithm == CONV_IM2COL) return 0;
-    return g_algorithm == CONV_WINOGRAD ||
-           (s->cin >= CONV_WINOGRAD_MIN_CHANNELS && s->cout >= CONV_WINOGRAD_MIN_CHANNELS);
-}
 
 ConvShape conv_shape(int n, int cin, int h, int w, int cout, int k, int stride) {
     ConvShape s = {.n = n, .cin = cin, .h = h, .w = w, .cout = cout, .k = k, .stride = stride};
@@ -84,10 +64,7 @@ static size_t slice_floats(const ConvShape *s, int g) {
 
 size_t conv_workspace_floats(const ConvShape *s, int threads) {
     const int g = group_max(s); /* the largest group any batch up to s->n can use */
-    const size_t need = (size_t)threads * slice_floats(s, g) + weight_floats(s);
-    if (!conv_winograd_applies(s)) return need;
-    const size_t wino = conv_winograd_workspace_floats(s, threads);
-    return wino > need ? wino : need;
+    return (size_t)threads * slice_floats(s, g) + weight_floats(s);
 }
 
 /* Wf[ci, co, ky, kx] = W[co, ci, k-1-ky, k-1-kx] */
@@ -102,10 +79,6 @@ static void flip_kernel(float *wf, const float *w, const ConvShape *s) {
 
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
                     const ConvShape *s, float *ws) {
-    if (use_winograd(s)) {
-        conv_winograd_forward(out, inp, weight, bias, s, ws);
-        return;
-    }
     const int K = s->cin * s->k * s->k, g = group_size(s), groups = (s->n + g - 1) / g;
     const size_t P = pixels(s), in_stride = (size_t)s->cin * s->h * s->w,
                  out_stride = (size_t)s->cout * P, slice = slice_floats(s, g);
@@ -154,10 +127,6 @@ static void scatter_add(float *dinp, const float *dx, int n0, int gn, size_t P, 
 
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, const ConvShape *s, float *ws) {
-    if (use_winograd(s)) {
-        conv_winograd_backward(dinp, dweight, dbias, dout, inp, weight, s, ws);
-        return;
-    }
     const int K = s->cin * s->k * s->k, KT = s->cout * s->k * s->k;
     const int g = group_size(s), groups = (s->n + g - 1) / g;
     const size_t P = pixels(s), in_stride = (size_t)s->cin * s->h * s->w,
