@@ -43,4 +43,29 @@ out=$($PY tools/torch_load.py "$work/scond/checkpoints/latest.h5" --check 2>&1) 
   || fail "torch_load.py --check conditional: $out"
 out=$($PY tools/torch_load.py "$ck" 2>&1) && fail "torch_load.py loaded a tiny checkpoint into unet-s" \
   || pass "torch_load.py refuses another architecture: $out"
+# recipe.sh: the table's numbers are the JSON of `ddpm eval`; a rerun resumes without sampling
+if tools/recipe.sh "$work/recipe" 12 tiny="$ck" >"$work/recipe.md" 2>"$work/recipe.err"; then
+  $PY - "$work/recipe" "$work/recipe.md" <<'PY' && pass "recipe.sh: one row per run, FIDs and the eta 0 / DDPM ratio from ddpm eval's JSON, T and schedule from the checkpoint" || fail "recipe.sh table: $(cat "$work/recipe.md")"
+import json, sys
+out, md = sys.argv[1], open(sys.argv[2]).read().splitlines()
+row = [l for l in md if l.startswith("| tiny |")]
+assert len(row) == 1, md
+cells = [c.strip() for c in row[0].strip("|").split("|")]
+fid = {s: json.load(open(f"{out}/tiny/{s}.json"))["fid"] for s in ("ddpm", "ddim50-eta0", "ddim50-eta1")}
+assert cells[1] == "100, linear", cells
+assert abs(float(cells[2]) - fid["ddpm"]) <= 0.05 and abs(float(cells[3]) - fid["ddim50-eta0"]) <= 0.05, (cells, fid)
+assert abs(float(cells[4]) - fid["ddim50-eta0"] / fid["ddpm"]) <= 0.005 and abs(float(cells[5]) - fid["ddim50-eta1"]) <= 0.05
+assert json.load(open(f"{out}/tiny/ddpm.json"))["n"] == 12
+PY
+  before=$(stat -c %Y "$work/recipe/tiny/ddpm.h5")
+  sleep 1
+  tools/recipe.sh "$work/recipe" 12 tiny="$ck" >"$work/recipe2.md" 2>/dev/null \
+    && cmp -s <(grep '^|' "$work/recipe.md") <(grep -v '^$' "$work/recipe2.md") \
+    && [ "$(stat -c %Y "$work/recipe/tiny/ddpm.h5")" = "$before" ] \
+    && pass "recipe.sh rerun: same table, nothing sampled again" || fail "recipe.sh rerun: $(cat "$work/recipe2.md")"
+else
+  fail "recipe.sh: $(tail -3 "$work/recipe.err")"
+fi
+out=$(tools/recipe.sh "$work/recipe" 12 "$ck" 2>&1) && fail "recipe.sh took a checkpoint without a name" \
+  || pass "recipe.sh refuses an argument that is not NAME=CHECKPOINT: $out"
 finish "tools"
