@@ -16,5 +16,7 @@ int cmd_predict(int argc, char **argv);
 
 /* The integer value v of flag (lo..hi), or die "CMD: FLAG V: expected an integer LO..HI". */
 long cli_int(const char *cmd, const char *flag, const char *v, long lo, long hi);
+/* The number v of flag (lo..hi, NaN refused), or die "CMD: FLAG V: expected a number LO..HI". */
+double cli_double(const char *cmd, const char *flag, const char *v, double lo, double hi);
 
 #endif

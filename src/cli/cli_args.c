@@ -11,3 +11,11 @@ long cli_int(const char *cmd, const char *flag, const char *v, long lo, long hi)
         die("%s: %s %s: expected an integer %ld..%ld", cmd, flag, v, lo, hi);
     return x;
 }
+
+double cli_double(const char *cmd, const char *flag, const char *v, double lo, double hi) {
+    char *end;
+    const double x = strtod(v, &end);
+    if (*v == 0 || *end || !(x >= lo && x <= hi))
+        die("%s: %s %s: expected a number %g..%g", cmd, flag, v, lo, hi);
+    return x;
+}

@@ -28,13 +28,6 @@ static void usage(FILE *f) {
             DEFAULT_OUT, DEFAULT_OUT);
 }
 
-static long number(const char *flag, const char *v, long lo, long hi) {
-    char *end;
-    const long x = strtol(v, &end, 10);
-    if (!*v || *end || x < lo || x > hi) die("classifier: %s %s: expected an integer %ld..%ld", flag, v, lo, hi);
-    return x;
-}
-
 int cmd_classifier(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
@@ -56,14 +49,11 @@ int cmd_classifier(int argc, char **argv) {
         if (!v) die("classifier: %s needs a value (try ddpm classifier --help)", a);
         if (!strcmp(a, "--data")) o.data_dir = v;
         else if (!strcmp(a, "--out")) o.out = v;
-        else if (!strcmp(a, "--epochs")) o.epochs = (int)number(a, v, 1, 1000);
-        else if (!strcmp(a, "--batch")) o.batch = (int)number(a, v, 1, 60000);
-        else if (!strcmp(a, "--seed")) o.seed = (int)number(a, v, 0, 2147483647);
-        else if (!strcmp(a, "--lr")) {
-            char *end;
-            o.lr = strtod(v, &end);
-            if (*end || !(o.lr > 0 && o.lr < 10)) die("classifier: --lr %s: expected a number in (0, 10)", v);
-        } else {
+        else if (!strcmp(a, "--epochs")) o.epochs = (int)cli_int("classifier", a, v, 1, 1000);
+        else if (!strcmp(a, "--batch")) o.batch = (int)cli_int("classifier", a, v, 1, 60000);
+        else if (!strcmp(a, "--seed")) o.seed = (int)cli_int("classifier", a, v, 0, 2147483647);
+        else if (!strcmp(a, "--lr")) o.lr = cli_double("classifier", a, v, 1e-9, 10);
+        else {
             fprintf(stderr, "ddpm classifier: unexpected argument '%s' (try ddpm classifier --help)\n", a);
             return 2;
         }

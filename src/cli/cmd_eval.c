@@ -39,19 +39,14 @@ int cmd_eval(int argc, char **argv) {
             return 0;
         }
         if (!v) die("eval: %s needs a value (try ddpm eval --help)", a);
-        char *end;
         if (!strcmp(a, "--samples")) o.samples = v;
         else if (!strcmp(a, "--real")) o.real_split = v;
         else if (!strcmp(a, "--classifier")) o.classifier = v;
         else if (!strcmp(a, "--ref")) o.ref_dir = v;
         else if (!strcmp(a, "--out")) o.out_json = v;
-        else if (!strcmp(a, "--n")) {
-            o.n = strtol(v, &end, 10);
-            if (!*v || *end || o.n < 2 || o.n > 100000000) die("eval: --n %s: expected an integer >= 2", v);
-        } else if (!strcmp(a, "--noise")) {
-            o.noise = strtod(v, &end);
-            if (!*v || *end || !(o.noise >= 0 && o.noise <= 100)) die("eval: --noise %s: expected 0..100", v);
-        } else {
+        else if (!strcmp(a, "--n")) o.n = cli_int("eval", a, v, 2, 100000000);
+        else if (!strcmp(a, "--noise")) o.noise = cli_double("eval", a, v, 0, 100);
+        else {
             fprintf(stderr, "ddpm eval: unexpected argument '%s' (try ddpm eval --help)\n", a);
             return 2;
         }

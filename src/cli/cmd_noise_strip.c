@@ -36,14 +36,12 @@ int cmd_noise_strip(int argc, char **argv) {
         else if (!strcmp(a, "--h5")) h5 = v;
         else if (!strcmp(a, "--config")) config_load(&cfg, v);
         else if (!strcmp(a, "--set")) config_set(&cfg, v);
-        else if (!strcmp(a, "--n")) n = atoi(v);
-        else if (!strcmp(a, "--frames")) frames = atoi(v);
-        else if (!strcmp(a, "--seed")) seed = atoi(v);
+        else if (!strcmp(a, "--n")) n = (int)cli_int("noise-strip", a, v, 1, 1000);
+        else if (!strcmp(a, "--frames")) frames = (int)cli_int("noise-strip", a, v, 2, 1000);
+        else if (!strcmp(a, "--seed")) seed = (int)cli_int("noise-strip", a, v, 0, 2147483647);
         else die("noise-strip: unexpected argument '%s' (try --help)", a);
     }
     if (!png) die("noise-strip: --out FILE.png is required");
-    if (n < 1 || n > 1000 || frames < 2 || frames > 1000 || seed < 0)
-        die("noise-strip: --n must be 1..1000, --frames 2..1000, --seed >= 0");
     config_validate(&cfg, "noise-strip");
     Dataset d;
     dataset_load_or_die(&d, cfg.data.dir, "train");

@@ -106,17 +106,9 @@ int cmd_sample(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) batch = parse_int(a, argv[++i], 1, 65536);
         else if (!strcmp(a, "--class")) class_one = argv[++i];
         else if (!strcmp(a, "--classes")) class_range = argv[++i];
-        else if (!strcmp(a, "--guidance")) {
-            char *end;
-            guidance = strtod(argv[++i], &end);
-            if (*argv[i] == 0 || *end || !(guidance >= 0 && guidance <= 1000))
-                die("sample: --guidance %s: expected a number 0..1000", argv[i]);
-        }
-        else if (!strcmp(a, "--eta")) {
-            char *end;
-            eta = strtod(argv[++i], &end);
-            if (*end || !(eta >= 0 && eta <= 1)) die("sample: --eta %s: expected 0..1", argv[i]);
-        } else {
+        else if (!strcmp(a, "--guidance")) guidance = cli_double("sample", a, argv[++i], 0, 1000);
+        else if (!strcmp(a, "--eta")) eta = cli_double("sample", a, argv[++i], 0, 1);
+        else {
             fprintf(stderr, "ddpm sample: unexpected argument '%s' (try ddpm sample --help)\n", a);
             return 2;
         }

@@ -151,4 +151,10 @@ expect_error "a checkpoint as the classifier" "not a ddpm classifier file" \
   $DDPM eval --real train --n 100 --classifier results/unet-s/final.h5
 $PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['samples'] = np.zeros((5, 1, 14, 14), np.float32)" "$work/small.h5"
 expect_error "samples of another shape" "must be [N >= 2, 1, 28, 28]" $DDPM eval --samples "$work/small.h5"
+expect_error "eval --n not a number" "eval: --n 1e3: expected an integer 2..100000000" $DDPM eval --real train --n 1e3
+expect_error "eval --noise out of range" "eval: --noise -1: expected a number 0..100" $DDPM eval --real train --noise -1
+expect_error "classifier --lr not a number" "classifier: --lr fast: expected a number" $DDPM classifier train --lr fast
+expect_error "classifier --epochs 0" "classifier: --epochs 0: expected an integer 1..1000" $DDPM classifier train --epochs 0
+expect_error "noise-strip --n not a number" "noise-strip: --n x: expected an integer 1..1000" \
+  $DDPM noise-strip --out "$work/strip.png" --n x
 finish "eval"
