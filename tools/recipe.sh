@@ -4,8 +4,9 @@
 # N images with DDPM over all T steps, with DDIM-50 eta 0 (deterministic) and with DDIM-50
 # eta 1, each scored by `ddpm eval` (FID against the MNIST test set); plus the real-data floor
 # (N training images). Prints one markdown row per run: its T and schedule (from the checkpoint),
-# the three FIDs, and DDIM-50 eta 0 relative to DDPM. Samples and JSON go to OUTDIR/NAME (a rerun
-# resumes: settings whose JSON exists are not sampled again). DDPM="mpirun -np 2 bin/ddpm"
+# the three FIDs, DDIM-50 eta 0 relative to DDPM, and the precision and recall of the DDPM
+# samples. Samples and JSON go to OUTDIR/NAME (a rerun resumes: settings whose JSON exists are
+# not redone, samples files that exist are scored without sampling again). DDPM="mpirun -np 2 bin/ddpm"
 # shares the sampling and scoring between ranks (the images do not depend on the rank count).
 set -eu
 usage="usage: tools/recipe.sh OUTDIR N NAME=CHECKPOINT [NAME=CHECKPOINT ...]"
@@ -31,7 +32,9 @@ for run in "$@"; do
   score() { # setting, then ddpm sample options
     local setting=$1; shift
     [ -s "$dir/$setting.json" ] && return 0
-    $DDPM sample --checkpoint "$ck" --n "$N" --seed 1 --out "$dir/$setting.h5" "$@" | tail -1
+    # samples files appear only when complete (written as .tmp, then renamed): reuse one
+    [ -s "$dir/$setting.h5" ] ||
+      $DDPM sample --checkpoint "$ck" --n "$N" --seed 1 --out "$dir/$setting.h5" "$@" | tail -1
     $DDPM eval --samples "$dir/$setting.h5" --n "$N" --out "$dir/$setting.json" >/dev/null
   }
   echo "$name: $ck" >&2
@@ -41,20 +44,22 @@ for run in "$@"; do
   echo "$ck" > "$dir/checkpoint.txt"
 done
 echo
-echo "| run | T, schedule | DDPM (T steps) FID | DDIM-50 eta 0 FID | eta 0 / DDPM | DDIM-50 eta 1 FID |"
-echo "|---|---|---|---|---|---|"
+echo "| run | T, schedule | DDPM (T steps) FID | DDIM-50 eta 0 FID | eta 0 / DDPM | DDIM-50 eta 1 FID | DDPM precision / recall |"
+echo "|---|---|---|---|---|---|---|"
 $PY - "$out" "$@" <<'PY'
 import json, sys
 import h5py
 out, runs = sys.argv[1], sys.argv[2:]
 real = json.load(open(f"{out}/real-train.json"))
-print(f"| real training images (the floor) | - | {real['fid']:.1f} | - | - | - |")
+print(f"| real training images (the floor) | - | {real['fid']:.1f} | - | - | - | {real['precision']:.3f} / {real['recall']:.3f} |")
 for run in runs:
     name, ck = run.split("=", 1)
-    fid = {s: json.load(open(f"{out}/{name}/{s}.json"))["fid"] for s in ("ddpm", "ddim50-eta0", "ddim50-eta1")}
+    js = {s: json.load(open(f"{out}/{name}/{s}.json")) for s in ("ddpm", "ddim50-eta0", "ddim50-eta1")}
+    fid = {s: j["fid"] for s, j in js.items()}
     with h5py.File(ck, "r") as f:
         sched = f.attrs["schedule"]
         sched = f"{int(f.attrs['T'])}, {sched.decode() if isinstance(sched, bytes) else sched}"
     print(f"| {name} | {sched} | {fid['ddpm']:.1f} | {fid['ddim50-eta0']:.1f} | "
-          f"{fid['ddim50-eta0'] / fid['ddpm']:.2f} | {fid['ddim50-eta1']:.1f} |")
+          f"{fid['ddim50-eta0'] / fid['ddpm']:.2f} | {fid['ddim50-eta1']:.1f} | "
+          f"{js['ddpm']['precision']:.3f} / {js['ddpm']['recall']:.3f} |")
 PY

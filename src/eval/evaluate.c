@@ -13,6 +13,7 @@
 #include "frechet.h"
 #include "h5attr.h"
 #include "h5tensor.h"
+#include "manifold.h"
 #include "rng.h"
 #include "util.h"
 
@@ -24,6 +25,8 @@ typedef struct {
     FeatureStats feat;
     double hist[CLS_CLASSES], prob[CLS_CLASSES], plogp, confidence;
     double correct; /* real images: predictions equal to the label */
+    float *keep;    /* when set: each scored image's features, [kept, CLS_FEATURES] (this rank) */
+    long kept;
 } Scores;
 
 static void scores_init(Scores *s) {
@@ -38,6 +41,10 @@ static void score(Scores *s, Classifier *c, const float *params, const float *x,
         const int b = n - i0 < c->max_batch ? (int)(n - i0) : c->max_batch;
         const float *z = classifier_forward(c, params, x + (size_t)i0 * IMG, b);
         feature_stats_add(&s->feat, c->y4, b);
+        if (s->keep) {
+            memcpy(s->keep + (size_t)s->kept * CLS_FEATURES, c->y4, (size_t)b * CLS_FEATURES * sizeof(float));
+            s->kept += b;
+        }
         for (int i = 0; i < b; i++) {
             const float *zi = z + (size_t)i * CLS_CLASSES;
             int best = 0;
@@ -207,7 +214,8 @@ static void print_per_class(const PerClass *pc) {
 
 static void write_json(const EvalOptions *o, const char *source, long n, long n_ref, double fid,
                        const double *hist, double entropy, double confidence, double is,
-                       double cls_acc, double accuracy, const PerClass *pc) {
+                       double precision, double recall, long n_pr, double cls_acc,
+                       double accuracy, const PerClass *pc) {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", o->out_json);
     FILE *f = fopen(tmp, "w");
@@ -220,6 +228,9 @@ static void write_json(const EvalOptions *o, const char *source, long n, long n_
     for (int k = 0; k < CLS_CLASSES; k++) fprintf(f, "%s%.0f", k ? ", " : "", hist[k]);
     fprintf(f, "],\n  \"class_entropy_nats\": %.6f,\n  \"class_entropy_max_nats\": %.6f,\n", entropy, log(CLS_CLASSES));
     fprintf(f, "  \"mean_confidence\": %.6f,\n  \"inception_score\": %.6f", confidence, is);
+    if (!isnan(precision))
+        fprintf(f, ",\n  \"precision\": %.6f,\n  \"recall\": %.6f,\n  \"pr_k\": %d,\n"
+                "  \"pr_n_reference\": %ld", precision, recall, MANIFOLD_K, n_pr);
     if (pc) {
         fprintf(f, ",\n  \"label_match\": %.6f,\n  \"per_class\": [", accuracy);
         for (int k = 0, first = 1; k < CLS_CLASSES; k++) {
@@ -250,22 +261,42 @@ static double fid_of(const Scores *a, const Scores *b) {
 }
 
 /* Score this rank's images x (with labels, else NULL) into s and the reference test images
- * into r, both summed over the ranks. */
+ * into r, both summed over the ranks; with keep, each also keeps this rank's features. */
 static void score_both(Scores *s, Scores *r, Scorer *sc, const float *x, const int *labels,
-                       long count) {
+                       long count, int keep) {
     scores_init(s);
     scores_init(r);
+    if (keep) {
+        s->keep = floats_alloc((size_t)(count + 1) * CLS_FEATURES);
+        r->keep = floats_alloc((size_t)(sc->rcount + 1) * CLS_FEATURES);
+    }
     score(s, &sc->c, sc->params, x, labels, count);
     score(r, &sc->c, sc->params, sc->ref, sc->ref_labels, sc->rcount);
     scores_reduce(s);
     scores_reduce(r);
 }
 
+/* Precision and recall (manifold.h) of the n images of s against the first min(n, n_ref)
+ * reference images, on rank 0 (the kept features are gathered there; NaN elsewhere and when
+ * there are too few images for the k-nearest-neighbour balls). Collective. */
+static void manifold_scores(double *precision, double *recall, const Scores *s, long n,
+                            const Scores *r, long n_ref) {
+    const int root = dist_is_root();
+    float *gen = root ? floats_alloc((size_t)n * CLS_FEATURES) : NULL;
+    float *ref = root ? floats_alloc((size_t)n_ref * CLS_FEATURES) : NULL;
+    dist_gather_shares(gen, s->keep, n, CLS_FEATURES);
+    dist_gather_shares(ref, r->keep, n_ref, CLS_FEATURES);
+    const long m = n < n_ref ? n : n_ref;
+    if (root && n > MANIFOLD_K && m > MANIFOLD_K)
+        precision_recall(precision, recall, gen, n, ref, m, CLS_FEATURES, MANIFOLD_K);
+    free(gen), free(ref);
+}
+
 double evaluate_fid(const char *classifier, const char *ref_dir, const float *x, long count) {
     Scores s, r;
     Scorer sc;
     scorer_open(&sc, classifier, ref_dir);
-    score_both(&s, &r, &sc, x, NULL, count);
+    score_both(&s, &r, &sc, x, NULL, count, 0);
     scorer_close(&sc);
     double fid = fid_of(&s, &r);
     fid = dist_is_root() ? fid : 0.0; /* every rank gets rank 0's value */
@@ -290,9 +321,11 @@ int evaluate(const EvalOptions *o) {
     Scores s, r;
     Scorer sc;
     scorer_open(&sc, o->classifier, o->ref_dir);
-    score_both(&s, &r, &sc, x, labels, count);
+    score_both(&s, &r, &sc, x, labels, count, 1);
     const double cls_acc = sc.cls_acc;
-    const long n_ref = r.feat.n;
+    const long n_ref = r.feat.n, n_pr = n < n_ref ? n : n_ref;
+    double precision = NAN, recall = NAN;
+    manifold_scores(&precision, &recall, &s, n, &r, n_ref);
     PerClass pc, *pcp = NULL;
     if (!o->real_split && labels) { /* conditional samples: class by class too */
         per_class(&pc, &sc, x, labels, count);
@@ -320,6 +353,10 @@ int evaluate(const EvalOptions *o) {
         printf("\nentropy     %.4f nats of the predicted classes (uniform: %.4f)\n", entropy, log(CLS_CLASSES));
         printf("confidence  %.4f mean top probability\n", confidence);
         printf("IS analogue %.3f (at most 10)\n", is);
+        printf("precision   %.4f of the images lie in the test images' feature manifold\n", precision);
+        printf("recall      %.4f of the first %ld test images lie in the images' feature manifold\n"
+               "            (k = %d nearest-neighbour balls in the classifier's features)\n",
+               recall, n_pr, MANIFOLD_K);
         if (o->real_split) printf("accuracy    %.4f against the labels\n", s.correct / n);
         if (pcp) {
             printf("as asked    %.4f of the images are classified as the class they were generated "
@@ -327,11 +364,12 @@ int evaluate(const EvalOptions *o) {
             print_per_class(pcp);
         }
         if (o->out_json)
-            write_json(o, source, n, n_ref, fid, s.hist, entropy, confidence, is, cls_acc,
-                       o->real_split || pcp ? s.correct / n : -1.0, pcp);
+            write_json(o, source, n, n_ref, fid, s.hist, entropy, confidence, is, precision,
+                       recall, n_pr, cls_acc, o->real_split || pcp ? s.correct / n : -1.0, pcp);
     }
     feature_stats_free(&s.feat);
     feature_stats_free(&r.feat);
+    free(s.keep), free(r.keep);
     free(x);
     free(labels);
     return status;

@@ -2,7 +2,9 @@
 # test_eval.sh: the evaluation protocol on real data. The committed classifier classifies the
 # MNIST test set at >= 99%; real training images score a small FID against the test set, uniform
 # noise a huge one, growing noise on real images a growing one; the class histogram of real
-# images is near uniform; 2 MPI ranks give the 1-rank numbers; labelled (conditional) samples
+# images is near uniform; precision and recall are high for real images, recall falls with
+# heavy noise and with a dropped half of the digits; 2 MPI ranks give the 1-rank numbers;
+# labelled (conditional) samples
 # are scored class by class; `ddpm classifier train` trains
 # (on a 2,000-image subset here: the full run takes minutes); bad input fails in one line.
 set -u
@@ -30,6 +32,9 @@ print("     classes:", " ".join(f"{x:.3f}" for x in h), f"entropy {r['class_entr
 assert all(0.08 <= x <= 0.12 for x in h) and r["class_entropy_nats"] > 0.99 * r["class_entropy_max_nats"]
 assert r["mean_confidence"] > 0.95 and r["inception_score"] > 9
 PY
+$PY -c "import json, sys; r = json.load(open(sys.argv[1])); print(r['precision'], r['recall']); assert r['precision'] > 0.75 and r['recall'] > 0.75 and r['pr_n_reference'] == 10000 and r['pr_k'] == 3" \
+  "$work/train.json" >"$work/pr.txt" 2>&1 && pass "real train vs test: precision and recall $(cat "$work/pr.txt") (> 0.75)" \
+  || fail "real precision/recall: $(cat "$work/pr.txt")"
 
 # 3. uniform noise images: a huge FID (the scale: real floor ~13, generated samples tens)
 $PY - "$work/noise.h5" <<'PY'
@@ -52,6 +57,34 @@ for s in 0 0.1 0.2 0.4 0.8; do
   prev=$f
 done
 [ $mono = 1 ] && pass "FID grows with the noise (sigma:FID)$list" || fail "FID not monotone in the noise:$list"
+$PY - "$work/n0.json" "$work/n0.8.json" >"$work/prn.txt" 2>&1 <<'PY' && pass "noise sigma 0 -> 0.8: $(cat "$work/prn.txt")" || fail "precision under noise: $(cat "$work/prn.txt")"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+print(f"precision {a['precision']:.3f} -> {b['precision']:.3f}, recall {a['recall']:.3f} -> {b['recall']:.3f}")
+# in the classifier's features, heavy noise pulls the images together: they cover few real
+# digits (measured: recall 0.86 -> 0.02 at sigma 0.8) while precision barely moves
+assert b["recall"] < 0.5 * a["recall"], "noisy images should cover fewer real digits"
+PY
+
+# 4b. a dropped mode: 2,000 training digits of classes 0-4 only. Precision stays near the real
+# level, recall falls by a third or more (measured 0.86 -> 0.57: most test digits 5-9 have no
+# sample near them).
+$PY - data/mnist "$work/half.h5" <<'PY'
+import sys, h5py, numpy as np
+src = sys.argv[1]
+x = np.frombuffer(open(f"{src}/train-images-idx3-ubyte", "rb").read()[16:16 + 8000 * 784], np.uint8)
+y = np.frombuffer(open(f"{src}/train-labels-idx1-ubyte", "rb").read()[8:8 + 8000], np.uint8)
+x = x.reshape(8000, 1, 28, 28)[y < 5][:2000]
+with h5py.File(sys.argv[2], "w") as f:
+    f["samples"] = (x.astype(np.float32) / 127.5 - 1).astype(np.float32)
+PY
+run_ok $DDPM eval --samples "$work/half.h5" --n 2000 --out "$work/half.json"
+$PY - "$work/n0.json" "$work/half.json" >"$work/prh.txt" 2>&1 <<'PY' && pass "digits 0-4 only: $(cat "$work/prh.txt")" || fail "dropped mode: $(cat "$work/prh.txt")"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+print(f"precision {b['precision']:.3f} (all digits {a['precision']:.3f}), recall {b['recall']:.3f} (all digits {a['recall']:.3f})")
+assert b["precision"] > a["precision"] - 0.1 and b["recall"] < 0.75 * a["recall"]
+PY
 
 # 5. MPI: 2 ranks score the same numbers as 1
 run_ok env -u OMP_NUM_THREADS mpirun -np 2 $DDPM eval --real train --n 2000 --noise 0.2 --out "$work/mpi.json"
@@ -61,6 +94,7 @@ a, b = (json.load(open(p)) for p in sys.argv[1:])
 assert a["class_histogram"] == b["class_histogram"], (a["class_histogram"], b["class_histogram"])
 assert abs(a["fid"] - b["fid"]) <= 1e-6 * max(1, a["fid"]), (a["fid"], b["fid"])
 assert abs(a["mean_confidence"] - b["mean_confidence"]) < 1e-9
+assert abs(a["precision"] - b["precision"]) <= 0.002 and abs(a["recall"] - b["recall"]) <= 0.002
 PY
 
 # 5b. labelled samples (what a conditional model writes): 2,000 real training digits with /labels
