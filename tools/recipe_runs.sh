@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# tools/recipe_runs.sh [ROW ...]: train the runs of the recipe table (results/quality.md) one
+# after another. Each row is configs/unet-s.ini with one change, trained into
+# results/runs/recipe-ROW; the row "all" is configs/unet-m.ini (every change at once) into
+# results/runs/unet-m. Every run starts with --resume, so running the script again after an
+# interruption (the end of a session, a kill) continues where each run stopped, and finished
+# runs return at once. A run that fails stops the script.
+#
+#   rows: cosine t1000 larger dropout ema lrwarmup all   (default: all rows, in this order)
+#   LAUNCHER  how to start ddpm (default: mpirun -np 2 with the root flags; "" for one process)
+#   BASE      the config the one-change rows start from (default configs/unet-s.ini)
+#   EXTRA     more train options for every run (e.g. "--set train.max_steps=2" for a trial)
+#   OUT       the folder of the run directories (default results/runs)
+set -eu
+BASE=${BASE:-configs/unet-s.ini}
+OUT=${OUT:-results/runs}
+EXTRA=${EXTRA:-}
+if [ -z "${LAUNCHER+x}" ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  LAUNCHER="env -u OMP_NUM_THREADS mpirun -np 2"
+fi
+change() { # the --set options of a row
+  case $1 in
+    cosine) echo "--set diffusion.schedule=cosine" ;;
+    t1000) echo "--set diffusion.T=1000" ;;
+    larger) echo "--set model.res_blocks=2 --set model.attn_res=7" ;;
+    dropout) echo "--set model.dropout=0.1" ;;
+    ema) echo "--set train.ema=0.9999 --set train.ema_warmup=1" ;;
+    lrwarmup) echo "--set train.warmup_steps=500" ;;
+    *) return 1 ;;
+  esac
+}
+rows=("$@")
+[ ${#rows[@]} -gt 0 ] || rows=(cosine t1000 larger dropout ema lrwarmup all)
+for row in "${rows[@]}"; do # check every name before training anything
+  [ "$row" = all ] || change "$row" >/dev/null ||
+    { echo "recipe_runs.sh: unknown row '$row' (rows: cosine t1000 larger dropout ema lrwarmup all)" >&2; exit 2; }
+done
+for row in "${rows[@]}"; do
+  if [ "$row" = all ]; then
+    args="--config configs/unet-m.ini --out $OUT/unet-m"
+  else
+    args="--config $BASE $(change "$row") --out $OUT/recipe-$row"
+  fi
+  echo "$(date -u +%FT%TZ) recipe_runs.sh: $row: bin/ddpm train $args --resume $EXTRA" >&2
+  # word splitting of LAUNCHER, args and EXTRA is intended: none of their words has spaces
+  # shellcheck disable=SC2086
+  $LAUNCHER bin/ddpm train $args --resume $EXTRA
+done
