@@ -5,8 +5,9 @@
  *   histogram    predicted class of each image; its entropy (ln 10 = 2.303 is uniform)
  *   confidence   mean of the top softmax probability
  *   IS analogue  exp(E_x KL(p(y|x) || p(y))), at most 10
- *   precision,   fraction of the images in the test images' feature manifold, and of the first
- *   recall       N test images in the images' manifold (manifold.h)
+ *   precision,   fraction of the images in the feature manifold of as many test images (spread
+ *   recall       evenly over the test set), and of those in the images' manifold (manifold.h);
+ *                at most 10,000 of each
  *
  * The FID of N images is biased upwards for small N: every number is reported with its N.
  * Runs over MPI ranks (each its share of both image sets; the statistics are summed). */

@@ -5,7 +5,8 @@
  * - precision/recall on sets whose answer is known: a set against itself (1, 1), a set against a
  *   far-away copy (0, 0), a generator that drops one of two equal clusters (precision high,
  *   recall about half), and a generator spread twice as wide as the real data (recall high,
- *   precision low). */
+ *   precision low);
+ * - NaN rows count as near nothing. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -102,10 +103,29 @@ static void test_known_answers(void **state) {
     free(a), free(far), free(real), free(c1), free(c2), free(gen), free(wide);
 }
 
+/* A NaN feature row is near nothing: it is outside every ball, its own ball covers nothing,
+ * and the other rows' radii ignore it (so one NaN sample cannot make the recall 1). */
+static void test_nan_row(void **state) {
+    const long n = 300;
+    const int d = 8;
+    float *real = gaussian(n, d, 0.0f, 1.0f, 9), *gen = gaussian(n, d, 0.3f, 1.0f, 10);
+    double p0, r0, p1, r1;
+    precision_recall(&p0, &r0, gen, n, real, n, d, MANIFOLD_K);
+    gen[5 * d + 2] = NAN;
+    precision_recall(&p1, &r1, gen, n, real, n, d, MANIFOLD_K);
+    if (!(fabs(p1 - p0) <= 1.0 / n + 1e-12 && r1 <= r0 && r0 - r1 < 0.05 && r1 < 1.0))
+        fail_msg("one NaN row: precision %.3f -> %.3f, recall %.3f -> %.3f", p0, p1, r0, r1);
+    for (long i = 0; i < n * d; i++) gen[i] = NAN;
+    precision_recall(&p1, &r1, gen, n, real, n, d, MANIFOLD_K);
+    assert_true(p1 == 0.0 && r1 == 0.0);
+    free(real), free(gen);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_radii_and_coverage_brute_force),
         cmocka_unit_test(test_known_answers),
+        cmocka_unit_test(test_nan_row),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

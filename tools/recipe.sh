@@ -1,65 +1,100 @@
 #!/usr/bin/env bash
 # tools/recipe.sh OUTDIR N NAME=CHECKPOINT [NAME=CHECKPOINT ...]: the recipe table of
-# results/quality.md. For each trained run (unconditional checkpoints, EMA weights, noise seed 1):
-# N images with DDPM over all T steps, with DDIM-50 eta 0 (deterministic) and with DDIM-50
-# eta 1, each scored by `ddpm eval` (FID against the MNIST test set); plus the real-data floor
-# (N training images). Prints one markdown row per run: its T and schedule (from the checkpoint),
-# the three FIDs, DDIM-50 eta 0 relative to DDPM, and the precision and recall of the DDPM
-# samples. Samples and JSON go to OUTDIR/NAME (a rerun resumes: settings whose JSON exists are
-# not redone, samples files that exist are scored without sampling again). DDPM="mpirun -np 2 bin/ddpm"
-# shares the sampling and scoring between ranks (the images do not depend on the rank count).
-set -eu
-usage="usage: tools/recipe.sh OUTDIR N NAME=CHECKPOINT [NAME=CHECKPOINT ...]"
+# results/quality.md. For each trained run (unconditional checkpoints, EMA weights, noise seed 1),
+# images scored by `ddpm eval` (FID against the MNIST test set, precision and recall):
+#   - N_DDPM images (default N) with DDPM over all T steps and with deterministic DDIM-50
+#     (eta 0), and their FID ratio (both at the same N: FIDs of different N do not compare);
+#   - N images with DDIM-50 eta 0 and eta 1 (the same files as above when N_DDPM = N).
+# Plus the real-data floor at each N. One markdown row per run, with its T and schedule (from the
+# checkpoint). DDPM with T = 1000 costs 20x DDIM-50: N_DDPM=1000 with N=10000 keeps it affordable.
+# Samples and JSON go to OUTDIR/NAME, named by setting and N; a rerun resumes (JSON that exists is
+# not redone; a samples file that exists, complete by construction, is scored without sampling
+# again). OUTDIR/NAME/checkpoint.txt holds the checkpoint's path and SHA-256: a NAME whose folder
+# holds another checkpoint's samples (or unlabelled files) is refused, as is a NAME given twice.
+# DDPM="mpirun -np 2 bin/ddpm" shares sampling and scoring between ranks (same images).
+set -eu -o pipefail
+usage="usage: [N_DDPM=N2] tools/recipe.sh OUTDIR N NAME=CHECKPOINT [NAME=CHECKPOINT ...]"
 out=${1:?$usage}
 N=${2:?$usage}
 shift 2
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
+ND=${N_DDPM:-$N}
 DDPM=${DDPM:-bin/ddpm}
-PY=/usr/bin/python3
+PY=${PYTHON:-/usr/bin/python3} # with h5py
+refuse() { echo "recipe.sh: $*" >&2; exit 2; }
+for v in "$N" "$ND"; do
+  case $v in ''|*[!0-9]*) refuse "N = '$v' is not a number of images" ;; esac
+  [ "$v" -ge 4 ] || refuse "N = $v: precision and recall need at least 4 images"
+done
+declare -A seen identity
 for run in "$@"; do
   case $run in
-    *=*) ;;
-    *) echo "recipe.sh: '$run' is not NAME=CHECKPOINT" >&2; exit 2 ;;
+    ?*=?*) ;;
+    *) refuse "'$run' is not NAME=CHECKPOINT" ;;
   esac
-  [ -r "${run#*=}" ] || { echo "recipe.sh: cannot read checkpoint ${run#*=}" >&2; exit 2; }
+  name=${run%%=*} ck=${run#*=}
+  [ -z "${seen[$name]:-}" ] || refuse "NAME $name is given twice"
+  seen[$name]=1
+  [ -r "$ck" ] || refuse "cannot read checkpoint $ck"
+  identity[$name]="$ck $(sha256sum < "$ck" | cut -d' ' -f1)"
+  held=$out/$name/checkpoint.txt
+  if [ -s "$held" ]; then
+    [ "$(cat "$held")" = "${identity[$name]}" ] ||
+      refuse "$out/$name holds samples of another checkpoint ($(cat "$held")), not ${identity[$name]}"
+  elif [ -n "$(ls -A "$out/$name" 2>/dev/null)" ]; then
+    refuse "$out/$name holds files but no checkpoint.txt: whose samples are they?"
+  fi
 done
 mkdir -p "$out"
-[ -s "$out/real-train.json" ] ||
-  $DDPM eval --real train --n "$N" --out "$out/real-train.json" >/dev/null
+for n in "$ND" "$N"; do
+  [ -s "$out/real-train-n$n.json" ] ||
+    $DDPM eval --real train --n "$n" --out "$out/real-train-n$n.json" >/dev/null
+done
 for run in "$@"; do
   name=${run%%=*} ck=${run#*=} dir=$out/${run%%=*}
   mkdir -p "$dir"
-  score() { # setting, then ddpm sample options
-    local setting=$1; shift
-    [ -s "$dir/$setting.json" ] && return 0
+  echo "${identity[$name]}" > "$dir/checkpoint.txt"
+  score() { # setting, N, then ddpm sample options
+    local file=$dir/$1-n$2 n=$2; shift 2
+    [ -s "$file.json" ] && return 0
     # samples files appear only when complete (written as .tmp, then renamed): reuse one
-    [ -s "$dir/$setting.h5" ] ||
-      $DDPM sample --checkpoint "$ck" --n "$N" --seed 1 --out "$dir/$setting.h5" "$@" | tail -1
-    $DDPM eval --samples "$dir/$setting.h5" --n "$N" --out "$dir/$setting.json" >/dev/null
+    [ -s "$file.h5" ] ||
+      $DDPM sample --checkpoint "$ck" --n "$n" --seed 1 --out "$file.h5" "$@" | tail -1 >&2
+    $DDPM eval --samples "$file.h5" --n "$n" --out "$file.json" >/dev/null
   }
   echo "$name: $ck" >&2
-  score ddpm --sampler ddpm
-  score ddim50-eta0 --sampler ddim --steps 50 --eta 0
-  score ddim50-eta1 --sampler ddim --steps 50 --eta 1
-  echo "$ck" > "$dir/checkpoint.txt"
+  score ddpm "$ND" --sampler ddpm
+  score ddim50-eta0 "$ND" --sampler ddim --steps 50 --eta 0
+  score ddim50-eta0 "$N" --sampler ddim --steps 50 --eta 0
+  score ddim50-eta1 "$N" --sampler ddim --steps 50 --eta 1
 done
 echo
-echo "| run | T, schedule | DDPM (T steps) FID | DDIM-50 eta 0 FID | eta 0 / DDPM | DDIM-50 eta 1 FID | DDPM precision / recall |"
-echo "|---|---|---|---|---|---|---|"
-$PY - "$out" "$@" <<'PY'
+$PY - "$out" "$ND" "$N" "$@" <<'PY'
 import json, sys
 import h5py
-out, runs = sys.argv[1], sys.argv[2:]
-real = json.load(open(f"{out}/real-train.json"))
-print(f"| real training images (the floor) | - | {real['fid']:.1f} | - | - | - | {real['precision']:.3f} / {real['recall']:.3f} |")
+out, nd, n, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+def load(path):
+    return json.load(open(path))
+cols = [f"DDPM, T steps (N = {nd})", f"DDIM-50 eta 0 (N = {nd})", "eta 0 / DDPM"]
+if n != nd:
+    cols.append(f"DDIM-50 eta 0 (N = {n})")
+cols += [f"DDIM-50 eta 1 (N = {n})", f"DDPM precision / recall (N = {nd})"]
+print("| run | T, schedule | " + " | ".join(cols) + " |")
+print("|---" * (len(cols) + 2) + "|")
+rd, rn = load(f"{out}/real-train-n{nd}.json"), load(f"{out}/real-train-n{n}.json")
+cells = [f"{rd['fid']:.1f}", "-", "-"] + ([f"{rn['fid']:.1f}"] if n != nd else []) + \
+        [f"{rn['fid']:.1f}", f"{rd['precision']:.3f} / {rd['recall']:.3f}"]
+print("| real training images (the floor) | - | " + " | ".join(cells) + " |")
 for run in runs:
     name, ck = run.split("=", 1)
-    js = {s: json.load(open(f"{out}/{name}/{s}.json")) for s in ("ddpm", "ddim50-eta0", "ddim50-eta1")}
-    fid = {s: j["fid"] for s, j in js.items()}
+    j = lambda s, k: load(f"{out}/{name}/{s}-n{k}.json")
+    ddpm, e0 = j("ddpm", nd), j("ddim50-eta0", nd)
     with h5py.File(ck, "r") as f:
         sched = f.attrs["schedule"]
         sched = f"{int(f.attrs['T'])}, {sched.decode() if isinstance(sched, bytes) else sched}"
-    print(f"| {name} | {sched} | {fid['ddpm']:.1f} | {fid['ddim50-eta0']:.1f} | "
-          f"{fid['ddim50-eta0'] / fid['ddpm']:.2f} | {fid['ddim50-eta1']:.1f} | "
-          f"{js['ddpm']['precision']:.3f} / {js['ddpm']['recall']:.3f} |")
+    cells = [f"{ddpm['fid']:.1f}", f"{e0['fid']:.1f}", f"{e0['fid'] / ddpm['fid']:.2f}"]
+    if n != nd:
+        cells.append(f"{j('ddim50-eta0', n)['fid']:.1f}")
+    cells += [f"{j('ddim50-eta1', n)['fid']:.1f}", f"{ddpm['precision']:.3f} / {ddpm['recall']:.3f}"]
+    print(f"| {name} | {sched} | " + " | ".join(cells) + " |")
 PY

@@ -9,8 +9,10 @@
 #   rows: cosine t1000 larger dropout ema lrwarmup all   (default: all rows, in this order)
 #   LAUNCHER  how to start ddpm (default: mpirun -np 2 with the root flags; "" for one process)
 #   BASE      the config the one-change rows start from (default configs/unet-s.ini)
-#   EXTRA     more train options for every run (e.g. "--set train.max_steps=2" for a trial)
+#   EXTRA     more train options for every run (e.g. "--set train.max_steps=2" for a trial,
+#             with OUT elsewhere: a later real run would resume from the trial's checkpoints)
 #   OUT       the folder of the run directories (default results/runs)
+# Run it from the repository root.
 set -eu
 BASE=${BASE:-configs/unet-s.ini}
 OUT=${OUT:-results/runs}

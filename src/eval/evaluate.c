@@ -124,6 +124,15 @@ static float *sample_images(const char *path, long *n, long *first, long *count,
     }
     h5t_close(f);
     if (*n > dims[0]) *n = dims[0];
+    long bad = 0, first_bad = -1; /* a diverged model writes NaN: every score would be NaN */
+    for (long i = 0; i < *n; i++) {
+        int finite = 1;
+        for (int k = 0; k < IMG; k++) finite &= isfinite(all[(size_t)i * IMG + k]);
+        if (!finite && first_bad < 0) first_bad = i;
+        bad += !finite;
+    }
+    if (bad) die("%s: %ld of the %ld images hold NaN or infinite values (the first: image %ld)",
+                 path, bad, *n, first_bad);
     dist_share(*n, dist()->rank, dist()->size, first, count);
     float *x = floats_alloc((size_t)*count * IMG + 1);
     memcpy(x, all + (size_t)*first * IMG, (size_t)*count * IMG * sizeof(float));
@@ -224,13 +233,14 @@ static void write_json(const EvalOptions *o, const char *source, long n, long n_
     if (o->real_split) fprintf(f, "  \"noise\": %g,\n  \"accuracy\": %.6f,\n", o->noise, accuracy);
     fprintf(f, "  \"reference\": \"%s/t10k\",\n  \"n_reference\": %ld,\n", o->ref_dir, n_ref);
     fprintf(f, "  \"classifier\": \"%s\",\n  \"classifier_test_accuracy\": %.4f,\n", o->classifier, cls_acc);
-    fprintf(f, "  \"fid\": %.6g,\n  \"class_histogram\": [", fid);
+    if (isnan(fid)) fprintf(f, "  \"fid\": null,\n  \"class_histogram\": [");
+    else fprintf(f, "  \"fid\": %.6g,\n  \"class_histogram\": [", fid);
     for (int k = 0; k < CLS_CLASSES; k++) fprintf(f, "%s%.0f", k ? ", " : "", hist[k]);
     fprintf(f, "],\n  \"class_entropy_nats\": %.6f,\n  \"class_entropy_max_nats\": %.6f,\n", entropy, log(CLS_CLASSES));
     fprintf(f, "  \"mean_confidence\": %.6f,\n  \"inception_score\": %.6f", confidence, is);
     if (!isnan(precision))
         fprintf(f, ",\n  \"precision\": %.6f,\n  \"recall\": %.6f,\n  \"pr_k\": %d,\n"
-                "  \"pr_n_reference\": %ld", precision, recall, MANIFOLD_K, n_pr);
+                "  \"pr_n\": %ld", precision, recall, MANIFOLD_K, n_pr);
     if (pc) {
         fprintf(f, ",\n  \"label_match\": %.6f,\n  \"per_class\": [", accuracy);
         for (int k = 0, first = 1; k < CLS_CLASSES; k++) {
@@ -276,20 +286,29 @@ static void score_both(Scores *s, Scores *r, Scorer *sc, const float *x, const i
     scores_reduce(r);
 }
 
-/* Precision and recall (manifold.h) of the n images of s against the first min(n, n_ref)
- * reference images, on rank 0 (the kept features are gathered there; NaN elsewhere and when
- * there are too few images for the k-nearest-neighbour balls). Collective. */
-static void manifold_scores(double *precision, double *recall, const Scores *s, long n,
+/* Precision and recall (manifold.h) on rank 0 (the kept features are gathered there; NaN
+ * elsewhere and when there are too few images for the k-nearest-neighbour balls): the first
+ * m = min(n, n_ref, PR_MAX) images of s against m reference images spread evenly over the test
+ * set (every (n_ref/m)-th: MNIST's test set is ordered, its first half the cleaner writers).
+ * The cost grows as m^2, hence the cap. Collective. Returns m. */
+#define PR_MAX 10000
+static long manifold_scores(double *precision, double *recall, const Scores *s, long n,
                             const Scores *r, long n_ref) {
     const int root = dist_is_root();
     float *gen = root ? floats_alloc((size_t)n * CLS_FEATURES) : NULL;
     float *ref = root ? floats_alloc((size_t)n_ref * CLS_FEATURES) : NULL;
     dist_gather_shares(gen, s->keep, n, CLS_FEATURES);
     dist_gather_shares(ref, r->keep, n_ref, CLS_FEATURES);
-    const long m = n < n_ref ? n : n_ref;
-    if (root && n > MANIFOLD_K && m > MANIFOLD_K)
-        precision_recall(precision, recall, gen, n, ref, m, CLS_FEATURES, MANIFOLD_K);
+    long m = n < n_ref ? n : n_ref;
+    m = m < PR_MAX ? m : PR_MAX;
+    if (root && m > MANIFOLD_K) {
+        for (long i = 0; i < m; i++) /* the evenly spread subset, in place (i * n_ref / m >= i) */
+            memmove(ref + (size_t)i * CLS_FEATURES, ref + (size_t)(i * n_ref / m) * CLS_FEATURES,
+                    CLS_FEATURES * sizeof(float));
+        precision_recall(precision, recall, gen, m, ref, m, CLS_FEATURES, MANIFOLD_K);
+    }
     free(gen), free(ref);
+    return m;
 }
 
 double evaluate_fid(const char *classifier, const char *ref_dir, const float *x, long count) {
@@ -323,9 +342,9 @@ int evaluate(const EvalOptions *o) {
     scorer_open(&sc, o->classifier, o->ref_dir);
     score_both(&s, &r, &sc, x, labels, count, 1);
     const double cls_acc = sc.cls_acc;
-    const long n_ref = r.feat.n, n_pr = n < n_ref ? n : n_ref;
+    const long n_ref = r.feat.n;
     double precision = NAN, recall = NAN;
-    manifold_scores(&precision, &recall, &s, n, &r, n_ref);
+    const long n_pr = manifold_scores(&precision, &recall, &s, n, &r, n_ref);
     PerClass pc, *pcp = NULL;
     if (!o->real_split && labels) { /* conditional samples: class by class too */
         per_class(&pc, &sc, x, labels, count);
@@ -353,10 +372,15 @@ int evaluate(const EvalOptions *o) {
         printf("\nentropy     %.4f nats of the predicted classes (uniform: %.4f)\n", entropy, log(CLS_CLASSES));
         printf("confidence  %.4f mean top probability\n", confidence);
         printf("IS analogue %.3f (at most 10)\n", is);
-        printf("precision   %.4f of the images lie in the test images' feature manifold\n", precision);
-        printf("recall      %.4f of the first %ld test images lie in the images' feature manifold\n"
-               "            (k = %d nearest-neighbour balls in the classifier's features)\n",
-               recall, n_pr, MANIFOLD_K);
+        if (isnan(precision)) {
+            printf("precision   n/a (needs more than %d images)\nrecall      n/a\n", MANIFOLD_K);
+        } else {
+            printf("precision   %.4f of %ld images lie in the feature manifold of %ld test images\n",
+                   precision, n_pr, n_pr);
+            printf("recall      %.4f of those test images lie in the images' feature manifold\n"
+                   "            (k = %d nearest-neighbour balls in the classifier's features; the\n"
+                   "            test images spread evenly over the test set)\n", recall, MANIFOLD_K);
+        }
         if (o->real_split) printf("accuracy    %.4f against the labels\n", s.correct / n);
         if (pcp) {
             printf("as asked    %.4f of the images are classified as the class they were generated "

@@ -42,7 +42,7 @@ void knn_radii2(float *radius2, const float *a, long n, int d, int k) {
                 for (int q = 0; q < k; q++) best[q] = FLT_MAX; /* ascending: the k smallest */
                 const float *row = dist + r * n;
                 for (long j = 0; j < n; j++) {
-                    if (j == i0 + r || row[j] >= best[k - 1]) continue;
+                    if (j == i0 + r || !(row[j] < best[k - 1])) continue; /* NaN: never near */
                     int q = k - 1;
                     for (; q > 0 && best[q - 1] > row[j]; q--) best[q] = best[q - 1];
                     best[q] = row[j];
@@ -71,7 +71,7 @@ double manifold_coverage(const float *x, long nx, const float *ref, const float 
             for (long r = 0; r < rows; r++) {
                 const float *row = dist + r * nr;
                 long j = 0;
-                while (j < nr && row[j] > radius2[j]) j++;
+                while (j < nr && !(row[j] <= radius2[j])) j++; /* NaN: outside */
                 inside += j < nr;
             }
         }

@@ -43,30 +43,36 @@ out=$($PY tools/torch_load.py "$work/scond/checkpoints/latest.h5" --check 2>&1) 
   || fail "torch_load.py --check conditional: $out"
 out=$($PY tools/torch_load.py "$ck" 2>&1) && fail "torch_load.py loaded a tiny checkpoint into unet-s" \
   || pass "torch_load.py refuses another architecture: $out"
-# recipe.sh: the table's numbers are the JSON of `ddpm eval`; a rerun resumes without sampling
-if tools/recipe.sh "$work/recipe" 12 tiny="$ck" >"$work/recipe.md" 2>"$work/recipe.err"; then
-  $PY - "$work/recipe" "$work/recipe.md" <<'PY' && pass "recipe.sh: one row per run, FIDs and the eta 0 / DDPM ratio from ddpm eval's JSON, T and schedule from the checkpoint" || fail "recipe.sh table: $(cat "$work/recipe.md")"
+# recipe.sh: the table's numbers are the JSON of `ddpm eval`; a rerun resumes without sampling;
+# N_DDPM < N adds the DDIM-50 eta 0 column at N; another checkpoint under a used name is refused
+if N_DDPM=8 tools/recipe.sh "$work/recipe" 12 tiny="$ck" >"$work/recipe.md" 2>"$work/recipe.err"; then
+  $PY - "$work/recipe" "$work/recipe.md" <<'PY' && pass "recipe.sh: one row per run, FIDs, the eta 0 / DDPM ratio at one N, precision/recall from ddpm eval's JSON, T and schedule from the checkpoint" || fail "recipe.sh table: $(cat "$work/recipe.md")"
 import json, sys
 out, md = sys.argv[1], open(sys.argv[2]).read().splitlines()
+head = [l for l in md if l.startswith("| run |")][0]
+assert "DDPM, T steps (N = 8)" in head and "DDIM-50 eta 0 (N = 12)" in head and "DDIM-50 eta 1 (N = 12)" in head, head
 row = [l for l in md if l.startswith("| tiny |")]
 assert len(row) == 1, md
 cells = [c.strip() for c in row[0].strip("|").split("|")]
-fid = {s: json.load(open(f"{out}/tiny/{s}.json"))["fid"] for s in ("ddpm", "ddim50-eta0", "ddim50-eta1")}
+j = lambda s, n: json.load(open(f"{out}/tiny/{s}-n{n}.json"))
+ddpm, e0 = j("ddpm", 8), j("ddim50-eta0", 8)
+assert ddpm["n"] == 8 and e0["n"] == 8 and j("ddim50-eta1", 12)["n"] == 12
 assert cells[1] == "100, linear", cells
-assert abs(float(cells[2]) - fid["ddpm"]) <= 0.05 and abs(float(cells[3]) - fid["ddim50-eta0"]) <= 0.05, (cells, fid)
-assert abs(float(cells[4]) - fid["ddim50-eta0"] / fid["ddpm"]) <= 0.005 and abs(float(cells[5]) - fid["ddim50-eta1"]) <= 0.05
-pr = json.load(open(f"{out}/tiny/ddpm.json"))
-assert cells[6] == f"{pr['precision']:.3f} / {pr['recall']:.3f}", cells
-assert json.load(open(f"{out}/tiny/ddpm.json"))["n"] == 12
+assert abs(float(cells[2]) - ddpm["fid"]) <= 0.05 and abs(float(cells[3]) - e0["fid"]) <= 0.05, cells
+assert abs(float(cells[4]) - e0["fid"] / ddpm["fid"]) <= 0.005, cells
+assert abs(float(cells[5]) - j("ddim50-eta0", 12)["fid"]) <= 0.05 and abs(float(cells[6]) - j("ddim50-eta1", 12)["fid"]) <= 0.05, cells
+assert cells[7] == f"{ddpm['precision']:.3f} / {ddpm['recall']:.3f}", cells
 PY
-  before=$(stat -c %Y "$work/recipe/tiny/ddpm.h5")
-  rm "$work/recipe/tiny/ddpm.json" # scored again from the samples file, not sampled again
+  before=$(stat -c %Y "$work/recipe/tiny/ddpm-n8.h5")
+  rm "$work/recipe/tiny/ddpm-n8.json" # scored again from the samples file, not sampled again
   sleep 1
-  tools/recipe.sh "$work/recipe" 12 tiny="$ck" >"$work/recipe2.md" 2>/dev/null \
+  N_DDPM=8 tools/recipe.sh "$work/recipe" 12 tiny="$ck" >"$work/recipe2.md" 2>/dev/null \
     && cmp -s <(grep '^|' "$work/recipe.md") <(grep -v '^$' "$work/recipe2.md") \
-    && [ "$(stat -c %Y "$work/recipe/tiny/ddpm.h5")" = "$before" ] \
-    && [ -s "$work/recipe/tiny/ddpm.json" ] \
+    && [ "$(stat -c %Y "$work/recipe/tiny/ddpm-n8.h5")" = "$before" ] \
+    && [ -s "$work/recipe/tiny/ddpm-n8.json" ] \
     && pass "recipe.sh rerun: same table, nothing sampled again (a missing score recomputed from the samples file)" || fail "recipe.sh rerun: $(cat "$work/recipe2.md")"
+  out=$(tools/recipe.sh "$work/recipe" 12 tiny="$work/weights.h5" 2>&1) && fail "recipe.sh mixed two checkpoints under one name" \
+    || pass "recipe.sh refuses a name that holds another checkpoint's samples: $out"
 else
   fail "recipe.sh: $(tail -3 "$work/recipe.err")"
 fi
