@@ -29,5 +29,9 @@ void feature_stats_moments(const FeatureStats *s, double *mu, double *cov);
 
 double frechet_distance(const double *mu1, const double *s1, const double *mu2, const double *s2,
                         int d);
+/* The same, and its first term |mu1 - mu2|^2 in *mean_term (NULL: not wanted); the rest is the
+ * covariance term. */
+double frechet_distance_parts(const double *mu1, const double *s1, const double *mu2,
+                              const double *s2, int d, double *mean_term);
 
 #endif

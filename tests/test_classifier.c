@@ -73,10 +73,11 @@ static void test_frechet_closed_form(void **state) {
     double mu1[D] = {1, 2, 3, 4}, mu2[D] = {1.5, 2, 2, 4};
     double a[D] = {1, 4, 9, 0.25}, b[D] = {4, 4, 1, 1};
     double s1[D * D] = {0}, s2[D * D] = {0};
-    double want = 0;
+    double want = 0, want_mean = 0;
     for (int i = 0; i < D; i++) {
         s1[i * D + i] = a[i];
         s2[i * D + i] = b[i];
+        want_mean += (mu1[i] - mu2[i]) * (mu1[i] - mu2[i]);
         want += (mu1[i] - mu2[i]) * (mu1[i] - mu2[i]) + (sqrt(a[i]) - sqrt(b[i])) * (sqrt(a[i]) - sqrt(b[i]));
     }
     double got = frechet_distance(mu1, s1, mu2, s2, D);
@@ -97,8 +98,11 @@ static void test_frechet_closed_form(void **state) {
             }
         }
     }
-    got = frechet_distance(m1, r1, m2, r2, D);
+    double mean_term = -1;
+    got = frechet_distance_parts(m1, r1, m2, r2, D, &mean_term);
     if (fabs(got - want) > 1e-9 * (1 + want)) fail_msg("rotated: FID %.12g, want %.12g", got, want);
+    if (fabs(mean_term - want_mean) > 1e-9 * (1 + want_mean))
+        fail_msg("rotated: mean term %.12g, want |mu1 - mu2|^2 = %.12g", mean_term, want_mean);
     if (fabs(frechet_distance(m1, r1, m1, r1, D)) > 1e-9) fail_msg("FID of a distribution with itself is not 0");
 }
 

@@ -152,7 +152,7 @@ typedef struct {
     double n[CLS_CLASSES], match[CLS_CLASSES], n_ref[CLS_CLASSES], fid[CLS_CLASSES];
 } PerClass;
 
-static double fid_of(const Scores *a, const Scores *b);
+static double fid_of(const Scores *a, const Scores *b, double *mean_term);
 
 /* The classifier and this rank's share of the reference images (the test set) with labels. */
 typedef struct {
@@ -206,7 +206,7 @@ static void per_class(PerClass *pc, Scorer *sc, const float *x, const int *label
         pc->n[k] = (double)s.feat.n;
         pc->n_ref[k] = (double)r.feat.n;
         pc->match[k] = s.correct;
-        pc->fid[k] = dist_is_root() && s.feat.n >= 2 ? fid_of(&s, &r) : NAN;
+        pc->fid[k] = dist_is_root() && s.feat.n >= 2 ? fid_of(&s, &r, NULL) : NAN;
         feature_stats_free(&s.feat);
         feature_stats_free(&r.feat);
     }
@@ -222,7 +222,7 @@ static void print_per_class(const PerClass *pc) {
 }
 
 static void write_json(const EvalOptions *o, const char *source, long n, long n_ref, double fid,
-                       const double *hist, double entropy, double confidence, double is,
+                       double fid_mean, const double *hist, double entropy, double confidence, double is,
                        double precision, double recall, long n_pr, double cls_acc,
                        double accuracy, const PerClass *pc) {
     char tmp[1100];
@@ -233,8 +233,8 @@ static void write_json(const EvalOptions *o, const char *source, long n, long n_
     if (o->real_split) fprintf(f, "  \"noise\": %g,\n  \"accuracy\": %.6f,\n", o->noise, accuracy);
     fprintf(f, "  \"reference\": \"%s/t10k\",\n  \"n_reference\": %ld,\n", o->ref_dir, n_ref);
     fprintf(f, "  \"classifier\": \"%s\",\n  \"classifier_test_accuracy\": %.4f,\n", o->classifier, cls_acc);
-    if (isnan(fid)) fprintf(f, "  \"fid\": null,\n  \"class_histogram\": [");
-    else fprintf(f, "  \"fid\": %.6g,\n  \"class_histogram\": [", fid);
+    if (isnan(fid)) fprintf(f, "  \"fid\": null,\n  \"fid_mean_term\": null,\n  \"class_histogram\": [");
+    else fprintf(f, "  \"fid\": %.6g,\n  \"fid_mean_term\": %.6g,\n  \"class_histogram\": [", fid, fid_mean);
     for (int k = 0; k < CLS_CLASSES; k++) fprintf(f, "%s%.0f", k ? ", " : "", hist[k]);
     fprintf(f, "],\n  \"class_entropy_nats\": %.6f,\n  \"class_entropy_max_nats\": %.6f,\n", entropy, log(CLS_CLASSES));
     fprintf(f, "  \"mean_confidence\": %.6f,\n  \"inception_score\": %.6f", confidence, is);
@@ -258,14 +258,15 @@ static void write_json(const EvalOptions *o, const char *source, long n, long n_
     if (fclose(f) != 0 || rename(tmp, o->out_json) != 0) die("%s: cannot write: %s", o->out_json, strerror(errno));
 }
 
-/* FID between the features summed in a and in b (after scores_reduce). */
-static double fid_of(const Scores *a, const Scores *b) {
+/* FID between the features summed in a and in b (after scores_reduce); its |mu_a - mu_b|^2 term
+ * in *mean_term unless NULL. */
+static double fid_of(const Scores *a, const Scores *b, double *mean_term) {
     const int d = CLS_FEATURES;
     double *mu1 = xcalloc(d, sizeof(double)), *mu2 = xcalloc(d, sizeof(double));
     double *s1 = xcalloc((size_t)d * d, sizeof(double)), *s2 = xcalloc((size_t)d * d, sizeof(double));
     feature_stats_moments(&a->feat, mu1, s1);
     feature_stats_moments(&b->feat, mu2, s2);
-    const double fid = frechet_distance(mu1, s1, mu2, s2, d);
+    const double fid = frechet_distance_parts(mu1, s1, mu2, s2, d, mean_term);
     free(mu1), free(mu2), free(s1), free(s2);
     return fid;
 }
@@ -317,7 +318,7 @@ double evaluate_fid(const char *classifier, const char *ref_dir, const float *x,
     scorer_open(&sc, classifier, ref_dir);
     score_both(&s, &r, &sc, x, NULL, count, 0);
     scorer_close(&sc);
-    double fid = fid_of(&s, &r);
+    double fid = fid_of(&s, &r, NULL);
     fid = dist_is_root() ? fid : 0.0; /* every rank gets rank 0's value */
     dist_sum_doubles(&fid, 1);
     feature_stats_free(&s.feat);
@@ -354,7 +355,8 @@ int evaluate(const EvalOptions *o) {
 
     int status = 0;
     if (dist_is_root()) {
-        const double fid = fid_of(&s, &r);
+        double fid_mean = NAN;
+        const double fid = fid_of(&s, &r, &fid_mean);
         double entropy = 0.0, kl_marginal = 0.0;
         for (int k = 0; k < CLS_CLASSES; k++) {
             const double h = s.hist[k] / n, py = s.prob[k] / n;
@@ -367,6 +369,8 @@ int evaluate(const EvalOptions *o) {
         printf("reference   %s/t10k (N = %ld)\n", o->ref_dir, n_ref);
         printf("classifier  %s (test accuracy %.4f)\n", o->classifier, cls_acc);
         printf("FID         %.3f   (N = %ld; smaller is better, biased upwards for small N)\n", fid, n);
+        printf("            = %.3f from the feature means + %.3f from the covariances\n", fid_mean,
+               fid - fid_mean);
         printf("classes     ");
         for (int k = 0; k < CLS_CLASSES; k++) printf("%d:%.1f%% ", k, 100.0 * s.hist[k] / n);
         printf("\nentropy     %.4f nats of the predicted classes (uniform: %.4f)\n", entropy, log(CLS_CLASSES));
@@ -388,7 +392,7 @@ int evaluate(const EvalOptions *o) {
             print_per_class(pcp);
         }
         if (o->out_json)
-            write_json(o, source, n, n_ref, fid, s.hist, entropy, confidence, is, precision,
+            write_json(o, source, n, n_ref, fid, fid_mean, s.hist, entropy, confidence, is, precision,
                        recall, n_pr, cls_acc, o->real_split || pcp ? s.correct / n : -1.0, pcp);
     }
     feature_stats_free(&s.feat);

@@ -64,6 +64,11 @@ static void eigen(double *a, double *w, int d) {
 
 double frechet_distance(const double *mu1, const double *s1, const double *mu2, const double *s2,
                         int d) {
+    return frechet_distance_parts(mu1, s1, mu2, s2, d, NULL);
+}
+
+double frechet_distance_parts(const double *mu1, const double *s1, const double *mu2,
+                              const double *s2, int d, double *mean_term) {
     const size_t dd = (size_t)d * d;
     double *v = xcalloc(dd, sizeof(double)), *w = xcalloc((size_t)d, sizeof(double));
     double *root = xcalloc(dd, sizeof(double)), *tmp = xcalloc(dd, sizeof(double));
@@ -103,5 +108,6 @@ double frechet_distance(const double *mu1, const double *s1, const double *mu2, 
         diff += (mu1[i] - mu2[i]) * (mu1[i] - mu2[i]);
     }
     free(v), free(w), free(root), free(tmp);
+    if (mean_term) *mean_term = diff;
     return diff + trace - 2.0 * trace_root;
 }
