@@ -27,8 +27,14 @@ void diffusion_noise(float *xt, const float *x0, const float *eps, const int *t,
                      size_t dim, const Schedule *s);
 
 /* One DDPM ancestral step from t to t-1 for every image (all at the same t):
- * x <- (x - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t) + sqrt(beta_t) z, no noise at t = 0. */
-void ddpm_step(float *x, const float *eps, const float *z, int t, size_t count,
+ * x <- (x - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t) + sqrt(beta_t) z, no noise at t = 0.
+ * With clip, the same posterior mean written through the predicted x0, clamped to [-1, 1]
+ * first (as Ho et al.'s sampler does): x0 = (x - sqrt(1-abar_t) eps) / sqrt(abar_t),
+ * x <- sqrt(abar_{t-1}) beta_t / (1-abar_t) x0 + sqrt(alpha_t) (1-abar_{t-1}) / (1-abar_t) x
+ *      + sqrt(beta_t) z.
+ * The cosine schedule needs it: its last betas are 0.999, and the unclamped step multiplies
+ * the network's error by 1/sqrt(alpha_t) = 32 there. */
+void ddpm_step(float *x, const float *eps, const float *z, int t, int clip, size_t count,
                const Schedule *s);
 
 /* One DDIM step from t to t_prev (t_prev = -1 means abar_prev = 1, the last step):

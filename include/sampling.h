@@ -13,7 +13,7 @@ typedef struct {
     SamplerKind kind;
     int steps;  /* DDIM: number of network evaluations; DDPM: always T */
     double eta; /* DDIM noise scale */
-    int clip;   /* DDIM: clamp the predicted x0 */
+    int clip;   /* clamp the predicted x0 to [-1, 1] (DDPM and DDIM) */
     uint64_t seed;
     double guidance; /* with labels: eps = (1 + W) eps(x, t, c) - W eps(x, t, null) */
 } SamplerSpec;

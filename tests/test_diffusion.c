@@ -87,7 +87,7 @@ static void test_noise_and_ddpm_step(void **state) {
     /* one ancestral step at t = 150, against the formula in double */
     float x[D];
     memcpy(x, xt + D, sizeof x);
-    ddpm_step(x, eps + D, z, 150, D, &s);
+    ddpm_step(x, eps + D, z, 150, 0, D, &s);
     for (int j = 0; j < D; j++) {
         double b = s.beta[150], a = s.abar[150];
         double want = (xt[D + j] - b / sqrt(1 - a) * eps[D + j]) / sqrt(1 - b) + sqrt(b) * z[j];
@@ -95,10 +95,37 @@ static void test_noise_and_ddpm_step(void **state) {
     }
     /* at t = 0 no noise is added: z is ignored */
     memcpy(x, xt, sizeof x);
-    ddpm_step(x, eps, z, 0, D, &s);
+    ddpm_step(x, eps, z, 0, 0, D, &s);
     for (int j = 0; j < D; j++) {
         double b = s.beta[0], a = s.abar[0];
         assert_true(fabs(x[j] - (xt[j] - b / sqrt(1 - a) * eps[j]) / sqrt(1 - b)) < 1e-5);
+    }
+    /* clip: where the predicted x0 is inside [-1, 1] the x0-form mean equals the eps form; where
+     * it is outside, the mean of the clamped x0 (formulas in double) */
+    for (int tt = 0; tt < 300; tt += 149) {
+        float xc[D], xe[D], e2[D];
+        for (int j = 0; j < D; j++) e2[j] = j % 5 == 0 ? 40.0f * eps[D + j] : eps[D + j];
+        memcpy(xc, xt + D, sizeof xc);
+        memcpy(xe, xt + D, sizeof xe);
+        ddpm_step(xc, e2, z, tt, 1, D, &s);
+        ddpm_step(xe, e2, z, tt, 0, D, &s);
+        int clamped = 0;
+        for (int j = 0; j < D; j++) {
+            const double at = s.abar[tt], ap = tt > 0 ? s.abar[tt - 1] : 1.0, b = s.beta[tt];
+            double p0 = (xt[D + j] - sqrt(1 - at) * e2[j]) / sqrt(at);
+            if (p0 >= -1 && p0 <= 1) {
+                if (fabs(xc[j] - xe[j]) > 1e-4 * (1 + fabs(xe[j])))
+                    fail_msg("t %d: clip changed an unclamped step: %g vs %g", tt, xc[j], xe[j]);
+                continue;
+            }
+            clamped++;
+            p0 = p0 < -1 ? -1 : 1;
+            double want = sqrt(ap) * b / (1 - at) * p0 + sqrt(1 - b) * (1 - ap) / (1 - at) * xt[D + j] +
+                          (tt > 0 ? sqrt(b) * z[j] : 0.0);
+            if (fabs(xc[j] - want) > 1e-5 * (1 + fabs(want)))
+                fail_msg("t %d: clipped step %g, want %g", tt, xc[j], want);
+        }
+        assert_true(clamped > 0 && clamped < D); /* both branches exercised */
     }
     schedule_free(&s);
 }

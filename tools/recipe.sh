@@ -5,6 +5,8 @@
 #   - N_DDPM images (default N) with DDPM over all T steps and with deterministic DDIM-50
 #     (eta 0), and their FID ratio (both at the same N: FIDs of different N do not compare);
 #   - N images with DDIM-50 eta 0 and eta 1 (the same files as above when N_DDPM = N).
+# Every sampler clamps its x0 estimate to [-1, 1] (--clip, as Ho et al.'s sampler; the cosine
+# schedule needs it); CLIP=0 samples without (files then lack the "-clip" in their names).
 # Plus the real-data floor at each N. One markdown row per run, with its T and schedule (from the
 # checkpoint). DDPM with T = 1000 costs 20x DDIM-50: N_DDPM=1000 with N=10000 keeps it affordable.
 # Samples and JSON go to OUTDIR/NAME, named by setting and N; a rerun resumes (JSON that exists is
@@ -19,6 +21,11 @@ N=${2:?$usage}
 shift 2
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 ND=${N_DDPM:-$N}
+case ${CLIP:-1} in
+  1) clip=(--clip) cs=-clip ;;
+  0) clip=(--no-clip) cs= ;;
+  *) echo "recipe.sh: CLIP=${CLIP} (expected 1 or 0)" >&2; exit 2 ;;
+esac
 DDPM=${DDPM:-bin/ddpm}
 PY=${PYTHON:-/usr/bin/python3} # with h5py
 refuse() { echo "recipe.sh: $*" >&2; exit 2; }
@@ -63,16 +70,18 @@ for run in "$@"; do
     $DDPM eval --samples "$file.h5" --n "$n" --out "$file.json" >/dev/null
   }
   echo "$name: $ck" >&2
-  score ddpm "$ND" --sampler ddpm
-  score ddim50-eta0 "$ND" --sampler ddim --steps 50 --eta 0
-  score ddim50-eta0 "$N" --sampler ddim --steps 50 --eta 0
-  score ddim50-eta1 "$N" --sampler ddim --steps 50 --eta 1
+  score "ddpm$cs" "$ND" --sampler ddpm "${clip[@]}"
+  score "ddim50-eta0$cs" "$ND" --sampler ddim --steps 50 --eta 0 "${clip[@]}"
+  score "ddim50-eta0$cs" "$N" --sampler ddim --steps 50 --eta 0 "${clip[@]}"
+  score "ddim50-eta1$cs" "$N" --sampler ddim --steps 50 --eta 1 "${clip[@]}"
 done
 echo
-$PY - "$out" "$ND" "$N" "$@" <<'PY'
+$PY - "$out" "$ND" "$N" "$cs" "$@" <<'PY'
 import json, sys
 import h5py
-out, nd, n, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+out, nd, n, cs, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+print("x0 estimates clamped to [-1, 1]" if cs else "x0 estimates not clamped (CLIP=0)")
+print()
 def load(path):
     return json.load(open(path))
 cols = [f"DDPM, T steps (N = {nd})", f"DDIM-50 eta 0 (N = {nd})", "eta 0 / DDPM"]
@@ -87,7 +96,7 @@ cells = [f"{rd['fid']:.1f}", "-", "-"] + ([f"{rn['fid']:.1f}"] if n != nd else [
 print("| real training images (the floor) | - | " + " | ".join(cells) + " |")
 for run in runs:
     name, ck = run.split("=", 1)
-    j = lambda s, k: load(f"{out}/{name}/{s}-n{k}.json")
+    j = lambda s, k: load(f"{out}/{name}/{s}{cs}-n{k}.json")
     ddpm, e0 = j("ddpm", nd), j("ddim50-eta0", nd)
     with h5py.File(ck, "r") as f:
         sched = f.attrs["schedule"]

@@ -32,7 +32,9 @@ static void usage(FILE *f) {
             "  --sampler ddpm|ddim  DDPM ancestral (T steps) or DDIM\n"
             "  --steps K            DDIM steps, t_i = round(i (T-1)/(K-1))\n"
             "  --eta E              DDIM noise: 1 stochastic, 0 deterministic\n"
-            "  --clip               DDIM: clamp the predicted x0 to [-1, 1]\n"
+            "  --clip, --no-clip    clamp the predicted x0 to [-1, 1] at every step, DDPM and\n"
+            "                       DDIM (as Ho et al.'s sampler; the cosine schedule needs\n"
+            "                       it), or not (default: the checkpoint's [sample] clip)\n"
             "  --seed S             noise seed\n"
             "  --class K            conditional models: every image of class K\n"
             "  --classes A-B        conditional models: classes A..B in turn, one grid row each\n"
@@ -92,6 +94,7 @@ int cmd_sample(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(a, "--clip")) clip = 1;
+        else if (!strcmp(a, "--no-clip")) clip = 0;
         else if (!strcmp(a, "--trajectory")) trajectory = 1;
         else if (!v) die("sample: %s needs a value (try ddpm sample --help)", a);
         else if (!strcmp(a, "--checkpoint")) ckpt = argv[++i];
@@ -130,10 +133,10 @@ int cmd_sample(int argc, char **argv) {
     }
     if (steps > 0) spec.steps = steps;
     if (eta >= 0) spec.eta = eta;
-    if (clip > 0) spec.clip = 1;
+    if (clip >= 0) spec.clip = clip;
     if (seed >= 0) spec.seed = (uint64_t)seed;
-    if (spec.kind == SAMPLER_DDPM && (steps > 0 || eta >= 0 || clip > 0))
-        die("sample: --steps, --eta and --clip apply to --sampler ddim (DDPM uses all T=%d steps)",
+    if (spec.kind == SAMPLER_DDPM && (steps > 0 || eta >= 0))
+        die("sample: --steps and --eta apply to --sampler ddim (DDPM uses all T=%d steps)",
             cfg.diffusion.T);
     if (spec.kind == SAMPLER_DDIM && spec.steps > cfg.diffusion.T)
         die("sample: --steps %d exceeds the checkpoint's T = %d", spec.steps, cfg.diffusion.T);

@@ -4,13 +4,27 @@
 #include "diffusion.h"
 #include "util.h"
 
-void ddpm_step(float *x, const float *eps, const float *z, int t, size_t count,
+void ddpm_step(float *x, const float *eps, const float *z, int t, int clip, size_t count,
                const Schedule *s) {
-    const float c_eps = (float)(s->beta[t] / sqrt(1.0 - s->abar[t]));
-    const float c_x = (float)(1.0 / sqrt(s->alpha[t]));
     const float sigma = t > 0 ? (float)sqrt(s->beta[t]) : 0.0f;
+    if (!clip) {
+        const float c_eps = (float)(s->beta[t] / sqrt(1.0 - s->abar[t]));
+        const float c_x = (float)(1.0 / sqrt(s->alpha[t]));
+        for (size_t i = 0; i < count; i++) {
+            float v = (x[i] - c_eps * eps[i]) * c_x;
+            x[i] = sigma > 0.0f ? v + sigma * z[i] : v;
+        }
+        return;
+    }
+    /* the same mean written through x0, which is clamped first */
+    const double at = s->abar[t], ap = t > 0 ? s->abar[t - 1] : 1.0;
+    const float sa = (float)sqrt(at), sb = (float)sqrt(1.0 - at);
+    const float c0 = (float)(sqrt(ap) * s->beta[t] / (1.0 - at));
+    const float cx = (float)(sqrt(s->alpha[t]) * (1.0 - ap) / (1.0 - at));
     for (size_t i = 0; i < count; i++) {
-        float v = (x[i] - c_eps * eps[i]) * c_x;
+        float x0 = (x[i] - sb * eps[i]) / sa;
+        x0 = x0 < -1.0f ? -1.0f : x0 > 1.0f ? 1.0f : x0;
+        float v = c0 * x0 + cx * x[i];
         x[i] = sigma > 0.0f ? v + sigma * z[i] : v;
     }
 }

@@ -80,7 +80,7 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
                     rng_normal(z + (size_t)i * dim, dim, spec->seed, RNG_SAMPLE, step_key,
                                (uint32_t)(first + c0 + i));
             if (spec->kind == SAMPLER_DDPM)
-                ddpm_step(xc, eps, z, t, (size_t)nb * dim, s);
+                ddpm_step(xc, eps, z, t, spec->clip, (size_t)nb * dim, s);
             else
                 ddim_step(xc, eps, noisy ? z : NULL, t, k > 0 ? ts[k - 1] : -1,
                           noisy ? spec->eta : 0.0, spec->clip, (size_t)nb * dim, s);

@@ -84,7 +84,7 @@ static const KeySpec keys[] = {
     DBL("sample", "eta", sample.eta, 0, 1, "DDIM noise: 1 stochastic, 0 deterministic"),
     INT("sample", "n", sample.n, 1, 1000000, "images per epoch grid / default of ddpm sample"),
     INT("sample", "seed", sample.seed, 0, 2147483647, "seed of the sampling noise"),
-    INT("sample", "clip", sample.clip, 0, 1, "1: clamp the predicted x0 to [-1, 1] (DDIM)"),
+    INT("sample", "clip", sample.clip, 0, 1, "1: clamp the predicted x0 to [-1, 1] (DDPM and DDIM)"),
     DBL("sample", "guidance", sample.guidance, 0, 1000,
         "conditional models: guidance W, eps = (1+W) eps(x,c) - W eps(x,null)"),
 };

@@ -54,22 +54,26 @@ assert "DDPM, T steps (N = 8)" in head and "DDIM-50 eta 0 (N = 12)" in head and 
 row = [l for l in md if l.startswith("| tiny |")]
 assert len(row) == 1, md
 cells = [c.strip() for c in row[0].strip("|").split("|")]
-j = lambda s, n: json.load(open(f"{out}/tiny/{s}-n{n}.json"))
+j = lambda s, n: json.load(open(f"{out}/tiny/{s}-clip-n{n}.json"))
+import h5py
+with h5py.File(f"{out}/tiny/ddpm-clip-n8.h5", "r") as f:
+    assert int(f.attrs["clip"]) == 1 and f.attrs["sampler"] in ("ddpm", b"ddpm"), dict(f.attrs)
+assert "x0 estimates clamped" in "\n".join(md)
 ddpm, e0 = j("ddpm", 8), j("ddim50-eta0", 8)
 assert ddpm["n"] == 8 and e0["n"] == 8 and j("ddim50-eta1", 12)["n"] == 12
 assert cells[1] == "100, linear", cells
-assert abs(float(cells[2]) - ddpm["fid"]) <= 0.05 and abs(float(cells[3]) - e0["fid"]) <= 0.05, cells
-assert abs(float(cells[4]) - e0["fid"] / ddpm["fid"]) <= 0.005, cells
-assert abs(float(cells[5]) - j("ddim50-eta0", 12)["fid"]) <= 0.05 and abs(float(cells[6]) - j("ddim50-eta1", 12)["fid"]) <= 0.05, cells
+assert abs(float(cells[2]) - ddpm["fid"]) <= 0.051 and abs(float(cells[3]) - e0["fid"]) <= 0.051, cells
+assert abs(float(cells[4]) - e0["fid"] / ddpm["fid"]) <= 0.0051, cells
+assert abs(float(cells[5]) - j("ddim50-eta0", 12)["fid"]) <= 0.051 and abs(float(cells[6]) - j("ddim50-eta1", 12)["fid"]) <= 0.051, cells
 assert cells[7] == f"{ddpm['precision']:.3f} / {ddpm['recall']:.3f}", cells
 PY
-  before=$(stat -c %Y "$work/recipe/tiny/ddpm-n8.h5")
-  rm "$work/recipe/tiny/ddpm-n8.json" # scored again from the samples file, not sampled again
+  before=$(stat -c %Y "$work/recipe/tiny/ddpm-clip-n8.h5")
+  rm "$work/recipe/tiny/ddpm-clip-n8.json" # scored again from the samples file, not sampled again
   sleep 1
   N_DDPM=8 tools/recipe.sh "$work/recipe" 12 tiny="$ck" >"$work/recipe2.md" 2>/dev/null \
-    && cmp -s <(grep '^|' "$work/recipe.md") <(grep -v '^$' "$work/recipe2.md") \
-    && [ "$(stat -c %Y "$work/recipe/tiny/ddpm-n8.h5")" = "$before" ] \
-    && [ -s "$work/recipe/tiny/ddpm-n8.json" ] \
+    && cmp -s <(grep '^|' "$work/recipe.md") <(grep '^|' "$work/recipe2.md") \
+    && [ "$(stat -c %Y "$work/recipe/tiny/ddpm-clip-n8.h5")" = "$before" ] \
+    && [ -s "$work/recipe/tiny/ddpm-clip-n8.json" ] \
     && pass "recipe.sh rerun: same table, nothing sampled again (a missing score recomputed from the samples file)" || fail "recipe.sh rerun: $(cat "$work/recipe2.md")"
   out=$(tools/recipe.sh "$work/recipe" 12 tiny="$work/weights.h5" 2>&1) && fail "recipe.sh mixed two checkpoints under one name" \
     || pass "recipe.sh refuses a name that holds another checkpoint's samples: $out"
