@@ -1,6 +1,6 @@
 /* bench_unet.c: speed of unet-s (or any config) on this machine, reported, never asserted.
  *
- *   bin/bench/bench_unet [--config FILE] [--batch 128] [--iters 5]
+ *   bin/bench/bench_unet [--config FILE] [--batch 128] [--iters 5] [--conv direct|im2col]
  *
  * Prints images/s and GFLOP/s for forward, backward and a whole training step (forward, MSE,
  * backward, Adam; 3x forward FLOPs per image), next to the BLIS sgemm rate measured in the same
@@ -80,7 +80,10 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) config_load(&cfg, config_path = argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
-        else die("usage: bench_unet [--config FILE] [--batch N] [--iters N]");
+        else if (!strcmp(argv[i], "--conv") && i + 1 < argc && !strcmp(argv[i + 1], "direct")) i++;
+        else if (!strcmp(argv[i], "--conv") && i + 1 < argc && !strcmp(argv[++i], "im2col"))
+            conv2d_set_direct(0);
+        else die("usage: bench_unet [--config FILE] [--batch N] [--iters N] [--conv direct|im2col]");
     }
     if (batch < 1 || iters < 1 || iters > 100) die("bench_unet: bad --batch or --iters");
     config_validate(&cfg, config_path);

@@ -16,6 +16,7 @@
  */
 #include <omp.h>
 
+#include "conv_direct.h"
 #include "gradcheck.h"
 #include "nn.h"
 
@@ -146,6 +147,59 @@ static void test_conv_single_image_groups(void **state) {
 }
 static void test_conv_partial_group(void **state) {
     run_conv(5, 2, 14, 14, 3, 3, 1, 14, 14, 1800); /* P = 196: groups of 2, 2, 1 */
+}
+
+/* conv_direct.c (stride 1, k >= 3, >= 16 output and >= 8 input channels; the input gradient too
+ * when cin >= 16):
+ * a partial 12-wide panel, a partial 32-row channel block (33 = 32 + 1), k = 5. */
+static void test_conv_direct(void **state) {
+    ConvShape a = conv_shape(2, 17, 7, 5, 18, 3, 1), b = conv_shape(3, 16, 6, 9, 33, 5, 1);
+    ConvShape at = conv_shape(2, 18, 7, 5, 17, 3, 1), bt = conv_shape(3, 33, 6, 9, 16, 5, 1);
+    if (!conv_direct_applies(&a) || !conv_direct_applies(&at) || !conv_direct_applies(&b) ||
+        !conv_direct_applies(&bt))
+        fail_msg("conv_direct does not apply to the shapes meant to test it");
+    run_conv(2, 17, 7, 5, 18, 3, 1, 7, 5, 1900);
+    run_conv(3, 16, 6, 9, 33, 5, 1, 6, 9, 2000);
+}
+
+/* At the model's sizes (too many elements for finite differences): conv_direct against the
+ * im2col path, forward and input gradient, with and without bias. */
+static void compare_paths(int n, int cin, int hw, int cout, uint32_t tag) {
+    const ConvShape s = conv_shape(n, cin, hw, hw, cout, 3, 1);
+    const size_t nin = (size_t)n * cin * hw * hw, nout = (size_t)n * cout * hw * hw,
+                 nw = (size_t)cout * cin * 9, nws = conv_workspace_floats(&s, omp_get_max_threads());
+    float *inp = rnd(nin, -1.0f, 1.0f, tag, 0), *w = rnd(nw, -0.2f, 0.2f, tag, 1);
+    float *bias = rnd((size_t)cout, -0.5f, 0.5f, tag, 2), *dout = rnd(nout, -1.0f, 1.0f, tag, 3);
+    float *ws = gc_alloc_poisoned(nws), *out[2], *dinp[2], *prefill = rnd(nin, -1.0f, 1.0f, tag, 4);
+    for (int use_direct = 0; use_direct < 2; use_direct++) {
+        conv2d_set_direct(use_direct);
+        out[use_direct] = gc_alloc_poisoned(nout);
+        dinp[use_direct] = copy_of(prefill, nin);
+        conv2d_forward(out[use_direct], inp, w, bias, &s, ws);
+        conv2d_backward(dinp[use_direct], NULL, NULL, dout, inp, w, &s, ws);
+        gc_assert_clean(out[use_direct], nout, "conv out");
+        gc_assert_clean(dinp[use_direct], nin, "conv dinp");
+        gc_assert_guards(ws, nws, "conv workspace");
+    }
+    conv2d_set_direct(1);
+    double d = gc_max_rel_diff(out[1], out[0], nout, 1.0);
+    if (d > 1e-5) fail_msg("direct forward %dx%d %d->%d differs by %.2e", hw, hw, cin, cout, d);
+    d = gc_max_rel_diff(dinp[1], dinp[0], nin, 1.0);
+    if (d > 1e-5) fail_msg("direct input gradient %dx%d %d->%d differs by %.2e", hw, hw, cin, cout, d);
+    float *nobias = gc_alloc_poisoned(nout), *zero = gc_alloc(nout);
+    memset(zero, 0, nout * sizeof(float));
+    conv2d_forward(nobias, inp, w, NULL, &s, ws);
+    for (size_t i = 0; i < nout; i++) zero[i] = out[1][i] - bias[(i / ((size_t)hw * hw)) % cout];
+    d = gc_max_rel_diff(nobias, zero, nout, 1.0);
+    if (d > 1e-5) fail_msg("direct forward without bias differs by %.2e", d);
+    float *all[] = {inp, w, bias, dout, ws, prefill, out[0], out[1], dinp[0], dinp[1], nobias, zero};
+    for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
+}
+static void test_conv_direct_model_sizes(void **state) {
+    compare_paths(3, 32, 28, 32, 2100);
+    compare_paths(3, 64, 14, 64, 2200);
+    compare_paths(5, 128, 7, 64, 2300);
+    compare_paths(2, 8, 28, 16, 2400); /* direct forward, im2col input gradient (16 -> 8) */
 }
 
 /* ---------------------------------------------------------------- groupnorm */
@@ -745,6 +799,8 @@ int main(void) {
         cmocka_unit_test(test_conv_3x3_cin1),
         cmocka_unit_test(test_conv_single_image_groups),
         cmocka_unit_test(test_conv_partial_group),
+        cmocka_unit_test(test_conv_direct),
+        cmocka_unit_test(test_conv_direct_model_sizes),
         cmocka_unit_test(test_groupnorm_g1),
         cmocka_unit_test(test_groupnorm_g2),
         cmocka_unit_test(test_groupnorm_g4),

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "cblas.h"
+#include "conv_direct.h"
 #include "im2col.h"
 #include "nn.h"
 
@@ -62,9 +63,30 @@ static size_t slice_floats(const ConvShape *s, int g) {
     return col_floats(s, g) + group_floats(s, g) + round16(weight_floats(s) + (size_t)s->cout);
 }
 
+static int direct_on = 1;
+void conv2d_set_direct(int on) { direct_on = on; }
+
+static int forward_is_direct(const ConvShape *s) { return direct_on && conv_direct_applies(s); }
+/* The input gradient of a stride-1 convolution is itself one (dout convolved with the flipped
+ * kernel): its shape, and whether conv_direct runs it. */
+static ConvShape input_gradient_shape(const ConvShape *s) {
+    return conv_shape(s->n, s->cout, s->hout, s->wout, s->cin, s->k, 1);
+}
+static int input_gradient_is_direct(const ConvShape *s) {
+    const ConvShape ts = input_gradient_shape(s);
+    return direct_on && is_stride1(s) && conv_direct_applies(&ts);
+}
+
 size_t conv_workspace_floats(const ConvShape *s, int threads) {
     const int g = group_max(s); /* the largest group any batch up to s->n can use */
-    return (size_t)threads * slice_floats(s, g) + weight_floats(s);
+    size_t need = (size_t)threads * slice_floats(s, g) + weight_floats(s);
+    if (conv_direct_applies(s) && conv_direct_workspace_floats(s, threads) > need)
+        need = conv_direct_workspace_floats(s, threads);
+    const ConvShape ts = input_gradient_shape(s);
+    if (is_stride1(s) && conv_direct_applies(&ts) &&
+        conv_direct_workspace_floats(&ts, threads) > need)
+        need = conv_direct_workspace_floats(&ts, threads);
+    return need;
 }
 
 /* Wf[ci, co, ky, kx] = W[co, ci, k-1-ky, k-1-kx] */
@@ -79,6 +101,10 @@ static void flip_kernel(float *wf, const float *w, const ConvShape *s) {
 
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias,
                     const ConvShape *s, float *ws) {
+    if (forward_is_direct(s)) {
+        conv_direct(out, 0, inp, weight, bias, 0, s, ws);
+        return;
+    }
     const int K = s->cin * s->k * s->k, g = group_size(s), groups = (s->n + g - 1) / g;
     const size_t P = pixels(s), in_stride = (size_t)s->cin * s->h * s->w,
                  out_stride = (size_t)s->cout * P, slice = slice_floats(s, g);
@@ -127,6 +153,12 @@ static void scatter_add(float *dinp, const float *dx, int n0, int gn, size_t P, 
 
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, const ConvShape *s, float *ws) {
+    if (dinp && input_gradient_is_direct(s)) { /* weight and bias gradients first, then dinp */
+        conv2d_backward(NULL, dweight, dbias, dout, inp, weight, s, ws);
+        const ConvShape ts = input_gradient_shape(s);
+        conv_direct(dinp, 1, dout, weight, NULL, 1, &ts, ws);
+        return;
+    }
     const int K = s->cin * s->k * s->k, KT = s->cout * s->k * s->k;
     const int g = group_size(s), groups = (s->n + g - 1) / g;
     const size_t P = pixels(s), in_stride = (size_t)s->cin * s->h * s->w,
