@@ -47,6 +47,8 @@ $(BIN)/ddpm: $(OBJ_CLI) $(OBJ_LIB)
 
 # SiLU's exp: -ffast-math lets GCC call glibc's vector expf (libmvec) from the simd loops.
 $(BUILD)/src/nn/silu.o: CFLAGS += -ffast-math
+# -std=c11 turns contraction off; the dot-product kernel wants fused multiply-adds
+$(BUILD)/src/nn/conv_weight_grad.o: CFLAGS += -ffp-contract=fast
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)

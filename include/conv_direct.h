@@ -1,5 +1,7 @@
-/* conv_direct.h: stride-1 k x k convolution on the BLIS micro-kernel (internal to src/nn; see
- * conv_direct.c). conv2d_forward/backward use it where conv_direct_applies says so. */
+/* conv_direct.h: stride-1 k x k convolutions without an im2col matrix (internal to src/nn):
+ * forward and input gradient on the BLIS micro-kernel (conv_direct.c), weight and bias gradients
+ * as dot products (conv_weight_grad.c). conv2d_forward/backward use them where the *_applies
+ * functions say so. */
 #ifndef DDPM_CONV_DIRECT_H
 #define DDPM_CONV_DIRECT_H
 
@@ -21,5 +23,18 @@ size_t conv_direct_workspace_floats(const ConvShape *s, int threads);
  * s->cin = that convolution's cout), used swapped and rotated by 180 degrees. */
 void conv_direct(float *out, int accumulate, const float *inp, const float *weight,
                  const float *bias, int flip, const ConvShape *s, float *ws);
+
+/* The zero-bordered planes both files read: image [cin][h][w] into cin planes of
+ * (h + k - 1) x (w + k - 1), then zeros enough for a last panel or vector to run over the end;
+ * conv_direct_pad_floats(s) floats (a multiple of 16). */
+size_t conv_direct_pad_floats(const ConvShape *s);
+void conv_direct_pad_image(float *pad, const float *img, const ConvShape *s);
+
+/* Stride 1 and odd k >= 3 (any channel counts). */
+int conv_weight_grad_applies(const ConvShape *s);
+size_t conv_weight_grad_workspace_floats(const ConvShape *s, int threads);
+/* dweight [cout][cin][k][k] and dbias [cout] (either may be NULL) += from dout and inp. */
+void conv_weight_grad(float *dweight, float *dbias, const float *dout, const float *inp,
+                      const ConvShape *s, float *ws);
 
 #endif

@@ -162,21 +162,24 @@ static void test_conv_direct(void **state) {
     run_conv(3, 16, 6, 9, 33, 5, 1, 6, 9, 2000);
 }
 
-/* At the model's sizes (too many elements for finite differences): conv_direct against the
- * im2col path, forward and input gradient, with and without bias. */
+/* At the model's sizes (too many elements for finite differences): conv_direct.c and
+ * conv_weight_grad.c against the im2col path, forward and all gradients, with and without bias. */
 static void compare_paths(int n, int cin, int hw, int cout, uint32_t tag) {
     const ConvShape s = conv_shape(n, cin, hw, hw, cout, 3, 1);
     const size_t nin = (size_t)n * cin * hw * hw, nout = (size_t)n * cout * hw * hw,
                  nw = (size_t)cout * cin * 9, nws = conv_workspace_floats(&s, omp_get_max_threads());
     float *inp = rnd(nin, -1.0f, 1.0f, tag, 0), *w = rnd(nw, -0.2f, 0.2f, tag, 1);
     float *bias = rnd((size_t)cout, -0.5f, 0.5f, tag, 2), *dout = rnd(nout, -1.0f, 1.0f, tag, 3);
-    float *ws = gc_alloc_poisoned(nws), *out[2], *dinp[2], *prefill = rnd(nin, -1.0f, 1.0f, tag, 4);
+    float *ws = gc_alloc_poisoned(nws), *out[2], *dinp[2], *dw[2], *db[2];
+    float *prefill = rnd(nin, -1.0f, 1.0f, tag, 4);
     for (int use_direct = 0; use_direct < 2; use_direct++) {
         conv2d_set_direct(use_direct);
         out[use_direct] = gc_alloc_poisoned(nout);
         dinp[use_direct] = copy_of(prefill, nin);
+        dw[use_direct] = copy_of(w, nw); /* accumulates onto anything */
+        db[use_direct] = copy_of(bias, (size_t)cout);
         conv2d_forward(out[use_direct], inp, w, bias, &s, ws);
-        conv2d_backward(dinp[use_direct], NULL, NULL, dout, inp, w, &s, ws);
+        conv2d_backward(dinp[use_direct], dw[use_direct], db[use_direct], dout, inp, w, &s, ws);
         gc_assert_clean(out[use_direct], nout, "conv out");
         gc_assert_clean(dinp[use_direct], nin, "conv dinp");
         gc_assert_guards(ws, nws, "conv workspace");
@@ -186,13 +189,18 @@ static void compare_paths(int n, int cin, int hw, int cout, uint32_t tag) {
     if (d > 1e-5) fail_msg("direct forward %dx%d %d->%d differs by %.2e", hw, hw, cin, cout, d);
     d = gc_max_rel_diff(dinp[1], dinp[0], nin, 1.0);
     if (d > 1e-5) fail_msg("direct input gradient %dx%d %d->%d differs by %.2e", hw, hw, cin, cout, d);
+    d = gc_max_rel_diff(dw[1], dw[0], nw, 1.0);
+    if (d > 1e-5) fail_msg("direct weight gradient %dx%d %d->%d differs by %.2e", hw, hw, cin, cout, d);
+    d = gc_max_rel_diff(db[1], db[0], (size_t)cout, 1.0);
+    if (d > 1e-5) fail_msg("direct bias gradient %dx%d %d->%d differs by %.2e", hw, hw, cin, cout, d);
     float *nobias = gc_alloc_poisoned(nout), *zero = gc_alloc(nout);
     memset(zero, 0, nout * sizeof(float));
     conv2d_forward(nobias, inp, w, NULL, &s, ws);
     for (size_t i = 0; i < nout; i++) zero[i] = out[1][i] - bias[(i / ((size_t)hw * hw)) % cout];
     d = gc_max_rel_diff(nobias, zero, nout, 1.0);
     if (d > 1e-5) fail_msg("direct forward without bias differs by %.2e", d);
-    float *all[] = {inp, w, bias, dout, ws, prefill, out[0], out[1], dinp[0], dinp[1], nobias, zero};
+    float *all[] = {inp,     w,       bias,  dout,  ws,    prefill, out[0], out[1],
+                    dinp[0], dinp[1], dw[0], dw[1], db[0], db[1],   nobias, zero};
     for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
 }
 static void test_conv_direct_model_sizes(void **state) {

@@ -86,6 +86,8 @@ size_t conv_workspace_floats(const ConvShape *s, int threads) {
     if (is_stride1(s) && conv_direct_applies(&ts) &&
         conv_direct_workspace_floats(&ts, threads) > need)
         need = conv_direct_workspace_floats(&ts, threads);
+    if (conv_weight_grad_applies(s) && conv_weight_grad_workspace_floats(s, threads) > need)
+        need = conv_weight_grad_workspace_floats(s, threads);
     return need;
 }
 
@@ -153,8 +155,9 @@ static void scatter_add(float *dinp, const float *dx, int n0, int gn, size_t P, 
 
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, const ConvShape *s, float *ws) {
-    if (dinp && input_gradient_is_direct(s)) { /* weight and bias gradients first, then dinp */
-        conv2d_backward(NULL, dweight, dbias, dout, inp, weight, s, ws);
+    if (direct_on && conv_weight_grad_applies(s) && (!dinp || input_gradient_is_direct(s))) {
+        conv_weight_grad(dweight, dbias, dout, inp, s, ws);
+        if (!dinp) return;
         const ConvShape ts = input_gradient_shape(s);
         conv_direct(dinp, 1, dout, weight, NULL, 1, &ts, ws);
         return;

@@ -15,8 +15,9 @@
  * Per image and per panel of NR positions: B[r][j] (r over the K = cin*k*k patch rows, plus one
  * row of ones that carries the bias) is packed from the padded plane; the weights, packed once per
  * call as MR-row panels A[r][i] = W[m0 + i][r] (bias in row K), multiply it in one micro-kernel
- * call per MR output channels into a small C block, which is scattered (or added) into the NCHW
- * output. OpenMP threads take whole images.
+ * call per MR output channels, which writes its C block straight into the image's output on the
+ * Wp-wide grid; the grid's valid columns are then copied (or added) into the NCHW output row by
+ * row. OpenMP threads take whole images.
  *
  * The same routine runs the input gradient of a stride-1 convolution: dinp = conv(dout, Wf) with
  * the flipped, transposed kernel Wf[ci][co][ky][kx] = W[co][ci][k-1-ky][k-1-kx], accumulated. */
@@ -76,10 +77,18 @@ static size_t packed_a_floats(const ConvShape *s) {
     const size_t blocks = ((size_t)s->cout + CONV_DIRECT_MAX_MR - 1) / CONV_DIRECT_MAX_MR + 1;
     return round16(blocks * CONV_DIRECT_MAX_MR * kdim(s));
 }
-/* per thread: the padded image (plus NR + k floats of overrun for the last panel), one B panel */
+size_t conv_direct_pad_floats(const ConvShape *s) {
+    return round16((size_t)s->cin * plane_floats(s) + CONV_DIRECT_MAX_NR + s->k + 16);
+}
+/* The output of one image on the Wp-wide grid: rows of whole panels, one per output channel of
+ * whole MR blocks. */
+static size_t grid_floats(const ConvShape *s) {
+    const size_t q = (size_t)s->h * padded_width(s) + CONV_DIRECT_MAX_NR;
+    return round16(((size_t)s->cout + CONV_DIRECT_MAX_MR) * q);
+}
+/* per thread: the padded image, one B panel, the output grid */
 static size_t thread_floats(const ConvShape *s) {
-    return round16((size_t)s->cin * plane_floats(s) + CONV_DIRECT_MAX_NR + s->k + 16) +
-           round16(kdim(s) * CONV_DIRECT_MAX_NR);
+    return conv_direct_pad_floats(s) + round16(kdim(s) * CONV_DIRECT_MAX_NR) + grid_floats(s);
 }
 
 int conv_direct_applies(const ConvShape *s) {
@@ -121,7 +130,7 @@ static void pack_weights(float *a, const float *w, const float *bias, int flip, 
 
 /* Zero-bordered copy of one image [cin][h][w] into planes of (h + k - 1) x Wp; only the border
  * and the overrun after the last plane are zeroed. */
-static void pad_image(float *pad, const float *img, const ConvShape *s) {
+void conv_direct_pad_image(float *pad, const float *img, const ConvShape *s) {
     const int p = s->k / 2, wp = padded_width(s);
     const size_t plane = plane_floats(s);
     for (int c = 0; c < s->cin; c++) {
@@ -130,7 +139,9 @@ static void pad_image(float *pad, const float *img, const ConvShape *s) {
         for (int y = 0; y < s->h; y++) {
             float *row = pl + (size_t)(y + p) * wp;
             memset(row, 0, (size_t)p * sizeof(float));
-            memcpy(row + p, img + ((size_t)c * s->h + y) * s->w, (size_t)s->w * sizeof(float));
+            const float *src = img + ((size_t)c * s->h + y) * s->w;
+#pragma omp simd /* rows of 7-28 floats: a loop beats a call to memcpy */
+            for (int x = 0; x < s->w; x++) row[p + x] = src[x];
             memset(row + p + s->w, 0, (size_t)(wp - p - s->w) * sizeof(float));
         }
         memset(pl + (size_t)(s->h + p) * wp, 0, (size_t)(s->k - 1 - p) * wp * sizeof(float));
@@ -155,18 +166,17 @@ void conv_direct(float *out, int accumulate, const float *inp, const float *weig
                  const float *bias, int flip, const ConvShape *s, float *ws) {
     MicroKernel mk;
     if (!micro_kernel(&mk)) return; /* callers check conv_direct_applies first */
-    const int mr = mk.mr, nr = mk.nr, k = s->k, wp = padded_width(s);
+    const int mr = mk.mr, nr = mk.nr, wp = padded_width(s);
     const size_t K1 = kdim(s), plane = plane_floats(s), P = (size_t)s->h * s->w;
-    const size_t Q = (size_t)s->h * wp, panels = (Q + nr - 1) / nr;
+    const size_t Q = (size_t)s->h * wp, panels = (Q + nr - 1) / nr, QP = panels * nr;
     const size_t blocks = ((size_t)s->cout + mr - 1) / mr;
     float *a = ws;
     pack_weights(a, weight, bias, flip, s, mr);
 #pragma omp parallel
     {
         float *pad = ws + packed_a_floats(s) + (size_t)omp_get_thread_num() * thread_floats(s);
-        float *b = pad + round16((size_t)s->cin * plane + CONV_DIRECT_MAX_NR + k + 16);
-        float c[CONV_DIRECT_MAX_MR * CONV_DIRECT_MAX_NR] __attribute__((aligned(64)));
-        long dst[CONV_DIRECT_MAX_NR];
+        float *b = pad + conv_direct_pad_floats(s);
+        float *grid = b + round16(kdim(s) * CONV_DIRECT_MAX_NR);
         float one = 1.0f, zero = 0.0f;
         auxinfo_t aux;
         memset(&aux, 0, sizeof aux);
@@ -177,7 +187,7 @@ void conv_direct(float *out, int accumulate, const float *inp, const float *weig
         for (int j = 0; j < nr; j++) b[(K1 - 1) * nr + j] = 1.0f; /* the bias row */
 #pragma omp for schedule(static)
         for (int n = 0; n < s->n; n++) {
-            pad_image(pad, inp + (size_t)n * s->cin * s->h * s->w, s);
+            conv_direct_pad_image(pad, inp + (size_t)n * s->cin * s->h * s->w, s);
             float *y = out + (size_t)n * s->cout * P;
             for (size_t pn = 0; pn < panels; pn++) {
                 const size_t q0 = pn * nr;
@@ -187,29 +197,26 @@ void conv_direct(float *out, int accumulate, const float *inp, const float *weig
                     pack_panel(b, pad + q0, 16, plane, wp, s);
                 else
                     pack_panel(b, pad + q0, nr, plane, wp, s);
-                for (int j = 0; j < nr; j++) { /* where position q0 + j lands in the output */
-                    const size_t q = q0 + j, yy = q / wp, xx = q % wp;
-                    dst[j] = (q < Q && xx < (size_t)s->w) ? (long)(yy * s->w + xx) : -1;
-                }
                 bli_auxinfo_set_next_b(b, &aux);
-                for (size_t blk = 0; blk < blocks; blk++) {
+                for (size_t blk = 0; blk < blocks; blk++) { /* C rows straight into the grid */
                     float *ablk = a + blk * K1 * mr;
                     bli_auxinfo_set_next_a(blk + 1 < blocks ? ablk + K1 * mr : a, &aux);
-                    mk.kernel(mr, nr, (dim_t)K1, &one, ablk, b, &zero, c, nr, 1, &aux, mk.cntx);
-                    const int rows = s->cout - (int)blk * mr < mr ? s->cout - (int)blk * mr : mr;
-                    for (int i = 0; i < rows; i++) {
-                        float *yc = y + (blk * mr + i) * P;
-                        const float *ci = c + i * nr;
-                        if (accumulate) {
-                            for (int j = 0; j < nr; j++)
-                                if (dst[j] >= 0) yc[dst[j]] += ci[j];
-                        } else {
-                            for (int j = 0; j < nr; j++)
-                                if (dst[j] >= 0) yc[dst[j]] = ci[j];
-                        }
-                    }
+                    mk.kernel(mr, nr, (dim_t)K1, &one, ablk, b, &zero, grid + blk * mr * QP + q0,
+                              (inc_t)QP, 1, &aux, mk.cntx);
                 }
             }
+            for (int co = 0; co < s->cout; co++) /* the grid's first w of every Wp columns */
+                for (int yy = 0; yy < s->h; yy++) {
+                    const float *src = grid + co * QP + (size_t)yy * wp;
+                    float *dst = y + co * P + (size_t)yy * s->w;
+                    if (accumulate) {
+#pragma omp simd
+                        for (int x = 0; x < s->w; x++) dst[x] += src[x];
+                    } else {
+#pragma omp simd
+                        for (int x = 0; x < s->w; x++) dst[x] = src[x];
+                    }
+                }
         }
     }
 }

@@ -1,0 +1,169 @@
+/* conv_weight_grad.c: weight and bias gradients of a k x k stride-1 convolution (odd k, zero
+ * padding k/2) as dot products along the image, without an im2col matrix.
+ *
+ * dW[co][ci][ky][kx] = sum over output pixels (y, x) of dout[co][y][x] * inp[ci][y+ky-p][x+kx-p].
+ * On conv_direct.c's zero-bordered planes of width Wp = w + k - 1, with dout copied onto the same
+ * Wp-wide grid (zeros in the k - 1 extra columns and after the last row), this is
+ *   dW[co][r] = sum_q dy[co][q] * pad[ci][q + ky*Wp + kx],   r = (ci*k + ky)*k + kx,
+ * a dot product of two contiguous rows: no packing, only unaligned loads. A block of 4 output
+ * channels x 6 patch rows keeps 24 vector accumulators in registers; each step of 16 positions
+ * loads 10 vectors for 24 fused multiply-adds. (An im2col + GEMM formulation writes the K x P
+ * patch matrix and then BLIS repacks it transposed, since the contraction runs over pixels.)
+ *
+ * OpenMP threads take whole images, each into its own partial; the partials are added in thread
+ * order, so for a given thread count the result is deterministic. */
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "conv_direct.h"
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4))); /* unaligned loads */
+
+#define CO_BLOCK 4
+#define R_BLOCK 6
+
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+static int padded_width(const ConvShape *s) { return s->w + s->k - 1; }
+static size_t plane_floats(const ConvShape *s) {
+    return (size_t)(s->h + s->k - 1) * padded_width(s);
+}
+/* dout rows on the Wp-wide grid, rounded up to whole vectors */
+static size_t grid_floats(const ConvShape *s) { return round16((size_t)s->h * padded_width(s)); }
+static size_t kdim(const ConvShape *s) { return (size_t)s->cin * s->k * s->k; }
+static size_t partial_floats(const ConvShape *s) {
+    return round16((size_t)s->cout * kdim(s) + s->cout);
+}
+static size_t thread_floats(const ConvShape *s) { /* padded image, dout grid, partial */
+    return conv_direct_pad_floats(s) + round16((size_t)s->cout * grid_floats(s)) +
+           partial_floats(s);
+}
+
+int conv_weight_grad_applies(const ConvShape *s) {
+    return s->stride == 1 && s->k >= 3 && s->k % 2 == 1;
+}
+
+size_t conv_weight_grad_workspace_floats(const ConvShape *s, int threads) {
+    return (size_t)threads * thread_floats(s) + 16; /* + 16: room to align to 64 bytes */
+}
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+
+/* Sum of the 16 lanes, by halves (a fixed order). */
+static inline float hsum(v16 v) {
+    const v8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                 __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    const v4 f = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+    return (f[0] + f[2]) + (f[1] + f[3]);
+}
+
+/* dw[co][r] += dy[co] . row r, for co in [c0, c0 + nc), r in [r0, r0 + nrr); rows[r] points at
+ * the start of patch row r on the padded planes. Full blocks take the register-blocked loop. */
+static void dot_block(float *dw, size_t K, const float *dy, size_t G, const float *const *rows,
+                      int c0, int nc, size_t r0, int nrr) {
+    if (nc == CO_BLOCK && nrr == R_BLOCK) {
+        v16 acc[CO_BLOCK][R_BLOCK];
+        for (int i = 0; i < CO_BLOCK; i++)
+            for (int j = 0; j < R_BLOCK; j++) acc[i][j] = (v16){0};
+        const float *a0 = dy + (size_t)c0 * G, *a1 = a0 + G, *a2 = a1 + G, *a3 = a2 + G;
+        const float *b0 = rows[r0], *b1 = rows[r0 + 1], *b2 = rows[r0 + 2], *b3 = rows[r0 + 3],
+                    *b4 = rows[r0 + 4], *b5 = rows[r0 + 5];
+        for (size_t q = 0; q < G; q += 16) {
+            const v16 x0 = *(const v16 *)(a0 + q), x1 = *(const v16 *)(a1 + q),
+                      x2 = *(const v16 *)(a2 + q), x3 = *(const v16 *)(a3 + q);
+            const float *b[R_BLOCK] = {b0 + q, b1 + q, b2 + q, b3 + q, b4 + q, b5 + q};
+            for (int j = 0; j < R_BLOCK; j++) {
+                v16 y = *(const v16u *)b[j];
+                /* one load into a register, four uses: without this GCC folds the (unaligned)
+                 * load into each of the four multiply-adds, and the loads become the limit */
+                __asm__("" : "+v"(y));
+                acc[0][j] += x0 * y;
+                acc[1][j] += x1 * y;
+                acc[2][j] += x2 * y;
+                acc[3][j] += x3 * y;
+            }
+        }
+        for (int i = 0; i < CO_BLOCK; i++)
+            for (int j = 0; j < R_BLOCK; j++) dw[(size_t)(c0 + i) * K + r0 + j] += hsum(acc[i][j]);
+        return;
+    }
+    for (int i = 0; i < nc; i++)
+        for (int j = 0; j < nrr; j++) {
+            const float *a = dy + (size_t)(c0 + i) * G, *b = rows[r0 + j];
+            v16 acc = {0};
+            for (size_t q = 0; q < G; q += 16) acc += *(const v16 *)(a + q) * *(const v16u *)(b + q);
+            dw[(size_t)(c0 + i) * K + r0 + j] += hsum(acc);
+        }
+}
+
+/* dout of one image onto the Wp-wide grid: [cout][G], zeros outside the image */
+static void grid_dout(float *g, const float *dout, const ConvShape *s) {
+    const int wp = padded_width(s);
+    const size_t G = grid_floats(s);
+    for (int co = 0; co < s->cout; co++) {
+        float *row = g + co * G;
+        for (int y = 0; y < s->h; y++) {
+            memcpy(row + (size_t)y * wp, dout + ((size_t)co * s->h + y) * s->w,
+                   (size_t)s->w * sizeof(float));
+            memset(row + (size_t)y * wp + s->w, 0, (size_t)(wp - s->w) * sizeof(float));
+        }
+        memset(row + (size_t)s->h * wp, 0, (G - (size_t)s->h * wp) * sizeof(float));
+    }
+}
+
+void conv_weight_grad(float *dweight, float *dbias, const float *dout, const float *inp,
+                      const ConvShape *s, float *ws) {
+    const size_t K = kdim(s), G = grid_floats(s), plane = plane_floats(s),
+                 P = (size_t)s->h * s->w, slice = thread_floats(s);
+    const int k = s->k, wp = padded_width(s);
+    float *base = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63); /* aligned dout grids */
+    int threads = 1;
+#pragma omp parallel
+    {
+#pragma omp single
+        threads = omp_get_num_threads();
+        float *pad = base + (size_t)omp_get_thread_num() * slice;
+        float *grid = pad + conv_direct_pad_floats(s);
+        float *dw = grid + round16((size_t)s->cout * G), *db = dw + (size_t)s->cout * K;
+        memset(dw, 0, partial_floats(s) * sizeof(float));
+        const float *rows[K];
+        for (size_t r = 0; r < K; r++) {
+            const size_t ci = r / ((size_t)k * k), ky = (r / k) % k, kx = r % k;
+            rows[r] = pad + ci * plane + ky * wp + kx;
+        }
+#pragma omp for schedule(static)
+        for (int n = 0; n < s->n; n++) {
+            conv_direct_pad_image(pad, inp + (size_t)n * s->cin * P, s);
+            grid_dout(grid, dout + (size_t)n * s->cout * P, s);
+            for (int co = 0; co < s->cout; co++) {
+                v16 acc = {0};
+                for (size_t q = 0; q < G; q += 16) acc += *(const v16 *)(grid + co * G + q);
+                db[co] += hsum(acc);
+            }
+            for (int c0 = 0; c0 < s->cout; c0 += CO_BLOCK) {
+                const int nc = s->cout - c0 < CO_BLOCK ? s->cout - c0 : CO_BLOCK;
+                for (size_t r0 = 0; r0 < K; r0 += R_BLOCK) {
+                    const int nrr = K - r0 < R_BLOCK ? (int)(K - r0) : R_BLOCK;
+                    dot_block(dw, K, grid, G, rows, c0, nc, r0, nrr);
+                }
+            }
+        }
+        /* implicit barrier: every partial is complete; add them in thread order */
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < K * s->cout + s->cout; i++) {
+            float acc = 0.0f;
+            for (int t = 0; t < threads; t++) {
+                const float *part = base + (size_t)t * slice + conv_direct_pad_floats(s) +
+                                    round16((size_t)s->cout * G);
+                acc += part[i];
+            }
+            if (i < K * s->cout) {
+                if (dweight) dweight[i] += acc;
+            } else if (dbias) {
+                dbias[i - K * s->cout] += acc;
+            }
+        }
+    }
+}
