@@ -1,19 +1,19 @@
-/* conv_direct.h: stride-1 k x k convolutions without an im2col matrix (internal to src/nn):
- * forward and input gradient on the BLIS micro-kernel (conv_direct.c), weight and bias gradients
- * as dot products (conv_weight_grad.c). conv2d_forward/backward use them where the *_applies
- * functions say so. */
+/* conv_direct.h: stride-1 k x k convolutions without an im2col matrix (internal to src/nn): forward
+ * and input gradient on the BLIS micro-kernel (conv_direct.c), weight and bias gradients as dot
+ * products (conv_weight_grad.c). conv2d_forward/backward use them where the *_applies functions say
+ * so. */
 #ifndef DDPM_CONV_DIRECT_H
 #define DDPM_CONV_DIRECT_H
 
 #include "nn.h"
 
-/* Largest register block (MR x NR) the fixed buffers allow; BLIS 0.9's are 32 x 12 (skx),
- * 6 x 16 (haswell, zen) and 4 x 16 (generic). */
+/* Largest register block (MR x NR) the fixed buffers allow; BLIS 0.9's are 32 x 12 (skx), 6 x 16
+ * (haswell, zen) and 4 x 16 (generic). */
 #define CONV_DIRECT_MAX_MR 32
 #define CONV_DIRECT_MAX_NR 32
 
-/* Stride 1, odd k >= 3, at least 16 output and 8 input channels (fewer: the micro-kernel calls
- * are too short to pay), and a usable micro-kernel. */
+/* Stride 1, odd k >= 3, at least 16 output and 8 input channels (fewer: the micro-kernel calls are
+ * too short to pay), and a usable micro-kernel. */
 int conv_direct_applies(const ConvShape *s);
 /* Scratch floats conv_direct needs on `threads` threads (independent of the batch). */
 size_t conv_direct_workspace_floats(const ConvShape *s, int threads);
@@ -24,8 +24,8 @@ size_t conv_direct_workspace_floats(const ConvShape *s, int threads);
 void conv_direct(float *out, int accumulate, const float *inp, const float *weight,
                  const float *bias, int flip, const ConvShape *s, float *ws);
 
-/* The zero-bordered planes both files read: image [cin][h][w] into cin planes of
- * (h + k - 1) x (w + k - 1), then zeros enough for a last panel or vector to run over the end;
+/* The zero-bordered planes both files read: image [cin][h][w] into cin planes of (h + k - 1) x (w +
+ * k - 1), then zeros enough for a last panel or vector to run over the end;
  * conv_direct_pad_floats(s) floats (a multiple of 16). */
 size_t conv_direct_pad_floats(const ConvShape *s);
 void conv_direct_pad_image(float *pad, const float *img, const ConvShape *s);

@@ -208,6 +208,7 @@ static void test_conv_direct_model_sizes(void **state) {
     compare_paths(3, 64, 14, 64, 2200);
     compare_paths(5, 128, 7, 64, 2300);
     compare_paths(2, 8, 28, 16, 2400); /* direct forward, im2col input gradient (16 -> 8) */
+    compare_paths(6, 16, 14, 16, 2500); /* weight gradient: groups of 4 images, then 2 */
 }
 
 /* ---------------------------------------------------------------- groupnorm */

@@ -1,35 +1,38 @@
 /* conv_direct.c: k x k stride-1 convolution (odd k >= 3, zero padding k/2) straight on the BLIS
  * micro-kernel, without an im2col matrix and without BLIS's own packing.
  *
- * Why: the im2col path writes the whole patch matrix [cin*k*k, P] to memory and BLIS then reads
- * it again to pack it; at unet-s sizes that ran the convolutions at 100-140 GFLOP/s on two cores
- * whose micro-kernel alone reaches over 200 per core. Here the patches go straight into the
+ * Why: the im2col path writes the whole patch matrix [cin*k*k, P] to memory and BLIS then reads it
+ * again to pack it; at unet-s sizes that ran the convolutions at 100-140 GFLOP/s on two cores whose
+ * micro-kernel alone reaches over 200 per core. Here the patches go straight into the
  * micro-kernel's packed format, a few cache lines at a time.
  *
  * The trick that makes every patch row one contiguous copy: the image is first copied into a
- * zero-bordered plane of width Wp = w + k - 1 (and h + k - 1 rows). Output positions are counted
- * on that wider grid, q = y*Wp + x (x < Wp), so the input that patch row (ci, ky, kx) needs for
- * positions q..q+NR-1 is pad[ci][q + ky*Wp + kx ...], NR consecutive floats. Positions with
- * x >= w are computed and dropped (k-1 of every Wp columns: 7% at 28x28, 22% at 7x7).
+ * zero-bordered plane of width Wp = w + k - 1 (and h + k - 1 rows). Output positions are counted on
+ * that wider grid, q = y*Wp + x (x < Wp), so the input that patch row (ci, ky, kx) needs for
+ * positions q..q+NR-1 is pad[ci][q + ky*Wp + kx ...], NR consecutive floats. Positions with x >= w
+ * are computed and dropped (k-1 of every Wp columns: 7% at 28x28, 22% at 7x7).
  *
- * Per image and per panel of NR positions: B[r][j] (r over the K = cin*k*k patch rows, plus one
- * row of ones that carries the bias) is packed from the padded plane; the weights, packed once per
- * call as MR-row panels A[r][i] = W[m0 + i][r] (bias in row K), multiply it in one micro-kernel
- * call per MR output channels, which writes its C block straight into the image's output on the
+ * Per image and per panel of MR positions: A[r][i] (r over the K = cin*k*k patch rows, plus one row
+ * of ones that carries the bias) is packed from the padded plane, MR contiguous floats per row; the
+ * weights, packed once per call as NR-column panels B[r][j] = W[n0 + j][r] (bias in row K),
+ * multiply it in one micro-kernel call per NR output channels. C (positions x channels) is
+ * column-stored, the layout the kernel writes fastest, straight into the image's output on the
  * Wp-wide grid; the grid's valid columns are then copied (or added) into the NCHW output row by
- * row. OpenMP threads take whole images.
+ * row. OpenMP threads take whole images. (The other orientation, weights as A and positions as B,
+ * packs NR = 12 floats per patch row for one kernel call at 32 output channels instead of 32 floats
+ * for three, and writes C row-stored: 14% slower at 28x28 on this project's machine.)
  *
  * The same routine runs the input gradient of a stride-1 convolution: dinp = conv(dout, Wf) with
  * the flipped, transposed kernel Wf[ci][co][ky][kx] = W[co][ci][k-1-ky][k-1-kx], accumulated. */
 #include <omp.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "blis.h"
 #include "conv_direct.h"
 
-typedef void (*GemmKernel)(dim_t m, dim_t n, dim_t k, float *alpha, float *a, float *b,
-                           float *beta, float *c, inc_t rs_c, inc_t cs_c, auxinfo_t *aux,
-                           cntx_t *cntx);
+typedef void (*GemmKernel)(dim_t m, dim_t n, dim_t k, float *alpha, float *a, float *b, float *beta,
+                           float *c, inc_t rs_c, inc_t cs_c, auxinfo_t *aux, cntx_t *cntx);
 
 typedef struct {
     GemmKernel kernel;
@@ -37,8 +40,8 @@ typedef struct {
     int mr, nr;
 } MicroKernel;
 
-/* BLIS's native single-precision micro-kernel for the running CPU and its register block. Only
- * used when the block is small enough for the fixed-size buffers below. */
+/* BLIS's native single-precision micro-kernel for the running CPU and its register block. Only used
+ * when the block is small enough for the fixed-size buffers below. */
 static int micro_kernel(MicroKernel *mk) {
     static MicroKernel cached;
     static int state; /* 0 not asked yet, 1 usable, -1 not usable */
@@ -73,22 +76,21 @@ static size_t plane_floats(const ConvShape *s) {
 }
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 static size_t kdim(const ConvShape *s) { return (size_t)s->cin * s->k * s->k + 1; }
-static size_t packed_a_floats(const ConvShape *s) {
-    const size_t blocks = ((size_t)s->cout + CONV_DIRECT_MAX_MR - 1) / CONV_DIRECT_MAX_MR + 1;
-    return round16(blocks * CONV_DIRECT_MAX_MR * kdim(s));
+static size_t packed_weight_floats(const ConvShape *s) {
+    return round16(((size_t)s->cout + CONV_DIRECT_MAX_NR) * kdim(s));
 }
 size_t conv_direct_pad_floats(const ConvShape *s) {
-    return round16((size_t)s->cin * plane_floats(s) + CONV_DIRECT_MAX_NR + s->k + 16);
+    return round16((size_t)s->cin * plane_floats(s) + CONV_DIRECT_MAX_MR + s->k + 16);
 }
 /* The output of one image on the Wp-wide grid: rows of whole panels, one per output channel of
- * whole MR blocks. */
+ * whole NR blocks. */
 static size_t grid_floats(const ConvShape *s) {
-    const size_t q = (size_t)s->h * padded_width(s) + CONV_DIRECT_MAX_NR;
-    return round16(((size_t)s->cout + CONV_DIRECT_MAX_MR) * q);
+    const size_t q = (size_t)s->h * padded_width(s) + CONV_DIRECT_MAX_MR;
+    return round16(((size_t)s->cout + CONV_DIRECT_MAX_NR) * q);
 }
-/* per thread: the padded image, one B panel, the output grid */
+/* per thread: the padded image, one A panel, the output grid */
 static size_t thread_floats(const ConvShape *s) {
-    return conv_direct_pad_floats(s) + round16(kdim(s) * CONV_DIRECT_MAX_NR) + grid_floats(s);
+    return conv_direct_pad_floats(s) + round16(kdim(s) * CONV_DIRECT_MAX_MR) + grid_floats(s);
 }
 
 int conv_direct_applies(const ConvShape *s) {
@@ -98,38 +100,39 @@ int conv_direct_applies(const ConvShape *s) {
 }
 
 size_t conv_direct_workspace_floats(const ConvShape *s, int threads) {
-    return packed_a_floats(s) + (size_t)threads * thread_floats(s);
+    return packed_weight_floats(s) + (size_t)threads * thread_floats(s) + 16; /* + alignment */
 }
 
-/* A panels: for output-channel block b, A[b][r][i] = weight of output channel b*mr + i at patch
- * row r (zero past cout), row K = bias (zero when none). flip: the weight is [cin][cout][k][k]
- * read as the input gradient's kernel Wf, i.e. the convolution's own [cout][cin] weight swapped
- * and rotated by 180 degrees (s describes the gradient's convolution). */
-static void pack_weights(float *a, const float *w, const float *bias, int flip, const ConvShape *s,
-                         int mr) {
+/* B panels: for output-channel block b, B[b][r][j] = weight of output channel b*nr + j at patch row
+ * r (zero past cout), row K = bias (zero when none). flip: the weight is [cin][cout][k][k] read as
+ * the input gradient's kernel Wf, i.e. the convolution's own [cout][cin] weight swapped and rotated
+ * by 180 degrees (s describes the gradient's convolution). */
+static void pack_weights(float *bp, const float *w, const float *bias, int flip, const ConvShape *s,
+                         int nr) {
     const int kk = s->k * s->k;
-    const size_t K = kdim(s) - 1, blocks = ((size_t)s->cout + mr - 1) / mr;
+    const size_t K = kdim(s) - 1, blocks = ((size_t)s->cout + nr - 1) / nr;
     for (size_t b = 0; b < blocks; b++)
         for (size_t r = 0; r <= K; r++)
-            for (int i = 0; i < mr; i++) {
-                const size_t m = b * mr + i;
+            for (int j = 0; j < nr; j++) {
+                const size_t m = b * nr + j;
                 float v = 0.0f;
                 if ((int)m < s->cout) {
                     if (r == K) {
                         v = bias ? bias[m] : 0.0f;
                     } else if (!flip) {
                         v = w[m * K + r];
-                    } else { /* r = (co*k + ky)*k + kx of Wf; W is [cin_g = m][...] swapped */
-                        const size_t co = r / kk, j = r % kk;
-                        v = w[(co * s->cout + m) * kk + (kk - 1 - j)];
+                    } else { /* r = (co*k + ky)*k + kx of Wf; W is [cin_g = m][...]
+                                swapped */
+                        const size_t co = r / kk, i = r % kk;
+                        v = w[(co * s->cout + m) * kk + (kk - 1 - i)];
                     }
                 }
-                a[(b * (K + 1) + r) * mr + i] = v;
+                bp[(b * (K + 1) + r) * nr + j] = v;
             }
 }
 
-/* Zero-bordered copy of one image [cin][h][w] into planes of (h + k - 1) x Wp; only the border
- * and the overrun after the last plane are zeroed. */
+/* Zero-bordered copy of one image [cin][h][w] into planes of (h + k - 1) x Wp; only the border and
+ * the overrun after the last plane are zeroed. */
 void conv_direct_pad_image(float *pad, const float *img, const ConvShape *s) {
     const int p = s->k / 2, wp = padded_width(s);
     const size_t plane = plane_floats(s);
@@ -146,19 +149,18 @@ void conv_direct_pad_image(float *pad, const float *img, const ConvShape *s) {
         }
         memset(pl + (size_t)(s->h + p) * wp, 0, (size_t)(s->k - 1 - p) * wp * sizeof(float));
     }
-    memset(pad + s->cin * plane, 0, (CONV_DIRECT_MAX_NR + s->k + 16) * sizeof(float));
+    memset(pad + s->cin * plane, 0, (CONV_DIRECT_MAX_MR + s->k + 16) * sizeof(float));
 }
 
-/* B[r][j] = pad[ci][q0 + ky*Wp + kx + j] for patch row r = (ci*k + ky)*k + kx, j < nr. */
-static inline __attribute__((always_inline)) void pack_panel(float *b, const float *pad_q0, int nr,
-                                                             size_t plane, int wp,
-                                                             const ConvShape *s) {
+/* A[r][i] = pad[ci][q0 + ky*Wp + kx + i] for patch row r = (ci*k + ky)*k + kx, i < mr. */
+static inline __attribute__((always_inline)) void
+pack_panel(float *a, const float *pad_q0, int mr, size_t plane, int wp, const ConvShape *s) {
     const int k = s->k;
     for (int ci = 0; ci < s->cin; ci++)
         for (int ky = 0; ky < k; ky++) {
             const float *src = pad_q0 + ci * plane + (size_t)ky * wp;
-            float *row = b + ((size_t)(ci * k + ky) * k) * nr;
-            for (int kx = 0; kx < k; kx++) memcpy(row + kx * nr, src + kx, nr * sizeof(float));
+            float *row = a + ((size_t)(ci * k + ky) * k) * mr;
+            for (int kx = 0; kx < k; kx++) memcpy(row + kx * mr, src + kx, mr * sizeof(float));
         }
 }
 
@@ -168,15 +170,18 @@ void conv_direct(float *out, int accumulate, const float *inp, const float *weig
     if (!micro_kernel(&mk)) return; /* callers check conv_direct_applies first */
     const int mr = mk.mr, nr = mk.nr, wp = padded_width(s);
     const size_t K1 = kdim(s), plane = plane_floats(s), P = (size_t)s->h * s->w;
-    const size_t Q = (size_t)s->h * wp, panels = (Q + nr - 1) / nr, QP = panels * nr;
-    const size_t blocks = ((size_t)s->cout + mr - 1) / mr;
-    float *a = ws;
-    pack_weights(a, weight, bias, flip, s, mr);
+    const size_t Q = (size_t)s->h * wp, panels = (Q + mr - 1) / mr, QP = panels * mr;
+    const size_t blocks = ((size_t)s->cout + nr - 1) / nr;
+    /* every panel on a 64-byte boundary: the kernel's vector loads then never split a cache line
+     * (the caller's scratch comes from calloc; unaligned, the whole step ran 8% slower) */
+    ws = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+    float *bw = ws;
+    pack_weights(bw, weight, bias, flip, s, nr);
 #pragma omp parallel
     {
-        float *pad = ws + packed_a_floats(s) + (size_t)omp_get_thread_num() * thread_floats(s);
-        float *b = pad + conv_direct_pad_floats(s);
-        float *grid = b + round16(kdim(s) * CONV_DIRECT_MAX_NR);
+        float *pad = ws + packed_weight_floats(s) + (size_t)omp_get_thread_num() * thread_floats(s);
+        float *a = pad + conv_direct_pad_floats(s);
+        float *grid = a + round16(kdim(s) * CONV_DIRECT_MAX_MR);
         float one = 1.0f, zero = 0.0f;
         auxinfo_t aux;
         memset(&aux, 0, sizeof aux);
@@ -184,25 +189,25 @@ void conv_direct(float *out, int accumulate, const float *inp, const float *weig
         bli_auxinfo_set_schema_b(BLIS_PACKED_COL_PANELS, &aux);
         bli_auxinfo_set_is_a(1, &aux);
         bli_auxinfo_set_is_b(1, &aux);
-        for (int j = 0; j < nr; j++) b[(K1 - 1) * nr + j] = 1.0f; /* the bias row */
+        for (int i = 0; i < mr; i++) a[(K1 - 1) * mr + i] = 1.0f; /* the bias row */
 #pragma omp for schedule(static)
         for (int n = 0; n < s->n; n++) {
             conv_direct_pad_image(pad, inp + (size_t)n * s->cin * s->h * s->w, s);
             float *y = out + (size_t)n * s->cout * P;
             for (size_t pn = 0; pn < panels; pn++) {
-                const size_t q0 = pn * nr;
-                if (nr == 12) /* a constant size: the copies compile to a few vector moves */
-                    pack_panel(b, pad + q0, 12, plane, wp, s);
-                else if (nr == 16)
-                    pack_panel(b, pad + q0, 16, plane, wp, s);
+                const size_t q0 = pn * mr;
+                if (mr == 32) /* a constant size: the copies compile to a few vector moves */
+                    pack_panel(a, pad + q0, 32, plane, wp, s);
+                else if (mr == 6)
+                    pack_panel(a, pad + q0, 6, plane, wp, s);
                 else
-                    pack_panel(b, pad + q0, nr, plane, wp, s);
-                bli_auxinfo_set_next_b(b, &aux);
-                for (size_t blk = 0; blk < blocks; blk++) { /* C rows straight into the grid */
-                    float *ablk = a + blk * K1 * mr;
-                    bli_auxinfo_set_next_a(blk + 1 < blocks ? ablk + K1 * mr : a, &aux);
-                    mk.kernel(mr, nr, (dim_t)K1, &one, ablk, b, &zero, grid + blk * mr * QP + q0,
-                              (inc_t)QP, 1, &aux, mk.cntx);
+                    pack_panel(a, pad + q0, mr, plane, wp, s);
+                bli_auxinfo_set_next_a(a, &aux);
+                for (size_t blk = 0; blk < blocks; blk++) { /* C columns straight into the grid */
+                    float *bblk = bw + blk * K1 * nr;
+                    bli_auxinfo_set_next_b(blk + 1 < blocks ? bblk + K1 * nr : bw, &aux);
+                    mk.kernel(mr, nr, (dim_t)K1, &one, a, bblk, &zero, grid + blk * nr * QP + q0, 1,
+                              (inc_t)QP, &aux, mk.cntx);
                 }
             }
             for (int co = 0; co < s->cout; co++) /* the grid's first w of every Wp columns */

@@ -7,11 +7,12 @@
  *   dW[co][r] = sum_q dy[co][q] * pad[ci][q + ky*Wp + kx],   r = (ci*k + ky)*k + kx,
  * a dot product of two contiguous rows: no packing, only unaligned loads. A block of 4 output
  * channels x 6 patch rows keeps 24 vector accumulators in registers; each step of 16 positions
- * loads 10 vectors for 24 fused multiply-adds. (An im2col + GEMM formulation writes the K x P
- * patch matrix and then BLIS repacks it transposed, since the contraction runs over pixels.)
+ * loads 10 vectors for 24 fused multiply-adds. (An im2col + GEMM formulation writes the K x P patch
+ * matrix and then BLIS repacks it transposed, since the contraction runs over pixels.)
  *
- * OpenMP threads take whole images, each into its own partial; the partials are added in thread
- * order, so for a given thread count the result is deterministic. */
+ * Small images go in groups (GROUP_POSITIONS), one dot product running over every image of the
+ * group. OpenMP threads take whole groups, each into its own partial; the partials are added in
+ * thread order, so for a given thread count the result is deterministic. */
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
@@ -35,9 +36,18 @@ static size_t kdim(const ConvShape *s) { return (size_t)s->cin * s->k * s->k; }
 static size_t partial_floats(const ConvShape *s) {
     return round16((size_t)s->cout * kdim(s) + s->cout);
 }
-static size_t thread_floats(const ConvShape *s) { /* padded image, dout grid, partial */
-    return conv_direct_pad_floats(s) + round16((size_t)s->cout * grid_floats(s)) +
-           partial_floats(s);
+/* Images per group: enough for GROUP_POSITIONS positions per dot product, so that the fixed cost of
+ * a block (zeroing and summing 24 accumulators) is spread over enough multiply-adds: one image at
+ * 28x28 (848 positions), 4 at 14x14 (224 each), 12 at 7x7 (64 each). */
+#define GROUP_POSITIONS 768
+static int group_max(const ConvShape *s) {
+    return (int)((GROUP_POSITIONS + grid_floats(s) - 1) / grid_floats(s));
+}
+static size_t image_floats(const ConvShape *s) { /* one image's padded planes and dout grid */
+    return conv_direct_pad_floats(s) + round16((size_t)s->cout * grid_floats(s));
+}
+static size_t thread_floats(const ConvShape *s) { /* a group of images, the partial */
+    return (size_t)group_max(s) * image_floats(s) + partial_floats(s);
 }
 
 int conv_weight_grad_applies(const ConvShape *s) {
@@ -55,34 +65,39 @@ typedef float v4 __attribute__((vector_size(16)));
 static inline float hsum(v16 v) {
     const v8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
                  __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-    const v4 f = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+    const v4 f =
+        __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
     return (f[0] + f[2]) + (f[1] + f[3]);
 }
 
-/* dw[co][r] += dy[co] . row r, for co in [c0, c0 + nc), r in [r0, r0 + nrr); rows[r] points at
- * the start of patch row r on the padded planes. Full blocks take the register-blocked loop. */
+/* dw[co][r] += sum over the g images of dy[co] . row r, for co in [c0, c0 + nc) and r in [r0, r0 +
+ * nrr); rows[r] points at patch row r of the first image, image j's data lies j * step further on
+ * (dout grids and planes alike). Full blocks take the register-blocked loop. */
 static void dot_block(float *dw, size_t K, const float *dy, size_t G, const float *const *rows,
-                      int c0, int nc, size_t r0, int nrr) {
+                      int g, size_t step, int c0, int nc, size_t r0, int nrr) {
     if (nc == CO_BLOCK && nrr == R_BLOCK) {
         v16 acc[CO_BLOCK][R_BLOCK];
         for (int i = 0; i < CO_BLOCK; i++)
             for (int j = 0; j < R_BLOCK; j++) acc[i][j] = (v16){0};
-        const float *a0 = dy + (size_t)c0 * G, *a1 = a0 + G, *a2 = a1 + G, *a3 = a2 + G;
-        const float *b0 = rows[r0], *b1 = rows[r0 + 1], *b2 = rows[r0 + 2], *b3 = rows[r0 + 3],
-                    *b4 = rows[r0 + 4], *b5 = rows[r0 + 5];
-        for (size_t q = 0; q < G; q += 16) {
-            const v16 x0 = *(const v16 *)(a0 + q), x1 = *(const v16 *)(a1 + q),
-                      x2 = *(const v16 *)(a2 + q), x3 = *(const v16 *)(a3 + q);
-            const float *b[R_BLOCK] = {b0 + q, b1 + q, b2 + q, b3 + q, b4 + q, b5 + q};
-            for (int j = 0; j < R_BLOCK; j++) {
-                v16 y = *(const v16u *)b[j];
-                /* one load into a register, four uses: without this GCC folds the (unaligned)
-                 * load into each of the four multiply-adds, and the loads become the limit */
-                __asm__("" : "+v"(y));
-                acc[0][j] += x0 * y;
-                acc[1][j] += x1 * y;
-                acc[2][j] += x2 * y;
-                acc[3][j] += x3 * y;
+        for (int img = 0; img < g; img++) {
+            const size_t o = (size_t)img * step;
+            const float *a0 = dy + o + (size_t)c0 * G, *a1 = a0 + G, *a2 = a1 + G, *a3 = a2 + G;
+            const float *b0 = rows[r0] + o, *b1 = rows[r0 + 1] + o, *b2 = rows[r0 + 2] + o,
+                        *b3 = rows[r0 + 3] + o, *b4 = rows[r0 + 4] + o, *b5 = rows[r0 + 5] + o;
+            for (size_t q = 0; q < G; q += 16) {
+                const v16 x0 = *(const v16 *)(a0 + q), x1 = *(const v16 *)(a1 + q),
+                          x2 = *(const v16 *)(a2 + q), x3 = *(const v16 *)(a3 + q);
+                const float *b[R_BLOCK] = {b0 + q, b1 + q, b2 + q, b3 + q, b4 + q, b5 + q};
+                for (int j = 0; j < R_BLOCK; j++) {
+                    v16 y = *(const v16u *)b[j];
+                    /* one load into a register, four uses: without this GCC folds the (unaligned)
+                     * load into each of the four multiply-adds, and the loads become the limit */
+                    __asm__("" : "+v"(y));
+                    acc[0][j] += x0 * y;
+                    acc[1][j] += x1 * y;
+                    acc[2][j] += x2 * y;
+                    acc[3][j] += x3 * y;
+                }
             }
         }
         for (int i = 0; i < CO_BLOCK; i++)
@@ -91,9 +106,13 @@ static void dot_block(float *dw, size_t K, const float *dy, size_t G, const floa
     }
     for (int i = 0; i < nc; i++)
         for (int j = 0; j < nrr; j++) {
-            const float *a = dy + (size_t)(c0 + i) * G, *b = rows[r0 + j];
             v16 acc = {0};
-            for (size_t q = 0; q < G; q += 16) acc += *(const v16 *)(a + q) * *(const v16u *)(b + q);
+            for (int img = 0; img < g; img++) {
+                const float *a = dy + (size_t)img * step + (size_t)(c0 + i) * G,
+                            *b = rows[r0 + j] + (size_t)img * step;
+                for (size_t q = 0; q < G; q += 16)
+                    acc += *(const v16 *)(a + q) * *(const v16u *)(b + q);
+            }
             dw[(size_t)(c0 + i) * K + r0 + j] += hsum(acc);
         }
 }
@@ -115,18 +134,21 @@ static void grid_dout(float *g, const float *dout, const ConvShape *s) {
 
 void conv_weight_grad(float *dweight, float *dbias, const float *dout, const float *inp,
                       const ConvShape *s, float *ws) {
-    const size_t K = kdim(s), G = grid_floats(s), plane = plane_floats(s),
-                 P = (size_t)s->h * s->w, slice = thread_floats(s);
+    const size_t K = kdim(s), G = grid_floats(s), plane = plane_floats(s), P = (size_t)s->h * s->w,
+                 slice = thread_floats(s), step = image_floats(s);
     const int k = s->k, wp = padded_width(s);
+    const int g = group_max(s) < s->n ? group_max(s) : s->n, groups = (s->n + g - 1) / g;
     float *base = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63); /* aligned dout grids */
+    const size_t partial_at = (size_t)group_max(s) * step;
     int threads = 1;
 #pragma omp parallel
     {
 #pragma omp single
         threads = omp_get_num_threads();
+        /* image j of the group: its planes at pad + j*step, its dout grid after them */
         float *pad = base + (size_t)omp_get_thread_num() * slice;
         float *grid = pad + conv_direct_pad_floats(s);
-        float *dw = grid + round16((size_t)s->cout * G), *db = dw + (size_t)s->cout * K;
+        float *dw = pad + partial_at, *db = dw + (size_t)s->cout * K;
         memset(dw, 0, partial_floats(s) * sizeof(float));
         const float *rows[K];
         for (size_t r = 0; r < K; r++) {
@@ -134,19 +156,23 @@ void conv_weight_grad(float *dweight, float *dbias, const float *dout, const flo
             rows[r] = pad + ci * plane + ky * wp + kx;
         }
 #pragma omp for schedule(static)
-        for (int n = 0; n < s->n; n++) {
-            conv_direct_pad_image(pad, inp + (size_t)n * s->cin * P, s);
-            grid_dout(grid, dout + (size_t)n * s->cout * P, s);
-            for (int co = 0; co < s->cout; co++) {
-                v16 acc = {0};
-                for (size_t q = 0; q < G; q += 16) acc += *(const v16 *)(grid + co * G + q);
-                db[co] += hsum(acc);
+        for (int grp = 0; grp < groups; grp++) {
+            const int n0 = grp * g, gn = s->n - n0 < g ? s->n - n0 : g;
+            for (int j = 0; j < gn; j++) {
+                conv_direct_pad_image(pad + j * step, inp + (size_t)(n0 + j) * s->cin * P, s);
+                grid_dout(grid + j * step, dout + (size_t)(n0 + j) * s->cout * P, s);
+                for (int co = 0; co < s->cout; co++) {
+                    v16 acc = {0};
+                    for (size_t q = 0; q < G; q += 16)
+                        acc += *(const v16 *)(grid + j * step + co * G + q);
+                    db[co] += hsum(acc);
+                }
             }
             for (int c0 = 0; c0 < s->cout; c0 += CO_BLOCK) {
                 const int nc = s->cout - c0 < CO_BLOCK ? s->cout - c0 : CO_BLOCK;
                 for (size_t r0 = 0; r0 < K; r0 += R_BLOCK) {
                     const int nrr = K - r0 < R_BLOCK ? (int)(K - r0) : R_BLOCK;
-                    dot_block(dw, K, grid, G, rows, c0, nc, r0, nrr);
+                    dot_block(dw, K, grid, G, rows, gn, step, c0, nc, r0, nrr);
                 }
             }
         }
@@ -154,11 +180,7 @@ void conv_weight_grad(float *dweight, float *dbias, const float *dout, const flo
 #pragma omp for schedule(static)
         for (size_t i = 0; i < K * s->cout + s->cout; i++) {
             float acc = 0.0f;
-            for (int t = 0; t < threads; t++) {
-                const float *part = base + (size_t)t * slice + conv_direct_pad_floats(s) +
-                                    round16((size_t)s->cout * G);
-                acc += part[i];
-            }
+            for (int t = 0; t < threads; t++) acc += base[(size_t)t * slice + partial_at + i];
             if (i < K * s->cout) {
                 if (dweight) dweight[i] += acc;
             } else if (dbias) {
