@@ -125,7 +125,7 @@ test-valgrind: check-deps data
 	  --set sample.n=2 --set sample.steps=2 --out build-vg/run
 
 # bin/ddpm against PyTorch, side by side on the same cores (results/bench.md)
-bench-compare: check-deps $(BENCHES)
+bench-compare: check-deps data bin/ddpm $(BENCHES)
 	bench/compare.sh
 
 bench: check-deps $(BENCHES)

@@ -220,6 +220,7 @@ void train_outputs_timing(TrainOutputs *o, long steps, double seconds, double co
     const double blocking = grad_sync_blocking_seconds(g, 5); /* collective */
     double fastest, slowest;
     dist_min_max(compute_seconds, &fastest, &slowest);
+    const double rss = dist_sum(peak_rss_mib()); /* collective: every rank's peak so far */
     if (!o->root || steps < 1) return;
     const double per = seconds / steps;
     printf("timing: %ld steps after the first: %.1f img/s, %.1f ms/step", steps,
@@ -231,7 +232,7 @@ void train_outputs_timing(TrainOutputs *o, long steps, double seconds, double co
                1e3 * fastest / steps, 1e3 * slowest / steps, dist()->size,
                1e3 * g->wait_seconds / steps, 1e3 * g->call_seconds / steps, g->buckets,
                g->buckets == 1 ? "" : "s", 1e3 * blocking);
-    printf("\n");
+    printf("; peak RSS %.0f MiB%s\n", rss, dist()->size > 1 ? " (all ranks together)" : "");
     fflush(stdout);
 }
 
