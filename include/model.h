@@ -48,8 +48,10 @@ typedef enum {
 #define OP_KIND_COUNT (OP_DROPOUT + 1)
 
 typedef struct {
-    int c, h, w;   /* per-image shape */
-    size_t offset; /* into the activation arenas, for the whole batch */
+    int c, h, w;        /* per-image shape */
+    size_t offset;      /* into the activation arena, for the whole batch */
+    size_t grad_offset; /* into the gradient arena (training builds), for the whole batch */
+    int grad_first_op;  /* backward zeroes the gradient just before this op (its last reader) */
 } Slot;
 
 typedef struct {
@@ -72,6 +74,7 @@ typedef struct {
     int max_batch;
     int inference;         /* built without the gradient arena */
     size_t act_per_image;  /* floats per image in the activation arena */
+    size_t dact_per_image; /* floats per image in the gradient arena (slots share memory) */
     float *act, *dact;     /* activations and their gradients, max_batch images each */
     float *aux;            /* GroupNorm mean/rstd */
     size_t aux_per_image;

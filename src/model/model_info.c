@@ -48,8 +48,10 @@ void model_print(const Model *m, FILE *f) {
     fprintf(f, "\nparameters        %zu (%d tensors)\n", m->table.total, m->table.count);
     fprintf(f, "forward MFLOP     %.2f per image (2 FLOP per multiply-add, convs, linears, attention)\n",
             model_flops_per_image(m) / 1e6);
-    fprintf(f, "activations       %.2f MiB per image (values; the same again for gradients)\n",
-            (double)act / (1 << 20));
+    fprintf(f, "activations       %.2f MiB per image (values)\n", (double)act / (1 << 20));
+    if (!m->inference)
+        fprintf(f, "gradients         %.2f MiB per image (slots whose lives in backward do not "
+                "overlap share memory)\n", (double)m->dact_per_image * sizeof(float) / (1 << 20));
     fprintf(f, "kept for backward %.2f MiB per image (GroupNorm statistics, attention weights, "
             "dropout masks)\n", (double)m->aux_per_image * sizeof(float) / (1 << 20));
 }

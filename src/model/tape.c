@@ -44,11 +44,18 @@ static ConvShape op_conv_shape(const Model *m, const Op *op, int n) {
 
 static size_t padded(const Slot *s) { return (slot_floats(s) + 15) / 16 * 16; }
 
-/* Inference: a slot lives from the op that writes it to the last op that reads it (the input
- * from the start, the output to the end); slots whose lives do not overlap share memory, placed
- * first fit by offset in order of birth. An op's output never shares with its own inputs (both
- * live at that op). Returns the floats per image; offsets are per image. */
-static size_t pack_slots(Model *m, size_t *off) {
+/* A slot lives from the op that writes it to the last op that reads it (the input from the start,
+ * the output to the end); slots whose lives do not overlap share memory, placed first fit by
+ * offset in order of birth. An op's output never shares with its own inputs (both live at that
+ * op). Returns the floats per image; offsets are per image; death[] (may be NULL) receives each
+ * slot's last reader (the model output: nops; a slot nobody reads: its writer).
+ *
+ * Inference packs the activations this way. Training keeps every activation for backward, and
+ * packs the gradients: backward runs the ops in reverse, so a slot's gradient is first written by
+ * its last reader's backward and last read by its writer's backward, the same interval walked the
+ * other way. Backward zeroes each gradient just before its last reader (it accumulates into it);
+ * that costs the same as zeroing the whole arena up front, but each slot while it is hot. */
+static size_t pack_slots(Model *m, size_t *off, int *death_out) {
     const int S = m->nslots;
     int *birth = xcalloc((size_t)S, sizeof(int)), *death = xcalloc((size_t)S, sizeof(int));
     int *order = xcalloc((size_t)S, sizeof(int));
@@ -88,6 +95,7 @@ static size_t pack_slots(Model *m, size_t *off) {
         off[s] = at;
         if (at + size > total) total = at + size;
     }
+    if (death_out) memcpy(death_out, death, (size_t)S * sizeof(int));
     free(birth), free(death), free(order);
     return total;
 }
@@ -97,18 +105,24 @@ void tape_allocate(Model *m, int max_batch) {
     size_t per_image = 0;
     size_t *off = xcalloc((size_t)m->nslots + 1, sizeof(size_t));
     if (m->inference) {
-        per_image = pack_slots(m, off);
-    } else { /* training keeps every activation for backward */
+        per_image = pack_slots(m, off, NULL);
+    } else { /* training keeps every activation for backward; gradients share memory */
+        size_t *goff = xcalloc((size_t)m->nslots + 1, sizeof(size_t));
+        int *death = xcalloc((size_t)m->nslots + 1, sizeof(int));
+        m->dact_per_image = pack_slots(m, goff, death);
         for (int i = 0; i < m->nslots; i++) {
             off[i] = per_image;
             per_image += padded(&m->slots[i]);
+            m->slots[i].grad_offset = goff[i] * (size_t)max_batch;
+            m->slots[i].grad_first_op = death[i];
         }
+        free(goff), free(death);
     }
     for (int i = 0; i < m->nslots; i++) m->slots[i].offset = off[i] * (size_t)max_batch;
     free(off);
     m->act_per_image = per_image;
     m->act = floats_alloc(per_image * (size_t)max_batch);
-    m->dact = m->inference ? NULL : floats_alloc(per_image * (size_t)max_batch);
+    m->dact = m->inference ? NULL : floats_alloc(m->dact_per_image * (size_t)max_batch);
     m->aux = floats_alloc(m->aux_per_image * (size_t)max_batch + 1);
     const int threads = omp_get_max_threads();
     for (int i = 0; i < m->nops; i++) { /* scratch shared by the convs and attention */
@@ -175,7 +189,7 @@ static void check_batch(const Model *m, int n) {
 }
 
 #define ACT(slot) (m->act + m->slots[(slot)].offset)
-#define DACT(slot) (m->dact + m->slots[(slot)].offset)
+#define DACT(slot) (m->dact + m->slots[(slot)].grad_offset)
 #define PARAM(p, idx) ((idx) >= 0 ? (p) + m->table.entries[(idx)].offset : NULL)
 
 const float *model_forward(Model *m, const float *params, const float *x, const int *t,
@@ -260,12 +274,13 @@ const float *model_forward(Model *m, const float *params, const float *x, const 
 void model_backward(Model *m, const float *params, float *grads, const float *dout, int n) {
     check_batch(m, n);
     if (m->inference) die("model: built for inference only (model_build_inference): no backward");
-    for (int i = 0; i < m->nslots; i++)
-        memset(DACT(i), 0, (size_t)n * slot_floats(&m->slots[i]) * sizeof(float));
     memcpy(DACT(m->out_slot), dout,
            (size_t)n * slot_floats(&m->slots[m->out_slot]) * sizeof(float));
     for (int i = m->nops - 1; i >= 0; i--) {
         const double start = m->op_seconds ? now_seconds() : 0.0;
+        for (int s = 0; s < m->nslots; s++) /* gradients this op's backward starts */
+            if (m->slots[s].grad_first_op == i && s != m->out_slot)
+                memset(DACT(s), 0, (size_t)n * slot_floats(&m->slots[s]) * sizeof(float));
         const Op *op = &m->ops[i];
         const Slot *in = op->in0 >= 0 ? &m->slots[op->in0] : NULL;
         const Slot *out = &m->slots[op->out];
@@ -347,4 +362,6 @@ void model_set_dropout_key(Model *m, uint64_t seed, uint32_t step, long first) {
 
 void model_dropout_off(Model *m) { m->dropout_on = 0; }
 
-const float *model_input_grad(const Model *m) { return m->dact + m->slots[m->x_slot].offset; }
+const float *model_input_grad(const Model *m) {
+    return m->dact + m->slots[m->x_slot].grad_offset;
+}
