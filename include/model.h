@@ -78,7 +78,7 @@ typedef struct {
     float *act, *dact;     /* activations and their gradients, max_batch images each */
     float *aux;            /* GroupNorm mean/rstd */
     size_t aux_per_image;
-    float *ws;             /* convolution scratch, sized for ws_threads threads */
+    float *ws;             /* convolution, GroupNorm and attention scratch (ws_threads threads) */
     int ws_threads;
     size_t ws_floats;
     int *t_buf;            /* timesteps of the current batch */

@@ -48,9 +48,11 @@ void conv2d_forward_reference(float *out, const float *inp, const float *weight,
 /* out, and the per-(image, group) statistics mean/rstd [n, groups] that backward needs. */
 void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
                        const float *gamma, const float *beta, int n, int c, int hw, int groups);
+/* Scratch floats groupnorm_backward needs for a batch of n images of c channels. */
+size_t groupnorm_workspace_floats(int n, int c);
 void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
                         const float *inp, const float *mean, const float *rstd,
-                        const float *gamma, int n, int c, int hw, int groups);
+                        const float *gamma, int n, int c, int hw, int groups, float *ws);
 
 /* ---- SiLU: out = x * sigmoid(x), elementwise over count ---- */
 void silu_forward(float *out, const float *inp, size_t count);

@@ -267,8 +267,11 @@ static void run_groupnorm(int groups, uint32_t tag) {
     expect_near(g.out, want_out, g.count, 1e-4, "groupnorm out");
 
     float *dinp = gc_alloc(g.count), *dgamma = gc_alloc(c), *dbeta = gc_alloc(c);
+    const size_t nws = groupnorm_workspace_floats(g.n, g.c);
+    float *ws = gc_alloc_poisoned(nws); /* scratch starts as NaN: a read before a write shows */
     groupnorm_backward(dinp, dgamma, dbeta, g.r, g.inp, g.mean, g.rstd, g.gamma, g.n, g.c, g.hw,
-                       groups);
+                       groups, ws);
+    gc_assert_guards(ws, nws, "groupnorm workspace");
     gc_assert_clean(dinp, g.count, "groupnorm dinp");
     gc_assert_clean(dgamma, c, "groupnorm dgamma");
     gc_assert_clean(dbeta, c, "groupnorm dbeta");
@@ -287,11 +290,11 @@ static void run_groupnorm(int groups, uint32_t tag) {
         acc[i] = copy_of(v[i], ns[i]);
     }
     groupnorm_backward(acc[0], acc[1], acc[2], g.r, g.inp, g.mean, g.rstd, g.gamma, g.n, g.c,
-                       g.hw, groups);
+                       g.hw, groups, ws);
     for (int i = 0; i < 3; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], what[i]);
 
-    float *all[] = {g.inp, g.gamma, g.beta, g.r, g.out, g.mean, g.rstd, dinp, dgamma, dbeta,
-                    v[0], v[1], v[2], acc[0], acc[1], acc[2]};
+    float *all[] = {g.inp, g.gamma, g.beta, g.r,  g.out, g.mean, g.rstd, dinp,  dgamma,
+                    dbeta, v[0],   v[1],   v[2], acc[0], acc[1], acc[2], ws};
     for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
     free(want_mean);
     free(want_rstd);

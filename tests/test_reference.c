@@ -241,11 +241,12 @@ static void run_groupnorm(const char *g, int groups) {
     check_grad("rstd", rstd, rstd_ref, ns, TOL_LAYER);
 
     float *dinp = guarded(nx), *dg = guarded((size_t)c), *db = guarded((size_t)c);
-    groupnorm_backward(dinp, dg, db, dout, inp, mean, rstd, gamma, n, c, hw, groups);
+    float *ws = guarded(groupnorm_workspace_floats(n, c));
+    groupnorm_backward(dinp, dg, db, dout, inp, mean, rstd, gamma, n, c, hw, groups, ws);
     check_grad("dinp", dinp, dinp_ref, nx, TOL_LAYER);
     check_grad("dweight", dg, dg_ref, (size_t)c, TOL_LAYER);
     check_grad("dbias", db, db_ref, (size_t)c, TOL_LAYER);
-    groupnorm_backward(dinp, dg, db, dout, inp, mean, rstd, gamma, n, c, hw, groups);
+    groupnorm_backward(dinp, dg, db, dout, inp, mean, rstd, gamma, n, c, hw, groups, ws);
     check_twice("dinp", dinp, dinp_ref, nx, TOL_LAYER);
     check_twice("dweight", dg, dg_ref, (size_t)c, TOL_LAYER);
     check_twice("dbias", db, db_ref, (size_t)c, TOL_LAYER);

@@ -148,8 +148,10 @@ static void test_groupnorm_threads(void **state) {
         dg[t] = gc_alloc(c);
         dbt[t] = gc_alloc(c);
         groupnorm_forward(out[t], mean[t], rstd[t], inp, gamma, beta, n, c, hw, groups);
+        float *ws = gc_alloc_poisoned(groupnorm_workspace_floats(n, c));
         groupnorm_backward(dinp[t], dg[t], dbt[t], dout, inp, mean[t], rstd[t], gamma, n, c, hw,
-                           groups);
+                           groups, ws);
+        gc_free(ws);
         gc_assert_clean(out[t], count, "groupnorm out");
         gc_assert_clean(mean[t], nstat, "groupnorm mean");
         gc_assert_clean(rstd[t], nstat, "groupnorm rstd");

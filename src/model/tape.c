@@ -125,12 +125,14 @@ void tape_allocate(Model *m, int max_batch) {
     m->dact = m->inference ? NULL : floats_alloc(m->dact_per_image * (size_t)max_batch);
     m->aux = floats_alloc(m->aux_per_image * (size_t)max_batch + 1);
     const int threads = omp_get_max_threads();
-    for (int i = 0; i < m->nops; i++) { /* scratch shared by the convs and attention */
+    for (int i = 0; i < m->nops; i++) { /* scratch shared by convs, GroupNorm, attention */
         const Op *op = &m->ops[i];
         size_t need = 0;
         if (op->kind == OP_CONV) {
             ConvShape s = op_conv_shape(m, op, max_batch);
             need = conv_workspace_floats(&s, threads);
+        } else if (op->kind == OP_GROUPNORM) {
+            need = groupnorm_workspace_floats(max_batch, m->slots[op->out].c);
         } else if (op->kind == OP_ATTENTION) {
             need = attention_workspace_floats(m->slots[op->out].h * m->slots[op->out].w, threads);
         }
@@ -305,7 +307,7 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
             const float *mean = m->aux + op->aux * (size_t)m->max_batch;
             groupnorm_backward(DACT(op->in0), dw, db, dy, ACT(op->in0), mean,
                                mean + (size_t)n * op->groups, w, n, in->c, in->h * in->w,
-                               op->groups);
+                               op->groups, m->ws);
             break;
         }
         case OP_ADD:

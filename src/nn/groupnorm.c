@@ -4,12 +4,17 @@
  * backward  with g = gamma_c dout and M = (c/groups) * hw elements per group:
  *           dx = rstd_g (g - mean(g) - xhat mean(g xhat)),
  *           dgamma_c += sum dout xhat,  dbeta_c += sum dout.
+ * with mean(g) = sum_c gamma_c S_c / M and mean(g xhat) = sum_c gamma_c X_c / M, where S_c and
+ * X_c, the per-image sums of dout and dout xhat over channel c, are also that image's share of
+ * dbeta_c and dgamma_c: one pass over the group gives both, a second writes dx. The shares go to
+ * the caller's scratch and are added per channel in image order.
  * Statistics are accumulated in double. Input gradients are threaded over (image, group),
  * gamma/beta gradients over channels, so neither needs a reduction across threads. The sums
  * are `omp simd` reductions: one double accumulator per vector lane instead of one serial
  * chain of dependent additions (which ran at a quarter of an element per cycle); the lanes are
  * combined in a fixed order, so results stay the same from run to run. */
 #include <math.h>
+#include <stdint.h>
 
 #include "nn.h"
 
@@ -45,55 +50,56 @@ void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
     }
 }
 
+size_t groupnorm_workspace_floats(int n, int c) { return 4 * (size_t)n * c + 2; }
+
 void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
                         const float *inp, const float *mean, const float *rstd,
-                        const float *gamma, int n, int c, int hw, int groups) {
+                        const float *gamma, int n, int c, int hw, int groups, float *ws) {
     const int cpg = c / groups;
     const size_t m = (size_t)cpg * hw;
-    if (dinp) {
+    /* per (image, channel): sum of dout and of dout * xhat, in double (8-byte aligned) */
+    double *part = (double *)(((uintptr_t)ws + 7) & ~(uintptr_t)7);
 #pragma omp parallel for schedule(static)
-        for (int ng = 0; ng < n * groups; ng++) {
-            const int g = ng % groups;
-            const float *x = inp + (size_t)ng * m, *dy = dout + (size_t)ng * m;
-            float *dx = dinp + (size_t)ng * m;
-            const float mu = mean[ng], r = rstd[ng];
-            double sg = 0.0, sgx = 0.0; /* sums of g and g * xhat */
-            for (int cc = 0; cc < cpg; cc++) {
-                const float gm = gamma[g * cpg + cc];
-#pragma omp simd reduction(+ : sg, sgx)
-                for (int p = 0; p < hw; p++) {
-                    size_t i = (size_t)cc * hw + p;
-                    double gi = (double)gm * dy[i];
-                    sg += gi;
-                    sgx += gi * (double)((x[i] - mu) * r);
-                }
+    for (int ng = 0; ng < n * groups; ng++) {
+        const int g = ng % groups, img = ng / groups;
+        const float *x = inp + (size_t)ng * m, *dy = dout + (size_t)ng * m;
+        const float mu = mean[ng], r = rstd[ng];
+        double sg = 0.0, sgx = 0.0; /* sums of g = gamma dout and of g * xhat */
+        for (int cc = 0; cc < cpg; cc++) {
+            const int ch = g * cpg + cc;
+            const float *xc = x + (size_t)cc * hw, *dyc = dy + (size_t)cc * hw;
+            double sb = 0.0, sx = 0.0;
+#pragma omp simd reduction(+ : sb, sx)
+            for (int p = 0; p < hw; p++) {
+                sb += dyc[p];
+                sx += (double)dyc[p] * ((xc[p] - mu) * r);
             }
-            const float mg = (float)(sg / (double)m), mgx = (float)(sgx / (double)m);
-            for (int cc = 0; cc < cpg; cc++) {
-                const float gm = gamma[g * cpg + cc];
-                for (int p = 0; p < hw; p++) {
-                    size_t i = (size_t)cc * hw + p;
-                    float xhat = (x[i] - mu) * r;
-                    dx[i] += r * (gm * dy[i] - mg - xhat * mgx);
-                }
+            part[((size_t)img * c + ch) * 2] = sb;
+            part[((size_t)img * c + ch) * 2 + 1] = sx;
+            sg += gamma[ch] * sb;
+            sgx += gamma[ch] * sx;
+        }
+        if (!dinp) continue;
+        float *dx = dinp + (size_t)ng * m;
+        const float mg = (float)(sg / (double)m), mgx = (float)(sgx / (double)m);
+        for (int cc = 0; cc < cpg; cc++) {
+            const float gm = gamma[g * cpg + cc];
+            const size_t o = (size_t)cc * hw;
+            for (int p = 0; p < hw; p++) {
+                const float xhat = (x[o + p] - mu) * r;
+                dx[o + p] += r * (gm * dy[o + p] - mg - xhat * mgx);
             }
         }
     }
     if (!dgamma && !dbeta) return;
 #pragma omp parallel for schedule(static)
-    for (int ch = 0; ch < c; ch++) {
-        const int g = ch / cpg;
-        double sg = 0.0, sb = 0.0;
+    for (int ch = 0; ch < c; ch++) { /* images in order: the same sums on any thread count */
+        double sb = 0.0, sx = 0.0;
         for (int i = 0; i < n; i++) {
-            const size_t base = ((size_t)i * c + ch) * hw;
-            const float mu = mean[i * groups + g], r = rstd[i * groups + g];
-#pragma omp simd reduction(+ : sg, sb)
-            for (int p = 0; p < hw; p++) {
-                sb += dout[base + p];
-                sg += (double)dout[base + p] * ((inp[base + p] - mu) * r);
-            }
+            sb += part[((size_t)i * c + ch) * 2];
+            sx += part[((size_t)i * c + ch) * 2 + 1];
         }
-        if (dgamma) dgamma[ch] += (float)sg;
+        if (dgamma) dgamma[ch] += (float)sx;
         if (dbeta) dbeta[ch] += (float)sb;
     }
 }
