@@ -3,7 +3,8 @@
  * The builder turns a ModelConfig into a parameter table and a list of ops, each reading and
  * writing activation "slots" (per-image shapes laid out once in one arena for the largest
  * batch). Forward walks the list; backward walks it in reverse, accumulating activation
- * gradients into a second arena of the same layout. No allocation happens inside a step. */
+ * gradients into a second arena where gradients whose lives do not overlap share memory. No
+ * allocation happens inside a step. */
 #ifndef DDPM_MODEL_H
 #define DDPM_MODEL_H
 
@@ -106,8 +107,8 @@ const char *model_config_check(const ModelConfig *cfg);
 
 /* Build the table and tape and allocate the activation arenas for up to max_batch images. */
 void model_build(Model *m, const ModelConfig *cfg, int max_batch);
-/* The same for forward passes only (sampling): no activation-gradient arena, half the memory;
- * model_backward on it dies. */
+/* The same for forward passes only (sampling): no gradient arena, and activations whose lives do
+ * not overlap share memory; model_backward on it dies. */
 void model_build_inference(Model *m, const ModelConfig *cfg, int max_batch);
 void model_free(Model *m);
 

@@ -36,8 +36,10 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
 /* dinp [n,cin,h,w] (may be NULL), dweight [cout,cin,k,k], dbias [cout] += from dout */
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, const ConvShape *s, float *ws);
-/* Stride-1 convolutions with k >= 3 (forward and input gradient) run on conv_direct.c, the
- * rest on im2col + sgemm. Off: everything on im2col + sgemm (tests and benchmarks compare). */
+/* Stride-1 convolutions with odd k >= 3 run without im2col: the forward on conv_direct.c when
+ * cout >= 16 and cin >= 8, the input gradient when cin >= 16 and cout >= 8, the weight and bias
+ * gradients on conv_weight_grad.c (when the input gradient is direct or not wanted). The rest
+ * runs on im2col + sgemm. Off: everything on im2col + sgemm (tests and benchmarks compare). */
 void conv2d_set_direct(int on);
 /* Plain direct-loop convolution, the reference the fast path is tested against. */
 void conv2d_forward_reference(float *out, const float *inp, const float *weight,

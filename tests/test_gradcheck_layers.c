@@ -151,7 +151,8 @@ static void test_conv_partial_group(void **state) {
 
 /* conv_direct.c (stride 1, k >= 3, >= 16 output and >= 8 input channels; the input gradient too
  * when cin >= 16):
- * a partial 12-wide panel, a partial 32-row channel block (33 = 32 + 1), k = 5. */
+ * partial panels of positions (7x5 and 6x9 images), output channels that fill no whole register
+ * block (18, 33), k = 5. */
 static void test_conv_direct(void **state) {
     ConvShape a = conv_shape(2, 17, 7, 5, 18, 3, 1), b = conv_shape(3, 16, 6, 9, 33, 5, 1);
     ConvShape at = conv_shape(2, 18, 7, 5, 17, 3, 1), bt = conv_shape(3, 33, 6, 9, 16, 5, 1);

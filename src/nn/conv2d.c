@@ -1,4 +1,10 @@
-/* conv2d.c: 2-D convolution (k x k, stride 1 or 2, zero padding k/2, bias) on BLIS sgemm.
+/* conv2d.c: 2-D convolution (k x k, stride 1 or 2, zero padding k/2, bias): the entry points,
+ * and the im2col + BLIS sgemm path.
+ *
+ * Stride-1 convolutions with odd k >= 3 go to the paths without an im2col matrix where they
+ * apply (conv_direct.c: forward and input gradient; conv_weight_grad.c: weight and bias
+ * gradients; see conv_direct_applies); everything else (stride 2, 1x1, one input or output
+ * channel) runs here, as does everything after conv2d_set_direct(0).
  *
  * Images are processed in groups of g side by side, so that one GEMM has at least
  * GEMM_COLUMNS columns even at 7x7 (g = 1 at 28x28, 3 at 14x14, 8 at 7x7). With L = g*P

@@ -9,7 +9,7 @@
  * The trick that makes every patch row one contiguous copy: the image is first copied into a
  * zero-bordered plane of width Wp = w + k - 1 (and h + k - 1 rows). Output positions are counted on
  * that wider grid, q = y*Wp + x (x < Wp), so the input that patch row (ci, ky, kx) needs for
- * positions q..q+NR-1 is pad[ci][q + ky*Wp + kx ...], NR consecutive floats. Positions with x >= w
+ * positions q..q+MR-1 is pad[ci][q + ky*Wp + kx ...], MR consecutive floats. Positions with x >= w
  * are computed and dropped (k-1 of every Wp columns: 7% at 28x28, 22% at 7x7).
  *
  * Per image and per panel of MR positions: A[r][i] (r over the K = cin*k*k patch rows, plus one row
@@ -25,6 +25,7 @@
  * The same routine runs the input gradient of a stride-1 convolution: dinp = conv(dout, Wf) with
  * the flipped, transposed kernel Wf[ci][co][ky][kx] = W[co][ci][k-1-ky][k-1-kx], accumulated. */
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -41,16 +42,16 @@ typedef struct {
 } MicroKernel;
 
 /* BLIS's native single-precision micro-kernel for the running CPU and its register block. Only used
- * when the block is small enough for the fixed-size buffers below. */
+ * when the block is small enough for the fixed-size buffers below and the packed panels' leading
+ * dimensions (PACKMR, PACKNR: BLIS's maximum block sizes) equal the register block, as this file
+ * packs them. */
 static int micro_kernel(MicroKernel *mk) {
     static MicroKernel cached;
-    static int state; /* 0 not asked yet, 1 usable, -1 not usable */
-    int st;
-#pragma omp atomic read
-    st = state;
+    static atomic_int state; /* 0 not asked yet, 1 usable, -1 not usable; release/acquire below */
+    int st = atomic_load_explicit(&state, memory_order_acquire);
     if (st == 0) {
 #pragma omp critical(conv_direct_kernel)
-        if (state == 0) {
+        if (atomic_load_explicit(&state, memory_order_relaxed) == 0) {
             bli_init();
             cntx_t *cntx = bli_gks_query_cntx();
             cached.cntx = cntx;
@@ -58,12 +59,12 @@ static int micro_kernel(MicroKernel *mk) {
             cached.mr = (int)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_MR, cntx);
             cached.nr = (int)bli_cntx_get_blksz_def_dt(BLIS_FLOAT, BLIS_NR, cntx);
             const int ok = cached.kernel && cached.mr > 0 && cached.nr > 0 &&
-                           cached.mr <= CONV_DIRECT_MAX_MR && cached.nr <= CONV_DIRECT_MAX_NR;
-#pragma omp atomic write
-            state = ok ? 1 : -1;
+                           cached.mr <= CONV_DIRECT_MAX_MR && cached.nr <= CONV_DIRECT_MAX_NR &&
+                           bli_cntx_get_blksz_max_dt(BLIS_FLOAT, BLIS_MR, cntx) == cached.mr &&
+                           bli_cntx_get_blksz_max_dt(BLIS_FLOAT, BLIS_NR, cntx) == cached.nr;
+            atomic_store_explicit(&state, ok ? 1 : -1, memory_order_release);
         }
-#pragma omp atomic read
-        st = state;
+        st = atomic_load_explicit(&state, memory_order_acquire);
     }
     if (st < 0) return 0;
     *mk = cached;

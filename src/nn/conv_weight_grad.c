@@ -92,7 +92,9 @@ static void dot_block(float *dw, size_t K, const float *dy, size_t G, const floa
                     v16 y = *(const v16u *)b[j];
                     /* one load into a register, four uses: without this GCC folds the (unaligned)
                      * load into each of the four multiply-adds, and the loads become the limit */
-                    __asm__("" : "+v"(y));
+    #ifdef __AVX512F__ /* the constraint needs a 64-byte register */
+                __asm__("" : "+v"(y));
+#endif
                     acc[0][j] += x0 * y;
                     acc[1][j] += x1 * y;
                     acc[2][j] += x2 * y;
