@@ -27,6 +27,10 @@ void conv_direct(float *out, int accumulate, const float *inp, const float *weig
 /* The zero-bordered planes both files read: image [cin][h][w] into cin planes of (h + k - 1) x (w +
  * k - 1), then zeros enough for a last panel or vector to run over the end;
  * conv_direct_pad_floats(s) floats (a multiple of 16). */
+static inline int conv_direct_padded_width(const ConvShape *s) { return s->w + s->k - 1; }
+static inline size_t conv_direct_plane_floats(const ConvShape *s) {
+    return (size_t)(s->h + s->k - 1) * conv_direct_padded_width(s);
+}
 size_t conv_direct_pad_floats(const ConvShape *s);
 void conv_direct_pad_image(float *pad, const float *img, const ConvShape *s);
 

@@ -71,22 +71,18 @@ static int micro_kernel(MicroKernel *mk) {
     return 1;
 }
 
-static int padded_width(const ConvShape *s) { return s->w + s->k - 1; }
-static size_t plane_floats(const ConvShape *s) {
-    return (size_t)(s->h + s->k - 1) * padded_width(s);
-}
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 static size_t kdim(const ConvShape *s) { return (size_t)s->cin * s->k * s->k + 1; }
 static size_t packed_weight_floats(const ConvShape *s) {
     return round16(((size_t)s->cout + CONV_DIRECT_MAX_NR) * kdim(s));
 }
 size_t conv_direct_pad_floats(const ConvShape *s) {
-    return round16((size_t)s->cin * plane_floats(s) + CONV_DIRECT_MAX_MR + s->k + 16);
+    return round16((size_t)s->cin * conv_direct_plane_floats(s) + CONV_DIRECT_MAX_MR + s->k + 16);
 }
 /* The output of one image on the Wp-wide grid: rows of whole panels, one per output channel of
  * whole NR blocks. */
 static size_t grid_floats(const ConvShape *s) {
-    const size_t q = (size_t)s->h * padded_width(s) + CONV_DIRECT_MAX_MR;
+    const size_t q = (size_t)s->h * conv_direct_padded_width(s) + CONV_DIRECT_MAX_MR;
     return round16(((size_t)s->cout + CONV_DIRECT_MAX_NR) * q);
 }
 /* per thread: the padded image, one A panel, the output grid */
@@ -135,8 +131,8 @@ static void pack_weights(float *bp, const float *w, const float *bias, int flip,
 /* Zero-bordered copy of one image [cin][h][w] into planes of (h + k - 1) x Wp; only the border and
  * the overrun after the last plane are zeroed. */
 void conv_direct_pad_image(float *pad, const float *img, const ConvShape *s) {
-    const int p = s->k / 2, wp = padded_width(s);
-    const size_t plane = plane_floats(s);
+    const int p = s->k / 2, wp = conv_direct_padded_width(s);
+    const size_t plane = conv_direct_plane_floats(s);
     for (int c = 0; c < s->cin; c++) {
         float *pl = pad + c * plane;
         memset(pl, 0, (size_t)p * wp * sizeof(float));
@@ -169,8 +165,8 @@ void conv_direct(float *out, int accumulate, const float *inp, const float *weig
                  const float *bias, int flip, const ConvShape *s, float *ws) {
     MicroKernel mk;
     if (!micro_kernel(&mk)) return; /* callers check conv_direct_applies first */
-    const int mr = mk.mr, nr = mk.nr, wp = padded_width(s);
-    const size_t K1 = kdim(s), plane = plane_floats(s), P = (size_t)s->h * s->w;
+    const int mr = mk.mr, nr = mk.nr, wp = conv_direct_padded_width(s);
+    const size_t K1 = kdim(s), plane = conv_direct_plane_floats(s), P = (size_t)s->h * s->w;
     const size_t Q = (size_t)s->h * wp, panels = (Q + mr - 1) / mr, QP = panels * mr;
     const size_t blocks = ((size_t)s->cout + nr - 1) / nr;
     /* every panel on a 64-byte boundary: the kernel's vector loads then never split a cache line

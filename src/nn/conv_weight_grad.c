@@ -26,12 +26,10 @@ typedef float v16u __attribute__((vector_size(64), aligned(4))); /* unaligned lo
 #define R_BLOCK 6
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
-static int padded_width(const ConvShape *s) { return s->w + s->k - 1; }
-static size_t plane_floats(const ConvShape *s) {
-    return (size_t)(s->h + s->k - 1) * padded_width(s);
-}
 /* dout rows on the Wp-wide grid, rounded up to whole vectors */
-static size_t grid_floats(const ConvShape *s) { return round16((size_t)s->h * padded_width(s)); }
+static size_t grid_floats(const ConvShape *s) {
+    return round16((size_t)s->h * conv_direct_padded_width(s));
+}
 static size_t kdim(const ConvShape *s) { return (size_t)s->cin * s->k * s->k; }
 static size_t partial_floats(const ConvShape *s) {
     return round16((size_t)s->cout * kdim(s) + s->cout);
@@ -92,8 +90,8 @@ static void dot_block(float *dw, size_t K, const float *dy, size_t G, const floa
                     v16 y = *(const v16u *)b[j];
                     /* one load into a register, four uses: without this GCC folds the (unaligned)
                      * load into each of the four multiply-adds, and the loads become the limit */
-    #ifdef __AVX512F__ /* the constraint needs a 64-byte register */
-                __asm__("" : "+v"(y));
+#ifdef __AVX512F__ /* the constraint needs a 64-byte register */
+                    __asm__("" : "+v"(y));
 #endif
                     acc[0][j] += x0 * y;
                     acc[1][j] += x1 * y;
@@ -121,7 +119,7 @@ static void dot_block(float *dw, size_t K, const float *dy, size_t G, const floa
 
 /* dout of one image onto the Wp-wide grid: [cout][G], zeros outside the image */
 static void grid_dout(float *g, const float *dout, const ConvShape *s) {
-    const int wp = padded_width(s);
+    const int wp = conv_direct_padded_width(s);
     const size_t G = grid_floats(s);
     for (int co = 0; co < s->cout; co++) {
         float *row = g + co * G;
@@ -136,9 +134,9 @@ static void grid_dout(float *g, const float *dout, const ConvShape *s) {
 
 void conv_weight_grad(float *dweight, float *dbias, const float *dout, const float *inp,
                       const ConvShape *s, float *ws) {
-    const size_t K = kdim(s), G = grid_floats(s), plane = plane_floats(s), P = (size_t)s->h * s->w,
-                 slice = thread_floats(s), step = image_floats(s);
-    const int k = s->k, wp = padded_width(s);
+    const size_t K = kdim(s), G = grid_floats(s), plane = conv_direct_plane_floats(s),
+                 P = (size_t)s->h * s->w, slice = thread_floats(s), step = image_floats(s);
+    const int k = s->k, wp = conv_direct_padded_width(s);
     const int g = group_max(s) < s->n ? group_max(s) : s->n, groups = (s->n + g - 1) / g;
     float *base = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63); /* aligned dout grids */
     const size_t partial_at = (size_t)group_max(s) * step;
