@@ -16,6 +16,7 @@
 #include "blis.h"
 #include "cblas.h"
 #include "config.h"
+#include "conv_direct.h"
 #include "model.h"
 #include "rng.h"
 #include "util.h"
@@ -81,9 +82,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--conv") && i + 1 < argc && !strcmp(argv[i + 1], "direct")) i++;
-        else if (!strcmp(argv[i], "--conv") && i + 1 < argc && !strcmp(argv[++i], "im2col"))
+        else if (!strcmp(argv[i], "--conv") && i + 1 < argc && !strcmp(argv[i + 1], "blis")) {
+            conv_direct_set_vector(0);
+            i++;
+        } else if (!strcmp(argv[i], "--conv") && i + 1 < argc && !strcmp(argv[++i], "im2col"))
             conv2d_set_direct(0);
-        else die("usage: bench_unet [--config FILE] [--batch N] [--iters N] [--conv direct|im2col]");
+        else
+            die("usage: bench_unet [--config FILE] [--batch N] [--iters N] "
+                "[--conv direct|blis|im2col]");
     }
     if (batch < 1 || iters < 1 || iters > 100) die("bench_unet: bad --batch or --iters");
     config_validate(&cfg, config_path);

@@ -12,8 +12,21 @@
 #define CONV_DIRECT_MAX_MR 32
 #define CONV_DIRECT_MAX_NR 32
 
+/* The vector engine (conv_direct_kernel.c, AVX-512 builds): panels of up to 3 x 16 positions, 8
+ * output channels per kernel call. */
+#define CONV_VEC_NR 8
+#define CONV_VEC_MR 48
+int conv_vec_kernel_built(void);
+/* c[j*ldc + i] = b[K*8 + j] + sum over r < K of b[r*8 + j] * a[off[r] + i], i < 16*nv, j < 8
+ * (nv = 1, 2 or 3). */
+void conv_vec_panel(float *c, size_t ldc, const float *a, const int *off, int K, const float *b,
+                    int nv);
+/* 1 (the default): conv_direct runs on the vector engine where it is built; 0: on the BLIS
+ * micro-kernel (tests and benchmarks compare the two). */
+void conv_direct_set_vector(int on);
+
 /* Stride 1, odd k >= 3, at least 16 output and 8 input channels (fewer: the micro-kernel calls are
- * too short to pay), and a usable micro-kernel. */
+ * too short to pay), and the vector engine or a usable BLIS micro-kernel. */
 int conv_direct_applies(const ConvShape *s);
 /* Scratch floats conv_direct needs on `threads` threads (independent of the batch). */
 size_t conv_direct_workspace_floats(const ConvShape *s, int threads);

@@ -159,8 +159,13 @@ static void test_conv_direct(void **state) {
     if (!conv_direct_applies(&a) || !conv_direct_applies(&at) || !conv_direct_applies(&b) ||
         !conv_direct_applies(&bt))
         fail_msg("conv_direct does not apply to the shapes meant to test it");
-    run_conv(2, 17, 7, 5, 18, 3, 1, 7, 5, 1900);
-    run_conv(3, 16, 6, 9, 33, 5, 1, 6, 9, 2000);
+    for (int vec = 1; vec >= 0; vec--) { /* the vector engine (AVX-512 builds), then BLIS's */
+        conv_direct_set_vector(vec);
+        run_conv(2, 17, 7, 5, 18, 3, 1, 7, 5, 1900);
+        run_conv(3, 16, 6, 9, 33, 5, 1, 6, 9, 2000);
+        run_conv(2, 24, 10, 10, 40, 3, 1, 10, 10, 2050); /* Q = 120: panels of 48, 48, 32 */
+    }
+    conv_direct_set_vector(1);
 }
 
 /* At the model's sizes (too many elements for finite differences): conv_direct.c and
@@ -205,11 +210,15 @@ static void compare_paths(int n, int cin, int hw, int cout, uint32_t tag) {
     for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
 }
 static void test_conv_direct_model_sizes(void **state) {
-    compare_paths(3, 32, 28, 32, 2100);
-    compare_paths(3, 64, 14, 64, 2200);
-    compare_paths(5, 128, 7, 64, 2300);
-    compare_paths(2, 8, 28, 16, 2400); /* direct forward, im2col input gradient (16 -> 8) */
-    compare_paths(6, 16, 14, 16, 2500); /* weight gradient: groups of 4 images, then 2 */
+    for (int vec = 1; vec >= 0; vec--) { /* the vector engine (AVX-512 builds), then BLIS's */
+        conv_direct_set_vector(vec);
+        compare_paths(3, 32, 28, 32, 2100);
+        compare_paths(3, 64, 14, 64, 2200);
+        compare_paths(5, 128, 7, 64, 2300);
+        compare_paths(2, 8, 28, 16, 2400); /* direct forward, im2col input gradient (16 -> 8) */
+        compare_paths(6, 16, 14, 16, 2500); /* weight gradient: groups of 4 images, then 2 */
+    }
+    conv_direct_set_vector(1);
 }
 
 /* ---------------------------------------------------------------- groupnorm */

@@ -1,5 +1,8 @@
-/* conv_direct.c: k x k stride-1 convolution (odd k >= 3, zero padding k/2) straight on the BLIS
- * micro-kernel, without an im2col matrix and without BLIS's own packing.
+/* conv_direct.c: k x k stride-1 convolution (odd k >= 3, zero padding k/2) without an im2col
+ * matrix and without BLIS's own packing, on one of two engines: the vector kernel of
+ * conv_direct_kernel.c, which reads the patch rows in place from the padded planes (AVX-512 builds;
+ * the default there, 5-9% faster training steps than the BLIS engine on this project's machine),
+ * or BLIS's own micro-kernel fed with panels packed here (everywhere else).
  *
  * Why: the im2col path writes the whole patch matrix [cin*k*k, P] to memory and BLIS then reads it
  * again to pack it; at unet-s sizes that ran the convolutions at 100-140 GFLOP/s on two cores whose
@@ -12,7 +15,10 @@
  * positions q..q+MR-1 is pad[ci][q + ky*Wp + kx ...], MR consecutive floats. Positions with x >= w
  * are computed and dropped (k-1 of every Wp columns: 7% at 28x28, 22% at 7x7).
  *
- * Per image and per panel of MR positions: A[r][i] (r over the K = cin*k*k patch rows, plus one row
+ * Vector engine: per image, panel of up to 48 positions and block of 8 output channels, one call of
+ * conv_vec_panel with the patch rows' offsets into the planes; the weights packed 8 per row.
+ *
+ * BLIS engine: per image and per panel of MR positions, A[r][i] (r over the K = cin*k*k patch rows, plus one row
  * of ones that carries the bias) is packed from the padded plane, MR contiguous floats per row; the
  * weights, packed once per call as NR-column panels B[r][j] = W[n0 + j][r] (bias in row K),
  * multiply it in one micro-kernel call per NR output channels. C (positions x channels) is
@@ -40,6 +46,8 @@ typedef struct {
     cntx_t *cntx;
     int mr, nr;
 } MicroKernel;
+
+/* ---- BLIS engine ---- */
 
 /* BLIS's native single-precision micro-kernel for the running CPU and its register block. Only used
  * when the block is small enough for the fixed-size buffers below and the packed panels' leading
@@ -85,15 +93,23 @@ static size_t grid_floats(const ConvShape *s) {
     const size_t q = (size_t)s->h * conv_direct_padded_width(s) + CONV_DIRECT_MAX_MR;
     return round16(((size_t)s->cout + CONV_DIRECT_MAX_NR) * q);
 }
-/* per thread: the padded image, one A panel, the output grid */
+/* per thread: the padded image, one A panel (BLIS engine) or the patch rows' offsets (vector
+ * engine), the output grid */
 static size_t thread_floats(const ConvShape *s) {
     return conv_direct_pad_floats(s) + round16(kdim(s) * CONV_DIRECT_MAX_MR) + grid_floats(s);
 }
 
+static int vector_on = 1;
+void conv_direct_set_vector(int on) { vector_on = on; }
+static int vector_engine(void) { return vector_on && conv_vec_kernel_built(); }
+
 int conv_direct_applies(const ConvShape *s) {
     MicroKernel mk;
+    /* (1x1 layers, tried on the vector engine: faster forward at 28x28, slower at 7x7 and in
+     * every backward; no gain over the step) */
     return s->stride == 1 && s->k >= 3 && s->k % 2 == 1 && s->cout >= 16 && s->cin >= 8 &&
-           micro_kernel(&mk);
+           (size_t)s->cin * conv_direct_plane_floats(s) < (1u << 30) && /* int offsets */
+           (vector_engine() || micro_kernel(&mk));
 }
 
 size_t conv_direct_workspace_floats(const ConvShape *s, int threads) {
@@ -161,19 +177,33 @@ pack_panel(float *a, const float *pad_q0, int mr, size_t plane, int wp, const Co
         }
 }
 
-void conv_direct(float *out, int accumulate, const float *inp, const float *weight,
-                 const float *bias, int flip, const ConvShape *s, float *ws) {
-    MicroKernel mk;
-    if (!micro_kernel(&mk)) return; /* callers check conv_direct_applies first */
-    const int mr = mk.mr, nr = mk.nr, wp = conv_direct_padded_width(s);
+/* The grid's first w of every Wp columns into the image's NCHW output (or added to it). */
+static void grid_to_output(float *y, int accumulate, const float *grid, size_t QP,
+                           const ConvShape *s) {
+    const int wp = conv_direct_padded_width(s);
+    const size_t P = (size_t)s->h * s->w;
+    for (int co = 0; co < s->cout; co++)
+        for (int yy = 0; yy < s->h; yy++) {
+            const float *src = grid + co * QP + (size_t)yy * wp;
+            float *dst = y + co * P + (size_t)yy * s->w;
+            if (accumulate) {
+#pragma omp simd
+                for (int x = 0; x < s->w; x++) dst[x] += src[x];
+            } else {
+#pragma omp simd
+                for (int x = 0; x < s->w; x++) dst[x] = src[x];
+            }
+        }
+}
+
+/* BLIS engine: every panel packed into the micro-kernel's A format, one call per NR channels. */
+static void run_blis(float *out, int accumulate, const float *inp, float *ws, const ConvShape *s,
+                     const MicroKernel *mk) {
+    const int mr = mk->mr, nr = mk->nr, wp = conv_direct_padded_width(s);
     const size_t K1 = kdim(s), plane = conv_direct_plane_floats(s), P = (size_t)s->h * s->w;
     const size_t Q = (size_t)s->h * wp, panels = (Q + mr - 1) / mr, QP = panels * mr;
     const size_t blocks = ((size_t)s->cout + nr - 1) / nr;
-    /* every panel on a 64-byte boundary: the kernel's vector loads then never split a cache line
-     * (the caller's scratch comes from calloc; unaligned, the whole step ran 8% slower) */
-    ws = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    float *bw = ws;
-    pack_weights(bw, weight, bias, flip, s, nr);
+    const float *bw = ws;
 #pragma omp parallel
     {
         float *pad = ws + packed_weight_floats(s) + (size_t)omp_get_thread_num() * thread_floats(s);
@@ -190,7 +220,6 @@ void conv_direct(float *out, int accumulate, const float *inp, const float *weig
 #pragma omp for schedule(static)
         for (int n = 0; n < s->n; n++) {
             conv_direct_pad_image(pad, inp + (size_t)n * s->cin * s->h * s->w, s);
-            float *y = out + (size_t)n * s->cout * P;
             for (size_t pn = 0; pn < panels; pn++) {
                 const size_t q0 = pn * mr;
                 if (mr == 32) /* a constant size: the copies compile to a few vector moves */
@@ -201,24 +230,61 @@ void conv_direct(float *out, int accumulate, const float *inp, const float *weig
                     pack_panel(a, pad + q0, mr, plane, wp, s);
                 bli_auxinfo_set_next_a(a, &aux);
                 for (size_t blk = 0; blk < blocks; blk++) { /* C columns straight into the grid */
-                    float *bblk = bw + blk * K1 * nr;
-                    bli_auxinfo_set_next_b(blk + 1 < blocks ? bblk + K1 * nr : bw, &aux);
-                    mk.kernel(mr, nr, (dim_t)K1, &one, a, bblk, &zero, grid + blk * nr * QP + q0, 1,
-                              (inc_t)QP, &aux, mk.cntx);
+                    float *bblk = (float *)bw + blk * K1 * nr;
+                    bli_auxinfo_set_next_b(blk + 1 < blocks ? bblk + K1 * nr : (float *)bw, &aux);
+                    mk->kernel(mr, nr, (dim_t)K1, &one, a, bblk, &zero, grid + blk * nr * QP + q0,
+                               1, (inc_t)QP, &aux, mk->cntx);
                 }
             }
-            for (int co = 0; co < s->cout; co++) /* the grid's first w of every Wp columns */
-                for (int yy = 0; yy < s->h; yy++) {
-                    const float *src = grid + co * QP + (size_t)yy * wp;
-                    float *dst = y + co * P + (size_t)yy * s->w;
-                    if (accumulate) {
-#pragma omp simd
-                        for (int x = 0; x < s->w; x++) dst[x] += src[x];
-                    } else {
-#pragma omp simd
-                        for (int x = 0; x < s->w; x++) dst[x] = src[x];
-                    }
-                }
+            grid_to_output(out + (size_t)n * s->cout * P, accumulate, grid, QP, s);
         }
     }
+}
+
+/* Vector engine: panels of up to CONV_VEC_MR positions read in place from the planes. */
+static void run_vector(float *out, int accumulate, const float *inp, float *ws,
+                       const ConvShape *s) {
+    const int k = s->k, wp = conv_direct_padded_width(s), K = (int)kdim(s) - 1;
+    const size_t plane = conv_direct_plane_floats(s), P = (size_t)s->h * s->w;
+    const size_t Q = (size_t)s->h * wp, QP = round16(Q);
+    const size_t blocks = ((size_t)s->cout + CONV_VEC_NR - 1) / CONV_VEC_NR;
+    const float *bw = ws;
+#pragma omp parallel
+    {
+        float *pad = ws + packed_weight_floats(s) + (size_t)omp_get_thread_num() * thread_floats(s);
+        int *off = (int *)(pad + conv_direct_pad_floats(s));
+        float *grid = pad + conv_direct_pad_floats(s) + round16(kdim(s) * CONV_DIRECT_MAX_MR);
+        for (int r = 0; r < K; r++) {
+            const int ci = r / (k * k), ky = (r / k) % k, kx = r % k;
+            off[r] = (int)(ci * plane) + ky * wp + kx;
+        }
+#pragma omp for schedule(static)
+        for (int n = 0; n < s->n; n++) {
+            conv_direct_pad_image(pad, inp + (size_t)n * s->cin * s->h * s->w, s);
+            for (size_t q0 = 0; q0 < Q; q0 += CONV_VEC_MR) {
+                const size_t left = (Q - q0 + 15) / 16;
+                const int nv = left < 3 ? (int)left : 3;
+                for (size_t blk = 0; blk < blocks; blk++)
+                    conv_vec_panel(grid + blk * CONV_VEC_NR * QP + q0, QP, pad + q0, off, K,
+                                   bw + blk * (size_t)(K + 1) * CONV_VEC_NR, nv);
+            }
+            grid_to_output(out + (size_t)n * s->cout * P, accumulate, grid, QP, s);
+        }
+    }
+}
+
+void conv_direct(float *out, int accumulate, const float *inp, const float *weight,
+                 const float *bias, int flip, const ConvShape *s, float *ws) {
+    /* every panel on a 64-byte boundary: the kernel's vector loads then never split a cache line
+     * (the caller's scratch comes from calloc; unaligned, the whole step ran 8% slower) */
+    ws = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+    if (vector_engine()) {
+        pack_weights(ws, weight, bias, flip, s, CONV_VEC_NR);
+        run_vector(out, accumulate, inp, ws, s);
+        return;
+    }
+    MicroKernel mk;
+    if (!micro_kernel(&mk)) return; /* callers check conv_direct_applies first */
+    pack_weights(ws, weight, bias, flip, s, mk.nr);
+    run_blis(out, accumulate, inp, ws, s, &mk);
 }
