@@ -74,6 +74,7 @@ typedef struct {
     int x_slot, out_slot;  /* input image and predicted noise */
     int max_batch;
     int inference;         /* built without the gradient arena */
+    int input_grad;        /* model_keep_input_grad was called */
     size_t act_per_image;  /* floats per image in the activation arena */
     size_t dact_per_image; /* floats per image in the gradient arena (slots share memory) */
     float *act, *dact;     /* activations and their gradients, max_batch images each */
@@ -121,7 +122,10 @@ const float *model_forward(Model *m, const float *params, const float *x, const 
 /* Backward after model_forward with the same n: dout is d(loss)/d(output) [n, C, S, S];
  * parameter gradients are ACCUMULATED into grads (zero it first for a fresh step). */
 void model_backward(Model *m, const float *params, float *grads, const float *dout, int n);
-/* Gradient with respect to the input image of the last backward (for gradient checks). */
+/* The gradient with respect to the input image is computed only after model_keep_input_grad (gradient
+ * checks ask for it; training does not need it, and skipping it saves the first convolution's input
+ * gradient). model_input_grad returns it for the last backward; it dies when it was not asked for. */
+void model_keep_input_grad(Model *m);
 const float *model_input_grad(const Model *m);
 
 /* Switch dropout on (training builds with [model] dropout > 0) and key the masks of the next

@@ -62,6 +62,7 @@ static void run_unet(const ModelConfig *cfg, const int *labels, const char *labe
     if (bad) fail_msg("%s: model_config_check: %s", label, bad);
     Model m;
     model_build(&m, cfg, BATCH);
+    model_keep_input_grad(&m);
     size_t total = m.table.total;
     size_t img = (size_t)cfg->in_channels * cfg->image_size * cfg->image_size;
     Net c = {.m = &m, .t = {3, 250}, .y = labels, .nout = BATCH * img};
@@ -262,6 +263,34 @@ static void test_dropout_training_only(void **state) {
     model_free(&tr), model_free(&inf), model_free(&base);
 }
 
+/* Without model_keep_input_grad (training) the first convolution's input gradient is skipped,
+ * which sends its backward down another path: the parameter gradients stay the same. */
+static void test_input_grad_optional(void **state) {
+    const ModelConfig cfg = two_levels();
+    Model with, without;
+    model_build(&with, &cfg, BATCH);
+    model_keep_input_grad(&with);
+    model_build(&without, &cfg, BATCH);
+    const size_t img = (size_t)cfg.image_size * cfg.image_size, total = with.table.total;
+    float *params = gc_alloc(total), *x = gc_alloc(BATCH * img), *r = gc_alloc(BATCH * img);
+    float *g1 = gc_alloc(total), *g2 = gc_alloc(total);
+    init_params(&with.table, params, 51000);
+    gc_uniform(x, BATCH * img, -1.0f, 1.0f, 51000, 1);
+    gc_uniform(r, BATCH * img, -1.0f, 1.0f, 51000, 2);
+    memset(g1, 0, total * sizeof(float));
+    memset(g2, 0, total * sizeof(float));
+    const int t[BATCH] = {3, 250};
+    model_forward(&with, params, x, t, NULL, BATCH);
+    model_backward(&with, params, g1, r, BATCH);
+    model_forward(&without, params, x, t, NULL, BATCH);
+    model_backward(&without, params, g2, r, BATCH);
+    gc_assert_clean(g2, total, "parameter gradients without the input gradient");
+    const double d = gc_max_rel_diff(g2, g1, total, 1e-6);
+    if (d > 1e-5) fail_msg("skipping the input gradient changed the parameter gradients by %.2e", d);
+    gc_free(params), gc_free(x), gc_free(r), gc_free(g1), gc_free(g2);
+    model_free(&with), model_free(&without);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unet_three_levels),
@@ -269,6 +298,7 @@ int main(void) {
         cmocka_unit_test(test_unet_conditional),
         cmocka_unit_test(test_unet_attention),
         cmocka_unit_test(test_dropout_training_only),
+        cmocka_unit_test(test_input_grad_optional),
     };
     return cmocka_run_group_tests_name("gradcheck_unet", tests, NULL, NULL);
 }

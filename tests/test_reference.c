@@ -500,6 +500,7 @@ static void run_unet(int max_batch) {
     Model m;
     ModelConfig cfg = model_config_default();
     model_build(&m, &cfg, max_batch);
+    model_keep_input_grad(&m);
     const ParamTable *tab = &m.table;
     printf("  our table: %d tensors, %zu parameters\n", tab->count, tab->total);
     if (tab->total != UNET_PARAMS) {

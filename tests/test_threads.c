@@ -32,6 +32,7 @@ static void test_unet_threads(void **state) {
     ModelConfig cfg = model_config_default();
     Model m;
     model_build(&m, &cfg, N);
+    model_keep_input_grad(&m);
     size_t total = m.table.total;
     size_t img = (size_t)cfg.in_channels * cfg.image_size * cfg.image_size;
     print_message("unet-s: %zu parameters in %d tensors, batch %d\n", total, m.table.count, N);

@@ -300,7 +300,8 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
             break;
         case OP_CONV: {
             ConvShape s = op_conv_shape(m, op, n);
-            conv2d_backward(DACT(op->in0), dw, db, dy, ACT(op->in0), w, &s, m->ws);
+            float *dx = op->in0 == m->x_slot && !m->input_grad ? NULL : DACT(op->in0);
+            conv2d_backward(dx, dw, db, dy, ACT(op->in0), w, &s, m->ws);
             break;
         }
         case OP_GROUPNORM: {
@@ -364,6 +365,9 @@ void model_set_dropout_key(Model *m, uint64_t seed, uint32_t step, long first) {
 
 void model_dropout_off(Model *m) { m->dropout_on = 0; }
 
+void model_keep_input_grad(Model *m) { m->input_grad = 1; }
+
 const float *model_input_grad(const Model *m) {
+    if (!m->input_grad) die("model: model_input_grad without model_keep_input_grad");
     return m->dact + m->slots[m->x_slot].grad_offset;
 }
