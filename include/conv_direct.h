@@ -25,8 +25,8 @@ void conv_vec_panel(float *c, size_t ldc, const float *a, const int *off, int K,
  * micro-kernel (tests and benchmarks compare the two). */
 void conv_direct_set_vector(int on);
 
-/* Stride 1, odd k >= 3, at least 16 output and 8 input channels (fewer: the micro-kernel calls are
- * too short to pay), and the vector engine or a usable BLIS micro-kernel. */
+/* Stride 1, odd k >= 3, and either the vector engine (any channel counts) or a usable BLIS
+ * micro-kernel with at least 16 output and 8 input channels (fewer: its calls are too short). */
 int conv_direct_applies(const ConvShape *s);
 /* Scratch floats conv_direct needs on `threads` threads (independent of the batch). */
 size_t conv_direct_workspace_floats(const ConvShape *s, int threads);

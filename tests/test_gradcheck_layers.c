@@ -64,8 +64,8 @@ static double conv_loss(void *ctx) {
     return gc_dot(c->out, c->r, c->nout);
 }
 
-static void run_conv(int n, int cin, int h, int w, int cout, int k, int stride, int hout,
-                     int wout, uint32_t tag) {
+static void run_conv_once(int n, int cin, int h, int w, int cout, int k, int stride, int hout,
+                          int wout, uint32_t tag) {
     char name[64];
     Conv c;
     c.s = conv_shape(n, cin, h, w, cout, k, stride);
@@ -131,6 +131,20 @@ static void run_conv(int n, int cin, int h, int w, int cout, int k, int stride, 
     for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
 }
 
+/* Every case on each path conv2d has: the direct convolutions on the vector engine (AVX-512
+ * builds), on BLIS's micro-kernel, and im2col + GEMM (where a path does not apply to the shape,
+ * conv2d falls back to the next, and that is checked too). */
+static void run_conv(int n, int cin, int h, int w, int cout, int k, int stride, int hout, int wout,
+                     uint32_t tag) {
+    for (int path = 0; path < 3; path++) {
+        conv_direct_set_vector(path == 0);
+        conv2d_set_direct(path < 2);
+        run_conv_once(n, cin, h, w, cout, k, stride, hout, wout, tag);
+    }
+    conv_direct_set_vector(1);
+    conv2d_set_direct(1);
+}
+
 static void test_conv_3x3_stride1(void **state) { run_conv(2, 3, 9, 6, 4, 3, 1, 9, 6, 1000); }
 static void test_conv_3x3_stride2_even(void **state) { run_conv(2, 3, 10, 10, 4, 3, 2, 5, 5, 1100); }
 static void test_conv_3x3_stride2_odd(void **state) { run_conv(2, 2, 7, 7, 3, 3, 2, 4, 4, 1200); }
@@ -149,8 +163,8 @@ static void test_conv_partial_group(void **state) {
     run_conv(5, 2, 14, 14, 3, 3, 1, 14, 14, 1800); /* P = 196: groups of 2, 2, 1 */
 }
 
-/* conv_direct.c (stride 1, k >= 3, >= 16 output and >= 8 input channels; the input gradient too
- * when cin >= 16):
+/* conv_direct.c at shapes both its engines take (the BLIS one needs >= 16 output and >= 8 input
+ * channels, so the input gradient too when cin >= 16):
  * partial panels of positions (7x5 and 6x9 images), output channels that fill no whole register
  * block (18, 33), k = 5. */
 static void test_conv_direct(void **state) {
@@ -159,13 +173,9 @@ static void test_conv_direct(void **state) {
     if (!conv_direct_applies(&a) || !conv_direct_applies(&at) || !conv_direct_applies(&b) ||
         !conv_direct_applies(&bt))
         fail_msg("conv_direct does not apply to the shapes meant to test it");
-    for (int vec = 1; vec >= 0; vec--) { /* the vector engine (AVX-512 builds), then BLIS's */
-        conv_direct_set_vector(vec);
-        run_conv(2, 17, 7, 5, 18, 3, 1, 7, 5, 1900);
-        run_conv(3, 16, 6, 9, 33, 5, 1, 6, 9, 2000);
-        run_conv(2, 24, 10, 10, 40, 3, 1, 10, 10, 2050); /* Q = 120: panels of 48, 48, 32 */
-    }
-    conv_direct_set_vector(1);
+    run_conv(2, 17, 7, 5, 18, 3, 1, 7, 5, 1900);
+    run_conv(3, 16, 6, 9, 33, 5, 1, 6, 9, 2000);
+    run_conv(2, 24, 10, 10, 40, 3, 1, 10, 10, 2050); /* Q = 120: panels of 48, 48, 32 */
 }
 
 /* At the model's sizes (too many elements for finite differences): conv_direct.c and
@@ -217,6 +227,8 @@ static void test_conv_direct_model_sizes(void **state) {
         compare_paths(5, 128, 7, 64, 2300);
         compare_paths(2, 8, 28, 16, 2400); /* direct forward, im2col input gradient (16 -> 8) */
         compare_paths(6, 16, 14, 16, 2500); /* weight gradient: groups of 4 images, then 2 */
+        compare_paths(3, 1, 28, 32, 2600);  /* conv_in */
+        compare_paths(3, 32, 28, 1, 2700);  /* out_conv */
     }
     conv_direct_set_vector(1);
 }
