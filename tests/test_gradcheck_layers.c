@@ -23,8 +23,8 @@
 /* The worst per-element error of the whole program, printed at the end. */
 static GcResult g_worst;
 
-static void check(const char *name, float *x, size_t count, const float *analytic,
-                  GcLossFn loss, void *ctx, uint32_t tag) {
+static void check(const char *name, float *x, size_t count, const float *analytic, GcLossFn loss,
+                  void *ctx, uint32_t tag) {
     GcOptions o = gc_default_options();
     GcResult r = gc_check_assert(name, x, count, analytic, loss, ctx, tag, &o);
     if (r.worst >= g_worst.worst) g_worst = r;
@@ -126,8 +126,8 @@ static void run_conv_once(int n, int cin, int h, int w, int cout, int k, int str
     if (gc_max_rel_diff(dw2, dw, c.nw, 1e-6) > 1e-6 || gc_max_rel_diff(db2, db, cout, 1e-6) > 1e-6)
         fail_msg("conv2d_backward with dinp NULL gives different weight/bias gradients");
 
-    float *all[] = {c.inp, c.weight, c.bias, c.r, c.out, c.ws, ref, dinp, dw, db, dw2, db2,
-                    v[0], v[1], v[2], acc[0], acc[1], acc[2]};
+    float *all[] = {c.inp, c.weight, c.bias, c.r,  c.out, c.ws, ref,    dinp,   dw,
+                    db,    dw2,      db2,    v[0], v[1],  v[2], acc[0], acc[1], acc[2]};
     for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
 }
 
@@ -146,7 +146,9 @@ static void run_conv(int n, int cin, int h, int w, int cout, int k, int stride, 
 }
 
 static void test_conv_3x3_stride1(void **state) { run_conv(2, 3, 9, 6, 4, 3, 1, 9, 6, 1000); }
-static void test_conv_3x3_stride2_even(void **state) { run_conv(2, 3, 10, 10, 4, 3, 2, 5, 5, 1100); }
+static void test_conv_3x3_stride2_even(void **state) {
+    run_conv(2, 3, 10, 10, 4, 3, 2, 5, 5, 1100);
+}
 static void test_conv_3x3_stride2_odd(void **state) { run_conv(2, 2, 7, 7, 3, 3, 2, 4, 4, 1200); }
 static void test_conv_1x1(void **state) { run_conv(2, 5, 6, 7, 3, 1, 1, 6, 7, 1300); }
 /* conv_in: one input channel, the square image of the model */
@@ -180,10 +182,12 @@ static void test_conv_direct(void **state) {
 
 /* At the model's sizes (too many elements for finite differences): conv_direct.c and
  * conv_weight_grad.c against the im2col path, forward and all gradients, with and without bias. */
-static void compare_paths(int n, int cin, int hw, int cout, uint32_t tag) {
-    const ConvShape s = conv_shape(n, cin, hw, hw, cout, 3, 1);
-    const size_t nin = (size_t)n * cin * hw * hw, nout = (size_t)n * cout * hw * hw,
-                 nw = (size_t)cout * cin * 9, nws = conv_workspace_floats(&s, omp_get_max_threads());
+static void compare_paths(int n, int cin, int hw, int cout, int stride, uint32_t tag) {
+    const ConvShape s = conv_shape(n, cin, hw, hw, cout, 3, stride);
+    const int ho = s.hout;
+    const size_t nin = (size_t)n * cin * hw * hw, nout = (size_t)n * cout * ho * ho,
+                 nw = (size_t)cout * cin * 9,
+                 nws = conv_workspace_floats(&s, omp_get_max_threads());
     float *inp = rnd(nin, -1.0f, 1.0f, tag, 0), *w = rnd(nw, -0.2f, 0.2f, tag, 1);
     float *bias = rnd((size_t)cout, -0.5f, 0.5f, tag, 2), *dout = rnd(nout, -1.0f, 1.0f, tag, 3);
     float *ws = gc_alloc_poisoned(nws), *out[2], *dinp[2], *dw[2], *db[2];
@@ -202,17 +206,24 @@ static void compare_paths(int n, int cin, int hw, int cout, uint32_t tag) {
     }
     conv2d_set_direct(1);
     double d = gc_max_rel_diff(out[1], out[0], nout, 1.0);
-    if (d > 1e-5) fail_msg("direct forward %dx%d %d->%d differs by %.2e", hw, hw, cin, cout, d);
+    if (d > 1e-5)
+        fail_msg("direct forward s%d %dx%d %d->%d differs by %.2e", stride, hw, hw, cin, cout, d);
     d = gc_max_rel_diff(dinp[1], dinp[0], nin, 1.0);
-    if (d > 1e-5) fail_msg("direct input gradient %dx%d %d->%d differs by %.2e", hw, hw, cin, cout, d);
+    if (d > 1e-5)
+        fail_msg("direct input gradient s%d %dx%d %d->%d differs by %.2e", stride, hw, hw, cin,
+                 cout, d);
     d = gc_max_rel_diff(dw[1], dw[0], nw, 1.0);
-    if (d > 1e-5) fail_msg("direct weight gradient %dx%d %d->%d differs by %.2e", hw, hw, cin, cout, d);
+    if (d > 1e-5)
+        fail_msg("direct weight gradient s%d %dx%d %d->%d differs by %.2e", stride, hw, hw, cin,
+                 cout, d);
     d = gc_max_rel_diff(db[1], db[0], (size_t)cout, 1.0);
-    if (d > 1e-5) fail_msg("direct bias gradient %dx%d %d->%d differs by %.2e", hw, hw, cin, cout, d);
+    if (d > 1e-5)
+        fail_msg("direct bias gradient s%d %dx%d %d->%d differs by %.2e", stride, hw, hw, cin, cout,
+                 d);
     float *nobias = gc_alloc_poisoned(nout), *zero = gc_alloc(nout);
     memset(zero, 0, nout * sizeof(float));
     conv2d_forward(nobias, inp, w, NULL, &s, ws);
-    for (size_t i = 0; i < nout; i++) zero[i] = out[1][i] - bias[(i / ((size_t)hw * hw)) % cout];
+    for (size_t i = 0; i < nout; i++) zero[i] = out[1][i] - bias[(i / ((size_t)ho * ho)) % cout];
     d = gc_max_rel_diff(nobias, zero, nout, 1.0);
     if (d > 1e-5) fail_msg("direct forward without bias differs by %.2e", d);
     float *all[] = {inp,     w,       bias,  dout,  ws,    prefill, out[0], out[1],
@@ -222,13 +233,16 @@ static void compare_paths(int n, int cin, int hw, int cout, uint32_t tag) {
 static void test_conv_direct_model_sizes(void **state) {
     for (int vec = 1; vec >= 0; vec--) { /* the vector engine (AVX-512 builds), then BLIS's */
         conv_direct_set_vector(vec);
-        compare_paths(3, 32, 28, 32, 2100);
-        compare_paths(3, 64, 14, 64, 2200);
-        compare_paths(5, 128, 7, 64, 2300);
-        compare_paths(2, 8, 28, 16, 2400); /* direct forward, im2col input gradient (16 -> 8) */
-        compare_paths(6, 16, 14, 16, 2500); /* weight gradient: groups of 4 images, then 2 */
-        compare_paths(3, 1, 28, 32, 2600);  /* conv_in */
-        compare_paths(3, 32, 28, 1, 2700);  /* out_conv */
+        compare_paths(3, 32, 28, 32, 1, 2100);
+        compare_paths(3, 64, 14, 64, 1, 2200);
+        compare_paths(5, 128, 7, 64, 1, 2300);
+        compare_paths(2, 8, 28, 16, 1, 2400);  /* BLIS engine: im2col input gradient (16 -> 8) */
+        compare_paths(6, 16, 14, 16, 1, 2500); /* weight gradient: groups of 4 images, then 2 */
+        compare_paths(3, 1, 28, 32, 1, 2600);  /* conv_in */
+        compare_paths(3, 32, 28, 1, 1, 2700);  /* out_conv */
+        compare_paths(3, 32, 28, 32, 2, 2800); /* the downsamples: 28 -> 14, 14 -> 7 */
+        compare_paths(3, 64, 14, 64, 2, 2900);
+        compare_paths(5, 24, 7, 40, 2, 3000); /* 7 -> 4 (odd), a partial channel block */
     }
     conv_direct_set_vector(1);
 }
@@ -311,12 +325,12 @@ static void run_groupnorm(int groups, uint32_t tag) {
         v[i] = rnd(ns[i], -2.0f, 2.0f, tag, 20 + (uint32_t)i);
         acc[i] = copy_of(v[i], ns[i]);
     }
-    groupnorm_backward(acc[0], acc[1], acc[2], g.r, g.inp, g.mean, g.rstd, g.gamma, g.n, g.c,
-                       g.hw, groups, ws);
+    groupnorm_backward(acc[0], acc[1], acc[2], g.r, g.inp, g.mean, g.rstd, g.gamma, g.n, g.c, g.hw,
+                       groups, ws);
     for (int i = 0; i < 3; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], what[i]);
 
-    float *all[] = {g.inp, g.gamma, g.beta, g.r,  g.out, g.mean, g.rstd, dinp,  dgamma,
-                    dbeta, v[0],   v[1],   v[2], acc[0], acc[1], acc[2], ws};
+    float *all[] = {g.inp, g.gamma, g.beta, g.r,  g.out,  g.mean, g.rstd, dinp, dgamma,
+                    dbeta, v[0],    v[1],   v[2], acc[0], acc[1], acc[2], ws};
     for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
     free(want_mean);
     free(want_rstd);
@@ -676,8 +690,10 @@ static void test_dropout(void **state) {
     gc_assert_clean(d.out, count, "dropout out");
     size_t zeros = 0;
     for (size_t e = 0; e < count; e++) {
-        if (d.mask[e] == 0.0f) zeros++;
-        else if (fabsf(d.mask[e] - 1.0f / 0.7f) > 1e-6f) fail_msg("mask[%zu] = %g", e, d.mask[e]);
+        if (d.mask[e] == 0.0f)
+            zeros++;
+        else if (fabsf(d.mask[e] - 1.0f / 0.7f) > 1e-6f)
+            fail_msg("mask[%zu] = %g", e, d.mask[e]);
         if (d.out[e] != d.inp[e] * d.mask[e]) fail_msg("out[%zu] != inp * mask", e);
     }
     const double frac = (double)zeros / count;
@@ -717,8 +733,8 @@ static void test_mse(void **state) {
     m.pred = rnd(m.count, -2.0f, 2.0f, 5000, 0);
     m.target = rnd(m.count, -1.0f, 1.0f, 5000, 1);
     double want = 0.0;
-    for (size_t i = 0; i < m.count; i++) want += ((double)m.pred[i] - m.target[i]) *
-                                                 ((double)m.pred[i] - m.target[i]);
+    for (size_t i = 0; i < m.count; i++)
+        want += ((double)m.pred[i] - m.target[i]) * ((double)m.pred[i] - m.target[i]);
     want /= (double)m.count;
     double got = mse_loss(&m);
     if (!(fabs(got - want) <= 1e-6 * want)) fail_msg("mse_forward = %.9g, want %.9g", got, want);
@@ -733,15 +749,16 @@ static void test_mse(void **state) {
     /* split as two ranks would (uneven shares): the numerators add up to the whole loss and
      * each share's gradient, scaled by the global count, equals the whole one's exactly */
     const size_t cut = m.count / 3;
-    const double parts = mse_sum(m.pred, m.target, cut) +
-                         mse_sum(m.pred + cut, m.target + cut, m.count - cut);
+    const double parts =
+        mse_sum(m.pred, m.target, cut) + mse_sum(m.pred + cut, m.target + cut, m.count - cut);
     if (!(fabs(parts / (double)m.count - want) <= 1e-6 * want))
         fail_msg("mse_sum over two shares = %.9g, want %.9g", parts / (double)m.count, want);
     float *split = gc_alloc(m.count);
     mse_backward_over(split, m.pred, m.target, cut, m.count);
     mse_backward_over(split + cut, m.pred + cut, m.target + cut, m.count - cut, m.count);
     for (size_t i = 0; i < m.count; i++)
-        if (split[i] != dpred[i]) fail_msg("mse share gradient [%zu] = %g, want %g", i, split[i], dpred[i]);
+        if (split[i] != dpred[i])
+            fail_msg("mse share gradient [%zu] = %g, want %g", i, split[i], dpred[i]);
     gc_free(split);
     gc_assert_guards(m.pred, m.count, "mse pred");
     gc_assert_guards(m.target, m.count, "mse target");

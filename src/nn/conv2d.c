@@ -1,10 +1,11 @@
 /* conv2d.c: 2-D convolution (k x k, stride 1 or 2, zero padding k/2, bias): the entry points,
  * and the im2col + BLIS sgemm path.
  *
- * Stride-1 convolutions with odd k >= 3 go to the paths without an im2col matrix where they
- * apply (conv_direct.c: forward and input gradient; conv_weight_grad.c: weight and bias
- * gradients; see conv_direct_applies); everything else (stride 2, 1x1, one input or output
- * channel) runs here, as does everything after conv2d_set_direct(0).
+ * Convolutions with odd k >= 3 go to the paths without an im2col matrix where they apply
+ * (conv_direct.c: forward and stride-1 input gradient; conv_input_grad_s2.c: stride-2 input
+ * gradient; conv_weight_grad.c: weight and bias gradients; see the *_applies functions: stride 2
+ * and small channel counts need the vector engine of AVX-512 builds); everything else (1x1, and
+ * what does not apply) runs here, as does everything after conv2d_set_direct(0).
  *
  * Images are processed in groups of g side by side, so that one GEMM has at least
  * GEMM_COLUMNS columns even at 7x7 (g = 1 at 28x28, 3 at 14x14, 8 at 7x7). With L = g*P
@@ -80,6 +81,7 @@ static ConvShape input_gradient_shape(const ConvShape *s) {
 }
 static int input_gradient_is_direct(const ConvShape *s) {
     const ConvShape ts = input_gradient_shape(s);
+    if (s->stride == 2) return direct_on && conv_input_grad_s2_applies(s);
     return direct_on && is_stride1(s) && conv_direct_applies(&ts);
 }
 
@@ -94,6 +96,8 @@ size_t conv_workspace_floats(const ConvShape *s, int threads) {
         need = conv_direct_workspace_floats(&ts, threads);
     if (conv_weight_grad_applies(s) && conv_weight_grad_workspace_floats(s, threads) > need)
         need = conv_weight_grad_workspace_floats(s, threads);
+    if (conv_input_grad_s2_applies(s) && conv_input_grad_s2_workspace_floats(s, threads) > need)
+        need = conv_input_grad_s2_workspace_floats(s, threads);
     return need;
 }
 
@@ -136,8 +140,8 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
                             weight, K, b, (int)P, 1.0f, y, (int)P);
                 continue;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, (int)L, K, 1.0f,
-                        weight, K, b, (int)L, 0.0f, tmp, (int)L);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cout, (int)L, K, 1.0f, weight,
+                        K, b, (int)L, 0.0f, tmp, (int)L);
             for (int j = 0; j < gn; j++)
                 for (int co = 0; co < s->cout; co++) {
                     const float *src = tmp + co * L + j * P, bv = bias ? bias[co] : 0.0f;
@@ -159,13 +163,16 @@ static void scatter_add(float *dinp, const float *dx, int n0, int gn, size_t P, 
         }
 }
 
-void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                     const float *inp, const float *weight, const ConvShape *s, float *ws) {
+void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, const ConvShape *s, float *ws) {
     if (direct_on && conv_weight_grad_applies(s) && (!dinp || input_gradient_is_direct(s))) {
         conv_weight_grad(dweight, dbias, dout, inp, s, ws);
         if (!dinp) return;
         const ConvShape ts = input_gradient_shape(s);
-        conv_direct(dinp, 1, dout, weight, NULL, 1, &ts, ws);
+        if (s->stride == 2)
+            conv_input_grad_s2(dinp, dout, weight, s, ws);
+        else
+            conv_direct(dinp, 1, dout, weight, NULL, 1, &ts, ws);
         return;
     }
     const int K = s->cin * s->k * s->k, KT = s->cout * s->k * s->k;
@@ -218,14 +225,13 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
             float *dx = dinp + n0 * in_stride;
             if (is_pointwise(s)) {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->cin, (int)L, s->cout, 1.0f,
-                            weight, K, dy, (int)L, gn > 1 ? 0.0f : 1.0f, gn > 1 ? dxg : dx,
-                            (int)L);
+                            weight, K, dy, (int)L, gn > 1 ? 0.0f : 1.0f, gn > 1 ? dxg : dx, (int)L);
                 if (gn > 1) scatter_add(dinp, dxg, n0, gn, P, s->cin);
             } else if (is_stride1(s)) {
                 for (int j = 0; j < gn; j++)
                     im2col(col + j * P, L, dout + (n0 + j) * out_stride, &ts);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cin, (int)L, KT, 1.0f,
-                            wf, KT, col, (int)L, gn > 1 ? 0.0f : 1.0f, gn > 1 ? dxg : dx, (int)L);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->cin, (int)L, KT, 1.0f, wf,
+                            KT, col, (int)L, gn > 1 ? 0.0f : 1.0f, gn > 1 ? dxg : dx, (int)L);
                 if (gn > 1) scatter_add(dinp, dxg, n0, gn, P, s->cin);
             } else {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)L, s->cout, 1.0f,

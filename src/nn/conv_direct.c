@@ -18,10 +18,10 @@
  * Vector engine: per image, panel of up to 48 positions and block of 8 output channels, one call of
  * conv_vec_panel with the patch rows' offsets into the planes; the weights packed 8 per row.
  *
- * BLIS engine: per image and per panel of MR positions, A[r][i] (r over the K = cin*k*k patch rows, plus one row
- * of ones that carries the bias) is packed from the padded plane, MR contiguous floats per row; the
- * weights, packed once per call as NR-column panels B[r][j] = W[n0 + j][r] (bias in row K),
- * multiply it in one micro-kernel call per NR output channels. C (positions x channels) is
+ * BLIS engine: per image and per panel of MR positions, A[r][i] (r over the K = cin*k*k patch rows,
+ * plus one row of ones that carries the bias) is packed from the padded plane, MR contiguous floats
+ * per row; the weights, packed once per call as NR-column panels B[r][j] = W[n0 + j][r] (bias in
+ * row K), multiply it in one micro-kernel call per NR output channels. C (positions x channels) is
  * column-stored, the layout the kernel writes fastest, straight into the image's output on the
  * Wp-wide grid; the grid's valid columns are then copied (or added) into the NCHW output row by
  * row. OpenMP threads take whole images. (The other orientation, weights as A and positions as B,
@@ -85,12 +85,13 @@ static size_t packed_weight_floats(const ConvShape *s) {
     return round16(((size_t)s->cout + CONV_DIRECT_MAX_NR) * kdim(s));
 }
 size_t conv_direct_pad_floats(const ConvShape *s) {
-    return round16((size_t)s->cin * conv_direct_plane_floats(s) + CONV_DIRECT_MAX_MR + s->k + 16);
+    return round16(conv_direct_planes(s) * conv_direct_plane_floats(s) + CONV_DIRECT_MAX_MR + s->k +
+                   16);
 }
 /* The output of one image on the Wp-wide grid: rows of whole panels, one per output channel of
  * whole NR blocks. */
 static size_t grid_floats(const ConvShape *s) {
-    const size_t q = (size_t)s->h * conv_direct_padded_width(s) + CONV_DIRECT_MAX_MR;
+    const size_t q = (size_t)s->hout * conv_direct_padded_width(s) + CONV_DIRECT_MAX_MR;
     return round16(((size_t)s->cout + CONV_DIRECT_MAX_NR) * q);
 }
 /* per thread: the padded image, one A panel (BLIS engine) or the patch rows' offsets (vector
@@ -101,19 +102,20 @@ static size_t thread_floats(const ConvShape *s) {
 
 static int vector_on = 1;
 void conv_direct_set_vector(int on) { vector_on = on; }
-static int vector_engine(void) { return vector_on && conv_vec_kernel_built(); }
+int conv_direct_vector_engine(void) { return vector_on && conv_vec_kernel_built(); }
 
 int conv_direct_applies(const ConvShape *s) {
     MicroKernel mk;
     /* (1x1 layers, tried on the vector engine: faster forward at 28x28, slower at 7x7 and in
      * every backward; no gain over the step) */
-    if (s->stride != 1 || s->k < 3 || s->k % 2 == 0 ||
-        (size_t)s->cin * conv_direct_plane_floats(s) >= (1u << 30)) /* int offsets */
+    if (s->stride > 2 || s->k < 3 || s->k % 2 == 0 ||
+        conv_direct_planes(s) * conv_direct_plane_floats(s) >= (1u << 30)) /* int offsets */
         return 0;
     /* The vector engine wins at any channel count (out_conv's single output channel wastes 7 of
      * its 8 but still ran 2.5x faster than im2col); the BLIS engine's calls are too short below
-     * 16 output or 8 input channels. */
-    return vector_engine() || (s->cout >= 16 && s->cin >= 8 && micro_kernel(&mk));
+     * 16 output or 8 input channels, and it packs stride-1 patches only. */
+    return conv_direct_vector_engine() ||
+           (s->stride == 1 && s->cout >= 16 && s->cin >= 8 && micro_kernel(&mk));
 }
 
 size_t conv_direct_workspace_floats(const ConvShape *s, int threads) {
@@ -148,12 +150,13 @@ static void pack_weights(float *bp, const float *w, const float *bias, int flip,
             }
 }
 
-/* Zero-bordered copy of one image [cin][h][w] into planes of (h + k - 1) x Wp; only the border and
- * the overrun after the last plane are zeroed. */
+/* One image [cin][h][w] into the planes (conv_direct.h): stride 1, a zero-bordered copy (only the
+ * border and the overrun after the last plane are zeroed); stride 2, the bordered image's four
+ * parity planes per channel. */
 void conv_direct_pad_image(float *pad, const float *img, const ConvShape *s) {
     const int p = s->k / 2, wp = conv_direct_padded_width(s);
     const size_t plane = conv_direct_plane_floats(s);
-    for (int c = 0; c < s->cin; c++) {
+    for (int c = 0; c < s->cin && s->stride == 1; c++) {
         float *pl = pad + c * plane;
         memset(pl, 0, (size_t)p * wp * sizeof(float));
         for (int y = 0; y < s->h; y++) {
@@ -166,7 +169,30 @@ void conv_direct_pad_image(float *pad, const float *img, const ConvShape *s) {
         }
         memset(pl + (size_t)(s->h + p) * wp, 0, (size_t)(s->k - 1 - p) * wp * sizeof(float));
     }
-    memset(pad + s->cin * plane, 0, (CONV_DIRECT_MAX_MR + s->k + 16) * sizeof(float));
+    const int rows = (int)(plane / wp);
+    for (int c = 0; c < s->cin && s->stride == 2; c++)
+        for (int py = 0; py < 2; py++)
+            for (int px = 0; px < 2; px++) {
+                float *pl = pad + ((size_t)c * 4 + py * 2 + px) * plane;
+                for (int a = 0; a < rows; a++) {
+                    float *row = pl + (size_t)a * wp;
+                    const int y = 2 * a + py - p;
+                    if (y < 0 || y >= s->h) {
+                        memset(row, 0, (size_t)wp * sizeof(float));
+                        continue;
+                    }
+                    /* x = 2b + px - p inside the image for b in [b0, b1) */
+                    const float *src = img + ((size_t)c * s->h + y) * s->w;
+                    const int shift = px - p;
+                    const int b0 = (p - px + 1) / 2, b1m = (s->w - 1 + p - px) / 2 + 1;
+                    const int b1 = b1m < wp ? b1m : wp;
+                    for (int b = 0; b < b0; b++) row[b] = 0.0f;
+                    for (int b = b0; b < b1; b++) row[b] = src[2 * b + shift];
+                    for (int b = b1; b < wp; b++) row[b] = 0.0f;
+                }
+            }
+    memset(pad + conv_direct_planes(s) * plane, 0,
+           (CONV_DIRECT_MAX_MR + s->k + 16) * sizeof(float));
 }
 
 /* A[r][i] = pad[ci][q0 + ky*Wp + kx + i] for patch row r = (ci*k + ky)*k + kx, i < mr. */
@@ -185,17 +211,17 @@ pack_panel(float *a, const float *pad_q0, int mr, size_t plane, int wp, const Co
 static void grid_to_output(float *y, int accumulate, const float *grid, size_t QP,
                            const ConvShape *s) {
     const int wp = conv_direct_padded_width(s);
-    const size_t P = (size_t)s->h * s->w;
+    const size_t P = (size_t)s->hout * s->wout;
     for (int co = 0; co < s->cout; co++)
-        for (int yy = 0; yy < s->h; yy++) {
+        for (int yy = 0; yy < s->hout; yy++) {
             const float *src = grid + co * QP + (size_t)yy * wp;
-            float *dst = y + co * P + (size_t)yy * s->w;
+            float *dst = y + co * P + (size_t)yy * s->wout;
             if (accumulate) {
 #pragma omp simd
-                for (int x = 0; x < s->w; x++) dst[x] += src[x];
+                for (int x = 0; x < s->wout; x++) dst[x] += src[x];
             } else {
 #pragma omp simd
-                for (int x = 0; x < s->w; x++) dst[x] = src[x];
+                for (int x = 0; x < s->wout; x++) dst[x] = src[x];
             }
         }
 }
@@ -248,9 +274,8 @@ static void run_blis(float *out, int accumulate, const float *inp, float *ws, co
 /* Vector engine: panels of up to CONV_VEC_MR positions read in place from the planes. */
 static void run_vector(float *out, int accumulate, const float *inp, float *ws,
                        const ConvShape *s) {
-    const int k = s->k, wp = conv_direct_padded_width(s), K = (int)kdim(s) - 1;
-    const size_t plane = conv_direct_plane_floats(s), P = (size_t)s->h * s->w;
-    const size_t Q = (size_t)s->h * wp, QP = round16(Q);
+    const int wp = conv_direct_padded_width(s), K = (int)kdim(s) - 1;
+    const size_t P = (size_t)s->hout * s->wout, Q = (size_t)s->hout * wp, QP = round16(Q);
     const size_t blocks = ((size_t)s->cout + CONV_VEC_NR - 1) / CONV_VEC_NR;
     const float *bw = ws;
 #pragma omp parallel
@@ -258,10 +283,7 @@ static void run_vector(float *out, int accumulate, const float *inp, float *ws,
         float *pad = ws + packed_weight_floats(s) + (size_t)omp_get_thread_num() * thread_floats(s);
         int *off = (int *)(pad + conv_direct_pad_floats(s));
         float *grid = pad + conv_direct_pad_floats(s) + round16(kdim(s) * CONV_DIRECT_MAX_MR);
-        for (int r = 0; r < K; r++) {
-            const int ci = r / (k * k), ky = (r / k) % k, kx = r % k;
-            off[r] = (int)(ci * plane) + ky * wp + kx;
-        }
+        for (int r = 0; r < K; r++) off[r] = (int)conv_direct_offset(s, (size_t)r);
 #pragma omp for schedule(static)
         for (int n = 0; n < s->n; n++) {
             conv_direct_pad_image(pad, inp + (size_t)n * s->cin * s->h * s->w, s);
@@ -282,7 +304,7 @@ void conv_direct(float *out, int accumulate, const float *inp, const float *weig
     /* every panel on a 64-byte boundary: the kernel's vector loads then never split a cache line
      * (the caller's scratch comes from calloc; unaligned, the whole step ran 8% slower) */
     ws = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
-    if (vector_engine()) {
+    if (conv_direct_vector_engine()) {
         pack_weights(ws, weight, bias, flip, s, CONV_VEC_NR);
         run_vector(out, accumulate, inp, ws, s);
         return;

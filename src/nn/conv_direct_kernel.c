@@ -21,9 +21,8 @@ typedef float v16u __attribute__((vector_size(64), aligned(4))); /* unaligned lo
 
 int conv_vec_kernel_built(void) { return 1; }
 
-static inline __attribute__((always_inline)) void panel(float *c, size_t ldc, const float *a,
-                                                        const int *off, int K, const float *b,
-                                                        int nv) {
+static inline __attribute__((always_inline)) void
+panel(float *c, size_t ldc, const float *a, const int *off, int K, const float *b, int nv) {
     v16 acc[CONV_VEC_NR][3];
     for (int j = 0; j < CONV_VEC_NR; j++) /* row K of the packed weights: the bias */
         for (int v = 0; v < nv; v++) acc[j][v] = (v16){0} + b[(size_t)K * CONV_VEC_NR + j];

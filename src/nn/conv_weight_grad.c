@@ -1,10 +1,10 @@
-/* conv_weight_grad.c: weight and bias gradients of a k x k stride-1 convolution (odd k, zero
- * padding k/2) as dot products along the image, without an im2col matrix.
+/* conv_weight_grad.c: weight and bias gradients of a k x k convolution of stride 1 or 2 (odd k,
+ * zero padding k/2) as dot products along the image, without an im2col matrix.
  *
- * dW[co][ci][ky][kx] = sum over output pixels (y, x) of dout[co][y][x] * inp[ci][y+ky-p][x+kx-p].
- * On conv_direct.c's zero-bordered planes of width Wp = w + k - 1, with dout copied onto the same
- * Wp-wide grid (zeros in the k - 1 extra columns and after the last row), this is
- *   dW[co][r] = sum_q dy[co][q] * pad[ci][q + ky*Wp + kx],   r = (ci*k + ky)*k + kx,
+ * dW[co][ci][ky][kx] = sum over output pixels (y, x) of dout[co][y][x] * inp[ci][sy+ky-p][sx+kx-p]
+ * (s the stride). On conv_direct.h's planes (Wg wide; stride 2: the four parity planes), with dout
+ * copied onto the same Wg-wide grid (zeros in the extra columns and after the last row), this is
+ *   dW[co][r] = sum_q dy[co][q] * pad[q + conv_direct_offset(r)],   r = (ci*k + ky)*k + kx,
  * a dot product of two contiguous rows: no packing, only unaligned loads. A block of 4 output
  * channels x 6 patch rows keeps 24 vector accumulators in registers; each step of 16 positions
  * loads 10 vectors for 24 fused multiply-adds. (An im2col + GEMM formulation writes the K x P patch
@@ -28,7 +28,7 @@ typedef float v16u __attribute__((vector_size(64), aligned(4))); /* unaligned lo
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 /* dout rows on the Wp-wide grid, rounded up to whole vectors */
 static size_t grid_floats(const ConvShape *s) {
-    return round16((size_t)s->h * conv_direct_padded_width(s));
+    return round16((size_t)s->hout * conv_direct_padded_width(s));
 }
 static size_t kdim(const ConvShape *s) { return (size_t)s->cin * s->k * s->k; }
 static size_t partial_floats(const ConvShape *s) {
@@ -49,7 +49,7 @@ static size_t thread_floats(const ConvShape *s) { /* a group of images, the part
 }
 
 int conv_weight_grad_applies(const ConvShape *s) {
-    return s->stride == 1 && s->k >= 3 && s->k % 2 == 1;
+    return (s->stride == 1 || s->stride == 2) && s->k >= 3 && s->k % 2 == 1;
 }
 
 size_t conv_weight_grad_workspace_floats(const ConvShape *s, int threads) {
@@ -123,20 +123,19 @@ static void grid_dout(float *g, const float *dout, const ConvShape *s) {
     const size_t G = grid_floats(s);
     for (int co = 0; co < s->cout; co++) {
         float *row = g + co * G;
-        for (int y = 0; y < s->h; y++) {
-            memcpy(row + (size_t)y * wp, dout + ((size_t)co * s->h + y) * s->w,
-                   (size_t)s->w * sizeof(float));
-            memset(row + (size_t)y * wp + s->w, 0, (size_t)(wp - s->w) * sizeof(float));
+        for (int y = 0; y < s->hout; y++) {
+            memcpy(row + (size_t)y * wp, dout + ((size_t)co * s->hout + y) * s->wout,
+                   (size_t)s->wout * sizeof(float));
+            memset(row + (size_t)y * wp + s->wout, 0, (size_t)(wp - s->wout) * sizeof(float));
         }
-        memset(row + (size_t)s->h * wp, 0, (G - (size_t)s->h * wp) * sizeof(float));
+        memset(row + (size_t)s->hout * wp, 0, (G - (size_t)s->hout * wp) * sizeof(float));
     }
 }
 
 void conv_weight_grad(float *dweight, float *dbias, const float *dout, const float *inp,
                       const ConvShape *s, float *ws) {
-    const size_t K = kdim(s), G = grid_floats(s), plane = conv_direct_plane_floats(s),
-                 P = (size_t)s->h * s->w, slice = thread_floats(s), step = image_floats(s);
-    const int k = s->k, wp = conv_direct_padded_width(s);
+    const size_t K = kdim(s), G = grid_floats(s), P = (size_t)s->h * s->w,
+                 Pout = (size_t)s->hout * s->wout, slice = thread_floats(s), step = image_floats(s);
     const int g = group_max(s) < s->n ? group_max(s) : s->n, groups = (s->n + g - 1) / g;
     float *base = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63); /* aligned dout grids */
     const size_t partial_at = (size_t)group_max(s) * step;
@@ -151,16 +150,13 @@ void conv_weight_grad(float *dweight, float *dbias, const float *dout, const flo
         float *dw = pad + partial_at, *db = dw + (size_t)s->cout * K;
         memset(dw, 0, partial_floats(s) * sizeof(float));
         const float *rows[K];
-        for (size_t r = 0; r < K; r++) {
-            const size_t ci = r / ((size_t)k * k), ky = (r / k) % k, kx = r % k;
-            rows[r] = pad + ci * plane + ky * wp + kx;
-        }
+        for (size_t r = 0; r < K; r++) rows[r] = pad + conv_direct_offset(s, r);
 #pragma omp for schedule(static)
         for (int grp = 0; grp < groups; grp++) {
             const int n0 = grp * g, gn = s->n - n0 < g ? s->n - n0 : g;
             for (int j = 0; j < gn; j++) {
                 conv_direct_pad_image(pad + j * step, inp + (size_t)(n0 + j) * s->cin * P, s);
-                grid_dout(grid + j * step, dout + (size_t)(n0 + j) * s->cout * P, s);
+                grid_dout(grid + j * step, dout + (size_t)(n0 + j) * s->cout * Pout, s);
                 for (int co = 0; co < s->cout; co++) {
                     v16 acc = {0};
                     for (size_t q = 0; q < G; q += 16)
