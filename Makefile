@@ -46,7 +46,7 @@ $(BIN)/ddpm: $(OBJ_CLI) $(OBJ_LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # SiLU's exp: -ffast-math lets GCC call glibc's vector expf (libmvec) from the simd loops.
-$(BUILD)/src/nn/silu.o: CFLAGS += -ffast-math
+$(BUILD)/src/nn/silu.o $(BUILD)/src/nn/groupnorm_silu.o: CFLAGS += -ffast-math
 # -std=c11 turns contraction off; the vector kernels want fused multiply-adds (and, built without
 # AVX-512, GCC notes that 64-byte vector arguments changed ABI in GCC 4.6: not ours to fix)
 $(BUILD)/src/nn/conv_weight_grad.o $(BUILD)/src/nn/conv_direct_kernel.o: \

@@ -160,7 +160,8 @@ int main(int argc, char **argv) {
         [OP_TEMB] = "temb",           [OP_LINEAR] = "linear",   [OP_SILU] = "silu",
         [OP_CONV] = "conv",           [OP_GROUPNORM] = "groupnorm", [OP_ADD] = "add",
         [OP_ADD_CHANNEL] = "add_channel", [OP_CONCAT] = "concat", [OP_UPSAMPLE] = "upsample",
-        [OP_EMBED] = "embed",         [OP_ATTENTION] = "attention", [OP_DROPOUT] = "dropout"};
+        [OP_EMBED] = "embed",         [OP_ATTENTION] = "attention", [OP_DROPOUT] = "dropout",
+        [OP_GN_SILU] = "gn_silu"};
     double kf[OP_KIND_COUNT] = {0}, kb[OP_KIND_COUNT] = {0};
     for (int i = 0; i < m.nops; i++) {
         kf[m.ops[i].kind] += m.op_seconds[i] / iters;

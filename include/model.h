@@ -44,9 +44,10 @@ typedef enum {
     OP_UPSAMPLE,    /* out = nearest 2x upsample(in0) */
     OP_EMBED,       /* out = weight row of each image's class label */
     OP_ATTENTION,   /* out = self-attention of in0 = [queries; keys; values]; softmax in aux */
-    OP_DROPOUT      /* out = in0 * mask (training builds only); mask in aux, k = its ordinal */
+    OP_DROPOUT,     /* out = in0 * mask (training builds only); mask in aux, k = its ordinal */
+    OP_GN_SILU      /* out = silu(gn(in0)); stats in aux */
 } OpKind;
-#define OP_KIND_COUNT (OP_DROPOUT + 1)
+#define OP_KIND_COUNT (OP_GN_SILU + 1)
 
 typedef struct {
     int c, h, w;        /* per-image shape */

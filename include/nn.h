@@ -56,6 +56,17 @@ void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
                         const float *inp, const float *mean, const float *rstd,
                         const float *gamma, int n, int c, int hw, int groups, float *ws);
 
+/* ---- GroupNorm then SiLU as one op: out = silu(gn(x)) (groupnorm_silu.c); the same statistics
+ * as groupnorm_forward, and backward also needs beta (it recomputes gn(x)). dinp may be NULL. ---- */
+void groupnorm_silu_forward(float *out, float *mean, float *rstd, const float *inp,
+                            const float *gamma, const float *beta, int n, int c, int hw,
+                            int groups);
+size_t groupnorm_silu_workspace_floats(int n, int c, int hw, int groups, int threads);
+void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                             const float *inp, const float *mean, const float *rstd,
+                             const float *gamma, const float *beta, int n, int c, int hw,
+                             int groups, float *ws);
+
 /* ---- SiLU: out = x * sigmoid(x), elementwise over count ---- */
 void silu_forward(float *out, const float *inp, size_t count);
 void silu_backward(float *dinp, const float *dout, const float *inp, size_t count);

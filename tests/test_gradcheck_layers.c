@@ -337,6 +337,95 @@ static void run_groupnorm(int groups, uint32_t tag) {
     free(want_out);
 }
 
+/* GroupNorm then SiLU as one op: forward and all gradients against the two kernels above composed
+ * (each checked on its own), the gradients against finite differences, accumulation, dinp NULL. */
+static double gns_loss(void *ctx) {
+    Gn *g = ctx;
+    groupnorm_silu_forward(g->out, g->mean, g->rstd, g->inp, g->gamma, g->beta, g->n, g->c, g->hw,
+                           g->groups);
+    return gc_dot(g->out, g->r, g->count);
+}
+
+static void run_groupnorm_silu(int n, int c, int hw, int groups, uint32_t tag) {
+    char name[64];
+    Gn g = {.n = n, .c = c, .hw = hw, .groups = groups};
+    g.count = (size_t)n * c * hw;
+    g.nstat = (size_t)n * groups;
+    g.inp = rnd(g.count, -1.0f, 2.0f, tag, 0);
+    g.gamma = rnd((size_t)c, 0.5f, 1.5f, tag, 1);
+    g.beta = rnd((size_t)c, -0.5f, 0.5f, tag, 2);
+    g.r = rnd(g.count, -1.0f, 1.0f, tag, 3);
+    g.out = gc_alloc_poisoned(g.count);
+    g.mean = gc_alloc_poisoned(g.nstat);
+    g.rstd = gc_alloc_poisoned(g.nstat);
+    gns_loss(&g);
+    gc_assert_clean(g.out, g.count, "groupnorm_silu out");
+
+    /* the composition: y = gn(x), z = silu(y); backward dy = silu'(y) dz, then GroupNorm's */
+    float *y = gc_alloc(g.count), *z = gc_alloc(g.count), *m2 = gc_alloc(g.nstat);
+    float *r2 = gc_alloc(g.nstat), *dy = gc_alloc(g.count);
+    groupnorm_forward(y, m2, r2, g.inp, g.gamma, g.beta, n, c, hw, groups);
+    silu_forward(z, y, g.count);
+    double d = gc_max_rel_diff(g.out, z, g.count, 1e-3);
+    if (d > 1e-5) fail_msg("groupnorm_silu forward differs from the pair by %.2e", d);
+    memset(dy, 0, g.count * sizeof(float));
+    silu_backward(dy, g.r, y, g.count);
+    const int threads = omp_get_max_threads();
+    const size_t nws = groupnorm_silu_workspace_floats(n, c, hw, groups, threads);
+    float *ws = gc_alloc_poisoned(nws);
+    float *want[3] = {gc_alloc(g.count), gc_alloc((size_t)c), gc_alloc((size_t)c)};
+    for (int i = 0; i < 3; i++) memset(want[i], 0, (i ? (size_t)c : g.count) * sizeof(float));
+    groupnorm_backward(want[0], want[1], want[2], dy, g.inp, m2, r2, g.gamma, n, c, hw, groups, ws);
+
+    float *gs[3] = {gc_alloc(g.count), gc_alloc((size_t)c), gc_alloc((size_t)c)};
+    for (int i = 0; i < 3; i++) memset(gs[i], 0, (i ? (size_t)c : g.count) * sizeof(float));
+    gc_free(ws);
+    ws = gc_alloc_poisoned(nws); /* scratch starts as NaN: a read before a write shows */
+    groupnorm_silu_backward(gs[0], gs[1], gs[2], g.r, g.inp, g.mean, g.rstd, g.gamma, g.beta, n, c,
+                            hw, groups, ws);
+    gc_assert_guards(ws, nws, "groupnorm_silu workspace");
+    const char *what[3] = {"inp", "gamma", "beta"};
+    float *xs[3] = {g.inp, g.gamma, g.beta};
+    size_t ns[3] = {g.count, (size_t)c, (size_t)c};
+    for (int i = 0; i < 3; i++) {
+        gc_assert_clean(gs[i], ns[i], what[i]);
+        d = gc_max_rel_diff(gs[i], want[i], ns[i], 1e-3);
+        if (d > 1e-4) fail_msg("groupnorm_silu d%s differs from the pair's by %.2e", what[i], d);
+    }
+    for (int i = 0; i < 3 && g.count <= 4096; i++) { /* finite differences on the small cases */
+        snprintf(name, sizeof name, "groupnorm_silu G=%d %s", groups, what[i]);
+        check(name, xs[i], ns[i], gs[i], gns_loss, &g, tag + 10 + (uint32_t)i);
+    }
+
+    gns_loss(&g); /* statistics of the unperturbed input again */
+    float *v[3], *acc[3];
+    for (int i = 0; i < 3; i++) {
+        v[i] = rnd(ns[i], -2.0f, 2.0f, tag, 20 + (uint32_t)i);
+        acc[i] = copy_of(v[i], ns[i]);
+    }
+    groupnorm_silu_backward(acc[0], acc[1], acc[2], g.r, g.inp, g.mean, g.rstd, g.gamma, g.beta, n,
+                            c, hw, groups, ws);
+    for (int i = 0; i < 3; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], what[i]);
+    float *dg = gc_alloc((size_t)c), *db = gc_alloc((size_t)c);
+    memset(dg, 0, (size_t)c * sizeof(float));
+    memset(db, 0, (size_t)c * sizeof(float));
+    groupnorm_silu_backward(NULL, dg, db, g.r, g.inp, g.mean, g.rstd, g.gamma, g.beta, n, c, hw,
+                            groups, ws);
+    if (gc_max_rel_diff(dg, gs[1], (size_t)c, 1e-6) > 1e-6 ||
+        gc_max_rel_diff(db, gs[2], (size_t)c, 1e-6) > 1e-6)
+        fail_msg("groupnorm_silu_backward with dinp NULL gives other gamma/beta gradients");
+
+    float *all[] = {g.inp, g.gamma, g.beta, g.r,    g.out,  g.mean, g.rstd,  y,       z,
+                    m2,    r2,      dy,     ws,     want[0], want[1], want[2], gs[0], gs[1],
+                    gs[2], v[0],    v[1],   v[2],   acc[0], acc[1], acc[2],  dg,      db};
+    for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
+}
+static void test_groupnorm_silu(void **state) {
+    run_groupnorm_silu(2, 8, 12, 2, 2400);
+    run_groupnorm_silu(3, 8, 12, 8, 2500);     /* groups = channels */
+    run_groupnorm_silu(5, 64, 196, 32, 2600);  /* a model size: 2 channels per group at 14x14 */
+}
+
 static void test_groupnorm_g1(void **state) { run_groupnorm(1, 2000); }
 static void test_groupnorm_g2(void **state) { run_groupnorm(2, 2100); }
 static void test_groupnorm_g4(void **state) { run_groupnorm(4, 2200); }
@@ -852,6 +941,7 @@ int main(void) {
         cmocka_unit_test(test_conv_partial_group),
         cmocka_unit_test(test_conv_direct),
         cmocka_unit_test(test_conv_direct_model_sizes),
+        cmocka_unit_test(test_groupnorm_silu),
         cmocka_unit_test(test_groupnorm_g1),
         cmocka_unit_test(test_groupnorm_g2),
         cmocka_unit_test(test_groupnorm_g4),

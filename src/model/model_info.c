@@ -5,7 +5,8 @@
 
 static const char *op_kind_name(OpKind k) {
     static const char *names[] = {"temb", "linear", "silu", "conv", "groupnorm",
-                                  "add", "add_channel", "concat", "upsample", "embed", "attention", "dropout"};
+                                  "add", "add_channel", "concat", "upsample", "embed", "attention", "dropout",
+                                  "gn_silu"};
     return names[k];
 }
 

@@ -133,6 +133,10 @@ void tape_allocate(Model *m, int max_batch) {
             need = conv_workspace_floats(&s, threads);
         } else if (op->kind == OP_GROUPNORM) {
             need = groupnorm_workspace_floats(max_batch, m->slots[op->out].c);
+        } else if (op->kind == OP_GN_SILU) {
+            const Slot *o = &m->slots[op->out];
+            need = groupnorm_silu_workspace_floats(max_batch, o->c, o->h * o->w, op->groups,
+                                                   threads);
         } else if (op->kind == OP_ATTENTION) {
             need = attention_workspace_floats(m->slots[op->out].h * m->slots[op->out].w, threads);
         }
@@ -236,6 +240,12 @@ const float *model_forward(Model *m, const float *params, const float *x, const 
                               in->h * in->w, op->groups);
             break;
         }
+        case OP_GN_SILU: {
+            float *mean = m->aux + op->aux * (size_t)m->max_batch;
+            groupnorm_silu_forward(y, mean, mean + (size_t)n * op->groups, ACT(op->in0), w, b, n,
+                                   in->c, in->h * in->w, op->groups);
+            break;
+        }
         case OP_ADD:
             add_forward(y, ACT(op->in0), ACT(op->in1), (size_t)n * slot_floats(out));
             break;
@@ -309,6 +319,13 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
             groupnorm_backward(DACT(op->in0), dw, db, dy, ACT(op->in0), mean,
                                mean + (size_t)n * op->groups, w, n, in->c, in->h * in->w,
                                op->groups, m->ws);
+            break;
+        }
+        case OP_GN_SILU: {
+            const float *mean = m->aux + op->aux * (size_t)m->max_batch;
+            groupnorm_silu_backward(DACT(op->in0), dw, db, dy, ACT(op->in0), mean,
+                                    mean + (size_t)n * op->groups, w, PARAM(params, op->bias), n,
+                                    in->c, in->h * in->w, op->groups, m->ws);
             break;
         }
         case OP_ADD:

@@ -39,15 +39,23 @@ static int linear(Model *m, const char *name, int x, int cout) {
     return op->out;
 }
 
-static int groupnorm(Model *m, const char *name, int x) {
+/* GroupNorm (kind OP_GROUPNORM), or GroupNorm then SiLU as one op (OP_GN_SILU): the same
+ * parameters under the same names either way. */
+static int groupnorm_op(Model *m, OpKind kind, const char *name, int x) {
     const Slot in = m->slots[x];
-    Op *op = tape_op(m, OP_GROUPNORM, name, x, -1, tape_slot(m, in.c, in.h, in.w));
+    Op *op = tape_op(m, kind, name, x, -1, tape_slot(m, in.c, in.h, in.w));
     op->groups = m->cfg.groups;
     op->weight = add_params(m, name, "weight", 1, (int[]){in.c}, INIT_ONES, 0);
     op->bias = add_params(m, name, "bias", 1, (int[]){in.c}, INIT_ZEROS, 0);
     op->aux = m->aux_per_image;
     m->aux_per_image += 2 * (size_t)op->groups; /* mean and rstd per group */
     return op->out;
+}
+static int groupnorm(Model *m, const char *name, int x) {
+    return groupnorm_op(m, OP_GROUPNORM, name, x);
+}
+static int groupnorm_silu(Model *m, const char *name, int x) {
+    return groupnorm_op(m, OP_GN_SILU, name, x);
 }
 
 static int unary(Model *m, OpKind kind, const char *name, int x, int c, int h, int w) {
@@ -95,10 +103,10 @@ static int resblock(Model *m, const char *name, int x, int cout, int temb_act) {
     char sub[PARAM_NAME_MAX];
 #define SUB(leaf) (snprintf(sub, sizeof sub, "%s.%s", name, leaf), sub)
     const int cin = m->slots[x].c;
-    int h = conv(m, SUB("conv1"), silu(m, groupnorm(m, SUB("norm1"), x)), cout, 3, 1);
+    int h = conv(m, SUB("conv1"), groupnorm_silu(m, SUB("norm1"), x), cout, 3, 1);
     int e = linear(m, SUB("temb_proj"), temb_act, cout);
     h = binary(m, OP_ADD_CHANNEL, SUB("temb_add"), h, e, cout);
-    h = conv(m, SUB("conv2"), dropout(m, SUB("dropout"), silu(m, groupnorm(m, SUB("norm2"), h))),
+    h = conv(m, SUB("conv2"), dropout(m, SUB("dropout"), groupnorm_silu(m, SUB("norm2"), h)),
              cout, 3, 1);
     int skip = cin == cout ? x : conv(m, SUB("skip"), x, cout, 1, 1);
     return binary(m, OP_ADD, SUB("add"), h, skip, cout);
@@ -178,7 +186,7 @@ static void build_unet(Model *m) {
             h = conv(m, name, h, c->base * c->mult[l - 1], 3, 1);
         }
     }
-    h = silu(m, groupnorm(m, "out_norm", h));
+    h = groupnorm_silu(m, "out_norm", h);
     m->out_slot = conv(m, "out_conv", h, c->in_channels, 3, 1);
 }
 
