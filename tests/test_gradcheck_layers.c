@@ -150,7 +150,10 @@ static void test_conv_3x3_stride2_even(void **state) {
     run_conv(2, 3, 10, 10, 4, 3, 2, 5, 5, 1100);
 }
 static void test_conv_3x3_stride2_odd(void **state) { run_conv(2, 2, 7, 7, 3, 3, 2, 4, 4, 1200); }
-static void test_conv_1x1(void **state) { run_conv(2, 5, 6, 7, 3, 1, 1, 6, 7, 1300); }
+static void test_conv_1x1(void **state) {
+    run_conv(2, 5, 6, 7, 3, 1, 1, 6, 7, 1300);
+    run_conv(2, 5, 24, 24, 6, 1, 1, 24, 24, 1350); /* 576 pixels: the direct paths */
+}
 /* conv_in: one input channel, the square image of the model */
 static void test_conv_3x3_cin1(void **state) { run_conv(3, 1, 8, 8, 4, 3, 1, 8, 8, 1400); }
 /* conv2d.c groups images so that one GEMM has >= 384 columns: the cases above put every image
@@ -182,11 +185,11 @@ static void test_conv_direct(void **state) {
 
 /* At the model's sizes (too many elements for finite differences): conv_direct.c and
  * conv_weight_grad.c against the im2col path, forward and all gradients, with and without bias. */
-static void compare_paths(int n, int cin, int hw, int cout, int stride, uint32_t tag) {
-    const ConvShape s = conv_shape(n, cin, hw, hw, cout, 3, stride);
+static void compare_paths_k(int n, int cin, int hw, int cout, int k, int stride, uint32_t tag) {
+    const ConvShape s = conv_shape(n, cin, hw, hw, cout, k, stride);
     const int ho = s.hout;
     const size_t nin = (size_t)n * cin * hw * hw, nout = (size_t)n * cout * ho * ho,
-                 nw = (size_t)cout * cin * 9,
+                 nw = (size_t)cout * cin * k * k,
                  nws = conv_workspace_floats(&s, omp_get_max_threads());
     float *inp = rnd(nin, -1.0f, 1.0f, tag, 0), *w = rnd(nw, -0.2f, 0.2f, tag, 1);
     float *bias = rnd((size_t)cout, -0.5f, 0.5f, tag, 2), *dout = rnd(nout, -1.0f, 1.0f, tag, 3);
@@ -230,6 +233,9 @@ static void compare_paths(int n, int cin, int hw, int cout, int stride, uint32_t
                     dinp[0], dinp[1], dw[0], dw[1], db[0], db[1],   nobias, zero};
     for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
 }
+static void compare_paths(int n, int cin, int hw, int cout, int stride, uint32_t tag) {
+    compare_paths_k(n, cin, hw, cout, 3, stride, tag);
+}
 static void test_conv_direct_model_sizes(void **state) {
     for (int vec = 1; vec >= 0; vec--) { /* the vector engine (AVX-512 builds), then BLIS's */
         conv_direct_set_vector(vec);
@@ -243,6 +249,7 @@ static void test_conv_direct_model_sizes(void **state) {
         compare_paths(3, 32, 28, 32, 2, 2800); /* the downsamples: 28 -> 14, 14 -> 7 */
         compare_paths(3, 64, 14, 64, 2, 2900);
         compare_paths(5, 24, 7, 40, 2, 3000); /* 7 -> 4 (odd), a partial channel block */
+        compare_paths_k(3, 64, 28, 32, 1, 1, 3100); /* the 1x1 skip at 28x28 */
     }
     conv_direct_set_vector(1);
 }

@@ -82,7 +82,7 @@ static ConvShape input_gradient_shape(const ConvShape *s) {
 static int input_gradient_is_direct(const ConvShape *s) {
     const ConvShape ts = input_gradient_shape(s);
     if (s->stride == 2) return direct_on && conv_input_grad_s2_applies(s);
-    return direct_on && is_stride1(s) && conv_direct_applies(&ts);
+    return direct_on && s->stride == 1 && conv_direct_applies(&ts);
 }
 
 size_t conv_workspace_floats(const ConvShape *s, int threads) {
@@ -91,7 +91,7 @@ size_t conv_workspace_floats(const ConvShape *s, int threads) {
     if (conv_direct_applies(s) && conv_direct_workspace_floats(s, threads) > need)
         need = conv_direct_workspace_floats(s, threads);
     const ConvShape ts = input_gradient_shape(s);
-    if (is_stride1(s) && conv_direct_applies(&ts) &&
+    if (s->stride == 1 && conv_direct_applies(&ts) &&
         conv_direct_workspace_floats(&ts, threads) > need)
         need = conv_direct_workspace_floats(&ts, threads);
     if (conv_weight_grad_applies(s) && conv_weight_grad_workspace_floats(s, threads) > need)

@@ -106,11 +106,10 @@ int conv_direct_vector_engine(void) { return vector_on && conv_vec_kernel_built(
 
 int conv_direct_applies(const ConvShape *s) {
     MicroKernel mk;
-    /* (1x1 layers, tried on the vector engine: faster forward at 28x28, slower at 7x7 and in
-     * every backward; no gain over the step) */
-    if (s->stride > 2 || s->k < 3 || s->k % 2 == 0 ||
+    if (s->stride > 2 || s->k % 2 == 0 ||
         conv_direct_planes(s) * conv_direct_plane_floats(s) >= (1u << 30)) /* int offsets */
         return 0;
+    if (s->k == 1) return s->stride == 1 && conv_direct_vector_engine() && conv_direct_pointwise_pays(s);
     /* The vector engine wins at any channel count (out_conv's single output channel wastes 7 of
      * its 8 but still ran 2.5x faster than im2col); the BLIS engine's calls are too short below
      * 16 output or 8 input channels, and it packs stride-1 patches only. */

@@ -49,6 +49,7 @@ static size_t thread_floats(const ConvShape *s) { /* a group of images, the part
 }
 
 int conv_weight_grad_applies(const ConvShape *s) {
+    if (s->k == 1) return s->stride == 1 && conv_direct_pointwise_pays(s);
     return (s->stride == 1 || s->stride == 2) && s->k >= 3 && s->k % 2 == 1;
 }
 
