@@ -42,6 +42,7 @@ typedef struct {
 typedef struct {
     int sampler; /* 0 = ddpm, 1 = ddim */
     int steps, n, seed, clip;
+    int spacing; /* DDIM timesteps: 0 uniform, 1 quadratic */
     double eta;
     double guidance; /* conditional models: classifier-free guidance scale W */
 } SampleConfig;

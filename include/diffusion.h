@@ -48,6 +48,10 @@ void ddim_step(float *x, const float *eps, const float *z, int t, int t_prev, do
 
 /* DDIM timesteps t_i = round(i (T-1)/(K-1)), i = 0..K-1 (K >= 2), ascending, into out[K]. */
 void ddim_timesteps(int *out, int K, int T);
+/* The quadratic spacing of Song et al.: t_i = round((i/(K-1))^2 (T-1)), raised where needed to
+ * stay strictly ascending (several low i round to the same t): denser near t = 0, where the
+ * details form. Still 0 first and T-1 last. */
+void ddim_timesteps_quadratic(int *out, int K, int T);
 
 /* Clamp every value to [-1, 1]. */
 void clamp_unit(float *x, size_t count);

@@ -1,5 +1,6 @@
 /* samples_file.h: generated images in HDF5: dataset /samples float32 [N, C, S, S] in [-1, 1]
- * with attributes kind = "ddpm-samples", step, sampler, steps, eta, clip, seed, weights, T,
+ * with attributes kind = "ddpm-samples", step, sampler, steps, eta, (DDIM) spacing, clip, seed,
+ * weights, T,
  * schedule, source (checkpoint path); for a conditional model /labels int32 [N] (the class each
  * image was asked to be) and the attribute guidance; optional /trajectory [images, frames, C, S, S] with
  * /trajectory_t (the timestep of each frame, -1 = final). Written to a temporary name and

@@ -13,6 +13,7 @@ typedef struct {
     SamplerKind kind;
     int steps;  /* DDIM: number of network evaluations; DDPM: always T */
     double eta; /* DDIM noise scale */
+    int spacing; /* DDIM timesteps: 0 uniform, 1 quadratic (ddim_timesteps_quadratic) */
     int clip;   /* clamp the predicted x0 to [-1, 1] (DDPM and DDIM) */
     uint64_t seed;
     double guidance; /* with labels: eps = (1 + W) eps(x, t, c) - W eps(x, t, null) */

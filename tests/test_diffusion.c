@@ -65,6 +65,22 @@ static void test_ddim_timesteps(void **state) {
     int all[300];
     ddim_timesteps(all, 300, 300); /* K = T visits every step */
     for (int i = 0; i < 300; i++) assert_int_equal(all[i], i);
+
+    /* quadratic: (i/49)^2 * 999 for T = 1000, raised to stay strictly ascending at the low end */
+    int q[50];
+    ddim_timesteps_quadratic(q, 50, 1000);
+    assert_int_equal(q[0], 0);
+    assert_int_equal(q[49], 999);
+    assert_int_equal(q[1], 1);                              /* round(0.42) = 0, raised */
+    assert_int_equal(q[10], (int)lround(100.0 / 2401 * 999)); /* 42: past the raised run */
+    assert_int_equal(q[30], (int)lround(900.0 / 2401 * 999)); /* 374 */
+    for (int i = 1; i < 50; i++) assert_true(q[i] > q[i - 1]);
+    assert_true(q[25] < 300); /* half the steps below t = 300 (uniform: 510) */
+    ddim_timesteps_quadratic(all, 300, 300); /* K = T: every step still */
+    for (int i = 0; i < 300; i++) assert_int_equal(all[i], i);
+    ddim_timesteps_quadratic(q, 2, 300);
+    assert_int_equal(q[0], 0);
+    assert_int_equal(q[1], 299);
 }
 
 static void test_noise_and_ddpm_step(void **state) {

@@ -32,6 +32,8 @@ static void usage(FILE *f) {
             "  --sampler ddpm|ddim  DDPM ancestral (T steps) or DDIM\n"
             "  --steps K            DDIM steps, t_i = round(i (T-1)/(K-1))\n"
             "  --eta E              DDIM noise: 1 stochastic, 0 deterministic\n"
+            "  --spacing S          DDIM timesteps: uniform (t_i above) or quadratic,\n"
+            "                       t_i = round((i/(K-1))^2 (T-1)), denser near t = 0\n"
             "  --clip, --no-clip    clamp the predicted x0 to [-1, 1] at every step, DDPM and\n"
             "                       DDIM (as Ho et al.'s sampler; the cosine schedule needs\n"
             "                       it), or not (default: the checkpoint's [sample] clip)\n"
@@ -84,7 +86,7 @@ static void draw_pictures(const char *out, const char *png, int n, int C, int S,
 
 int cmd_sample(int argc, char **argv) {
     const char *ckpt = NULL, *out = NULL, *png = NULL, *init = NULL, *weights = "ema";
-    const char *sampler = NULL, *class_one = NULL, *class_range = NULL;
+    const char *sampler = NULL, *class_one = NULL, *class_range = NULL, *spacing = NULL;
     int n = -1, steps = -1, seed = -1, clip = -1, trajectory = 0, batch = 128;
     double eta = -1, guidance = -1;
     for (int i = 1; i < argc; i++) {
@@ -103,6 +105,7 @@ int cmd_sample(int argc, char **argv) {
         else if (!strcmp(a, "--init")) init = argv[++i];
         else if (!strcmp(a, "--weights")) weights = argv[++i];
         else if (!strcmp(a, "--sampler")) sampler = argv[++i];
+        else if (!strcmp(a, "--spacing")) spacing = argv[++i];
         else if (!strcmp(a, "--n")) n = parse_int(a, argv[++i], 1, 10000000);
         else if (!strcmp(a, "--steps")) steps = parse_int(a, argv[++i], 2, 1000000);
         else if (!strcmp(a, "--seed")) seed = parse_int(a, argv[++i], 0, 2147483647);
@@ -124,7 +127,7 @@ int cmd_sample(int argc, char **argv) {
     Config cfg;
     checkpoint_read_config(ckpt, &cfg);
     SamplerSpec spec = {.kind = (SamplerKind)cfg.sample.sampler, .steps = cfg.sample.steps,
-                        .eta = cfg.sample.eta, .clip = cfg.sample.clip,
+                        .eta = cfg.sample.eta, .spacing = cfg.sample.spacing, .clip = cfg.sample.clip,
                         .seed = (uint64_t)cfg.sample.seed};
     if (sampler) {
         if (!strcmp(sampler, "ddpm")) spec.kind = SAMPLER_DDPM;
@@ -135,8 +138,14 @@ int cmd_sample(int argc, char **argv) {
     if (eta >= 0) spec.eta = eta;
     if (clip >= 0) spec.clip = clip;
     if (seed >= 0) spec.seed = (uint64_t)seed;
-    if (spec.kind == SAMPLER_DDPM && (steps > 0 || eta >= 0))
-        die("sample: --steps and --eta apply to --sampler ddim (DDPM uses all T=%d steps)",
+    if (spacing) {
+        if (!strcmp(spacing, "uniform")) spec.spacing = 0;
+        else if (!strcmp(spacing, "quadratic")) spec.spacing = 1;
+        else die("sample: --spacing %s: expected uniform or quadratic", spacing);
+    }
+    if (spec.kind == SAMPLER_DDPM && (steps > 0 || eta >= 0 || spacing))
+        die("sample: --steps, --eta and --spacing apply to --sampler ddim (DDPM uses all T=%d "
+            "steps)",
             cfg.diffusion.T);
     if (spec.kind == SAMPLER_DDIM && spec.steps > cfg.diffusion.T)
         die("sample: --steps %d exceeds the checkpoint's T = %d", spec.steps, cfg.diffusion.T);

@@ -54,3 +54,15 @@ void ddim_timesteps(int *out, int K, int T) {
     if (K < 2 || K > T) die("ddim: --steps must be in 2..T=%d (got %d)", T, K);
     for (int i = 0; i < K; i++) out[i] = (int)lround((double)i * (T - 1) / (double)(K - 1));
 }
+
+void ddim_timesteps_quadratic(int *out, int K, int T) {
+    if (K < 2 || K > T) die("ddim: --steps must be in 2..T=%d (got %d)", T, K);
+    for (int i = 0; i < K; i++) {
+        const double u = (double)i / (K - 1);
+        out[i] = (int)lround(u * u * (T - 1));
+        if (i > 0 && out[i] <= out[i - 1]) out[i] = out[i - 1] + 1;
+    }
+    /* the raised run never reaches past T-1 (K <= T), but rounding must not either */
+    for (int i = K - 1; i >= 0; i--)
+        if (out[i] > T - K + i) out[i] = T - K + i;
+}

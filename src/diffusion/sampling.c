@@ -57,7 +57,8 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
     const int T = s->T;
     int nsteps = spec->kind == SAMPLER_DDIM ? spec->steps : T;
     int *ts = xcalloc((size_t)nsteps, sizeof(int));
-    if (spec->kind == SAMPLER_DDIM) ddim_timesteps(ts, nsteps, T);
+    if (spec->kind == SAMPLER_DDIM && spec->spacing == 1) ddim_timesteps_quadratic(ts, nsteps, T);
+    else if (spec->kind == SAMPLER_DDIM) ddim_timesteps(ts, nsteps, T);
     else
         for (int i = 0; i < T; i++) ts[i] = i;
     float *z = floats_alloc(dim * (size_t)m->max_batch);

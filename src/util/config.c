@@ -82,6 +82,8 @@ static const KeySpec keys[] = {
     ENUM("sample", "sampler", sample.sampler, "ddpm|ddim", "reverse process"),
     INT("sample", "steps", sample.steps, 2, 100000, "DDIM steps (DDPM always uses T)"),
     DBL("sample", "eta", sample.eta, 0, 1, "DDIM noise: 1 stochastic, 0 deterministic"),
+    ENUM("sample", "spacing", sample.spacing, "uniform|quadratic",
+         "DDIM timesteps: uniform in t, or quadratic (denser near t = 0)"),
     INT("sample", "n", sample.n, 1, 1000000, "images per epoch grid / default of ddpm sample"),
     INT("sample", "seed", sample.seed, 0, 2147483647, "seed of the sampling noise"),
     INT("sample", "clip", sample.clip, 0, 1, "1: clamp the predicted x0 to [-1, 1] (DDPM and DDIM)"),
