@@ -81,10 +81,10 @@ void conv_weight_grad(float *dweight, float *dbias, const float *dout, const flo
                       const ConvShape *s, float *ws);
 
 /* The input gradient of a stride-2 convolution (conv_input_grad_s2.c): odd k >= 3 on the vector
- * engine. dinp [n, cin, h, w] += the gradient from dout [n, cout, hout, wout]. */
+ * engine. dinp [n, cin, h, w] += (set: =) the gradient from dout [n, cout, hout, wout]. */
 int conv_input_grad_s2_applies(const ConvShape *s);
 size_t conv_input_grad_s2_workspace_floats(const ConvShape *s, int threads);
-void conv_input_grad_s2(float *dinp, const float *dout, const float *weight, const ConvShape *s,
-                        float *ws);
+void conv_input_grad_s2(float *dinp, int set, const float *dout, const float *weight,
+                        const ConvShape *s, float *ws);
 
 #endif

@@ -36,10 +36,15 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
 /* dinp [n,cin,h,w] (may be NULL), dweight [cout,cin,k,k], dbias [cout] += from dout */
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, const ConvShape *s, float *ws);
-/* Stride-1 convolutions with odd k >= 3 run without im2col: the forward on conv_direct.c when
- * cout >= 16 and cin >= 8, the input gradient when cin >= 16 and cout >= 8, the weight and bias
- * gradients on conv_weight_grad.c (when the input gradient is direct or not wanted). The rest
- * runs on im2col + sgemm. Off: everything on im2col + sgemm (tests and benchmarks compare). */
+/* The same with set_dinp = 1: dinp is overwritten instead of added to (it may hold anything
+ * before). Every *_ex backward below has such flags: the tape's first writer of a gradient sets
+ * it, which saves zero-filling it first and reading the zeros back. */
+void conv2d_backward_ex(float *dinp, int set_dinp, float *dweight, float *dbias,
+                        const float *dout, const float *inp, const float *weight,
+                        const ConvShape *s, float *ws);
+/* Convolutions with odd k >= 3 (and 1x1 ones on large images) run without im2col where
+ * conv_direct.h's *_applies functions say so; the rest on im2col + sgemm. Off: everything on
+ * im2col + sgemm (tests and benchmarks compare). */
 void conv2d_set_direct(int on);
 /* Plain direct-loop convolution, the reference the fast path is tested against. */
 void conv2d_forward_reference(float *out, const float *inp, const float *weight,
@@ -62,7 +67,8 @@ void groupnorm_silu_forward(float *out, float *mean, float *rstd, const float *i
                             const float *gamma, const float *beta, int n, int c, int hw,
                             int groups);
 size_t groupnorm_silu_workspace_floats(int n, int c, int hw, int groups, int threads);
-void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+void groupnorm_silu_backward(float *dinp, int set_dinp, float *dgamma, float *dbeta,
+                             const float *dout,
                              const float *inp, const float *mean, const float *rstd,
                              const float *gamma, const float *beta, int n, int c, int hw,
                              int groups, float *ws);
@@ -108,14 +114,19 @@ void upsample2x_backward(float *dinp, const float *dout, int n, int c, int h, in
 /* ---- channel concat: out [n, ca+cb, hw] = [a [n, ca, hw], b [n, cb, hw]] ---- */
 void concat_forward(float *out, const float *a, const float *b, int n, int ca, int cb, int hw);
 void concat_backward(float *da, float *db, const float *dout, int n, int ca, int cb, int hw);
+void concat_backward_ex(float *da, int set_a, float *db, int set_b, const float *dout, int n,
+                        int ca, int cb, int hw);
 
 /* ---- residual add: out = a + b over count; backward da += dout, db += dout ---- */
 void add_forward(float *out, const float *a, const float *b, size_t count);
 void add_backward(float *da, float *db, const float *dout, size_t count);
+void add_backward_ex(float *da, int set_a, float *db, int set_b, const float *dout, size_t count);
 
 /* ---- per-channel broadcast add: out [n, c, hw] = x [n, c, hw] + e [n, c] ---- */
 void add_channel_forward(float *out, const float *x, const float *e, int n, int c, int hw);
 void add_channel_backward(float *dx, float *de, const float *dout, int n, int c, int hw);
+void add_channel_backward_ex(float *dx, int set_x, float *de, int set_e, const float *dout, int n,
+                             int c, int hw);
 
 /* ---- MSE loss: mean over count of (pred - target)^2, summed in double ---- */
 double mse_forward(const float *pred, const float *target, size_t count);

@@ -117,6 +117,14 @@ static void run_conv_once(int n, int cin, int h, int w, int cout, int k, int str
     conv2d_backward(acc[0], acc[1], acc[2], c.r, c.inp, c.weight, &c.s, c.ws);
     for (int i = 0; i < 3; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], what[i]);
 
+    /* set_dinp: dinp is overwritten, whatever it held (NaN here): the gradient into zeros */
+    float *dset = gc_alloc_poisoned(c.nin), *dw3 = gc_alloc(c.nw), *db3 = gc_alloc((size_t)cout);
+    conv2d_backward_ex(dset, 1, dw3, db3, c.r, c.inp, c.weight, &c.s, c.ws);
+    gc_assert_clean(dset, c.nin, "conv dinp (set)");
+    if (gc_max_rel_diff(dset, dinp, c.nin, 1e-6) > 1e-6)
+        fail_msg("conv2d_backward_ex with set_dinp differs from the gradient into zeros");
+    gc_free(dset), gc_free(dw3), gc_free(db3);
+
     /* dinp may be NULL (the first convolution has no input gradient) */
     float *dw2 = gc_alloc(c.nw), *db2 = gc_alloc((size_t)cout);
     conv2d_backward(NULL, dw2, db2, c.r, c.inp, c.weight, &c.s, c.ws);
@@ -248,7 +256,7 @@ static void test_conv_direct_model_sizes(void **state) {
         compare_paths(3, 32, 28, 1, 1, 2700);  /* out_conv */
         compare_paths(3, 32, 28, 32, 2, 2800); /* the downsamples: 28 -> 14, 14 -> 7 */
         compare_paths(3, 64, 14, 64, 2, 2900);
-        compare_paths(5, 24, 7, 40, 2, 3000); /* 7 -> 4 (odd), a partial channel block */
+        compare_paths(5, 24, 7, 40, 2, 3000);       /* 7 -> 4 (odd), a partial channel block */
         compare_paths_k(3, 64, 28, 32, 1, 1, 3100); /* the 1x1 skip at 28x28 */
     }
     conv_direct_set_vector(1);
@@ -384,12 +392,13 @@ static void run_groupnorm_silu(int n, int c, int hw, int groups, uint32_t tag) {
     for (int i = 0; i < 3; i++) memset(want[i], 0, (i ? (size_t)c : g.count) * sizeof(float));
     groupnorm_backward(want[0], want[1], want[2], dy, g.inp, m2, r2, g.gamma, n, c, hw, groups, ws);
 
-    float *gs[3] = {gc_alloc(g.count), gc_alloc((size_t)c), gc_alloc((size_t)c)};
-    for (int i = 0; i < 3; i++) memset(gs[i], 0, (i ? (size_t)c : g.count) * sizeof(float));
+    /* dinp overwritten (set): it starts as NaN, like the scratch; a read before a write shows */
+    float *gs[3] = {gc_alloc_poisoned(g.count), gc_alloc((size_t)c), gc_alloc((size_t)c)};
+    for (int i = 1; i < 3; i++) memset(gs[i], 0, (size_t)c * sizeof(float));
     gc_free(ws);
-    ws = gc_alloc_poisoned(nws); /* scratch starts as NaN: a read before a write shows */
-    groupnorm_silu_backward(gs[0], gs[1], gs[2], g.r, g.inp, g.mean, g.rstd, g.gamma, g.beta, n, c,
-                            hw, groups, ws);
+    ws = gc_alloc_poisoned(nws);
+    groupnorm_silu_backward(gs[0], 1, gs[1], gs[2], g.r, g.inp, g.mean, g.rstd, g.gamma, g.beta, n,
+                            c, hw, groups, ws);
     gc_assert_guards(ws, nws, "groupnorm_silu workspace");
     const char *what[3] = {"inp", "gamma", "beta"};
     float *xs[3] = {g.inp, g.gamma, g.beta};
@@ -410,27 +419,27 @@ static void run_groupnorm_silu(int n, int c, int hw, int groups, uint32_t tag) {
         v[i] = rnd(ns[i], -2.0f, 2.0f, tag, 20 + (uint32_t)i);
         acc[i] = copy_of(v[i], ns[i]);
     }
-    groupnorm_silu_backward(acc[0], acc[1], acc[2], g.r, g.inp, g.mean, g.rstd, g.gamma, g.beta, n,
-                            c, hw, groups, ws);
+    groupnorm_silu_backward(acc[0], 0, acc[1], acc[2], g.r, g.inp, g.mean, g.rstd, g.gamma, g.beta,
+                            n, c, hw, groups, ws);
     for (int i = 0; i < 3; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], what[i]);
     float *dg = gc_alloc((size_t)c), *db = gc_alloc((size_t)c);
     memset(dg, 0, (size_t)c * sizeof(float));
     memset(db, 0, (size_t)c * sizeof(float));
-    groupnorm_silu_backward(NULL, dg, db, g.r, g.inp, g.mean, g.rstd, g.gamma, g.beta, n, c, hw,
+    groupnorm_silu_backward(NULL, 0, dg, db, g.r, g.inp, g.mean, g.rstd, g.gamma, g.beta, n, c, hw,
                             groups, ws);
     if (gc_max_rel_diff(dg, gs[1], (size_t)c, 1e-6) > 1e-6 ||
         gc_max_rel_diff(db, gs[2], (size_t)c, 1e-6) > 1e-6)
         fail_msg("groupnorm_silu_backward with dinp NULL gives other gamma/beta gradients");
 
-    float *all[] = {g.inp, g.gamma, g.beta, g.r,    g.out,  g.mean, g.rstd,  y,       z,
-                    m2,    r2,      dy,     ws,     want[0], want[1], want[2], gs[0], gs[1],
-                    gs[2], v[0],    v[1],   v[2],   acc[0], acc[1], acc[2],  dg,      db};
+    float *all[] = {g.inp, g.gamma, g.beta, g.r,  g.out,   g.mean,  g.rstd,  y,     z,
+                    m2,    r2,      dy,     ws,   want[0], want[1], want[2], gs[0], gs[1],
+                    gs[2], v[0],    v[1],   v[2], acc[0],  acc[1],  acc[2],  dg,    db};
     for (size_t i = 0; i < ARRAY_LEN(all); i++) gc_free(all[i]);
 }
 static void test_groupnorm_silu(void **state) {
     run_groupnorm_silu(2, 8, 12, 2, 2400);
-    run_groupnorm_silu(3, 8, 12, 8, 2500);     /* groups = channels */
-    run_groupnorm_silu(5, 64, 196, 32, 2600);  /* a model size: 2 channels per group at 14x14 */
+    run_groupnorm_silu(3, 8, 12, 8, 2500);    /* groups = channels */
+    run_groupnorm_silu(5, 64, 196, 32, 2600); /* a model size: 2 channels per group at 14x14 */
 }
 
 static void test_groupnorm_g1(void **state) { run_groupnorm(1, 2000); }
@@ -441,11 +450,13 @@ static void test_groupnorm_gc(void **state) { run_groupnorm(8, 2300); } /* group
 /* ---------------------------------------------------------------- elementwise and shape ops */
 
 /* One context for the small layers: up to two inputs, one output, the loss weights. */
-typedef struct {
+typedef struct Small {
     int n, c, h, w, cb; /* shapes as each layer reads them */
     size_t na, nb, nout;
     float *a, *b, *out, *r;
     void (*forward)(void *ctx);
+    /* layers with *_ex backwards: the same with both input gradients overwritten (set) */
+    void (*backward_set)(struct Small *s, float *da, float *db);
 } Small;
 
 static double small_loss(void *ctx) {
@@ -486,6 +497,17 @@ static void run_small(Small *s, const char *layer, double *want_out,
     small_loss(s);
     backward(s, acc[0], acc[1]);
     for (int i = 0; i < inputs; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], layer);
+    if (s->backward_set) { /* overwritten gradients start as NaN: an unwritten element shows */
+        float *set[2] = {gc_alloc_poisoned(s->na), s->b ? gc_alloc_poisoned(s->nb) : NULL};
+        s->backward_set(s, set[0], set[1]);
+        for (int i = 0; i < inputs; i++) {
+            snprintf(name, sizeof name, "%s d%s (set)", layer, i == 0 ? "a" : "b");
+            gc_assert_clean(set[i], ns[i], name);
+            if (memcmp(set[i], gs[i], ns[i] * sizeof(float)) != 0)
+                fail_msg("%s: the overwriting backward differs from the one into zeros", name);
+            gc_free(set[i]);
+        }
+    }
 
     for (int i = 0; i < 2; i++) {
         gc_free(xs[i]);
@@ -540,12 +562,20 @@ static void concat_fwd(void *ctx) {
     Small *s = ctx;
     concat_forward(s->out, s->a, s->b, s->n, s->c, s->cb, s->h);
 }
+static void concat_bwd_set(Small *s, float *da, float *db) {
+    concat_backward_ex(da, 1, db, 1, s->r, s->n, s->c, s->cb, s->h);
+}
 static void concat_bwd(Small *s, float *da, float *db) {
     concat_backward(da, db, s->r, s->n, s->c, s->cb, s->h);
 }
 
 static void test_concat(void **state) {
-    Small s = {.n = 2, .c = 3, .cb = 2, .h = 6, .forward = concat_fwd}; /* h holds hw */
+    Small s = {.n = 2,
+               .c = 3,
+               .cb = 2,
+               .h = 6,
+               .forward = concat_fwd, /* h holds hw */
+               .backward_set = concat_bwd_set};
     s.na = 2 * 3 * 6;
     s.nb = 2 * 2 * 6;
     s.nout = s.na + s.nb;
@@ -565,9 +595,16 @@ static void add_fwd(void *ctx) {
     add_forward(s->out, s->a, s->b, s->na);
 }
 static void add_bwd(Small *s, float *da, float *db) { add_backward(da, db, s->r, s->na); }
+static void add_bwd_set(Small *s, float *da, float *db) {
+    add_backward_ex(da, 1, db, 1, s->r, s->na);
+}
 
 static void test_add(void **state) {
-    Small s = {.na = 2 * 3 * 4 * 5, .nb = 2 * 3 * 4 * 5, .nout = 2 * 3 * 4 * 5, .forward = add_fwd};
+    Small s = {.na = 2 * 3 * 4 * 5,
+               .nb = 2 * 3 * 4 * 5,
+               .nout = 2 * 3 * 4 * 5,
+               .forward = add_fwd,
+               .backward_set = add_bwd_set};
     s.a = rnd(s.na, -1.0f, 1.0f, 3300, 0);
     s.b = rnd(s.nb, -1.0f, 1.0f, 3300, 1);
     double *want = want_alloc(s.nout);
@@ -582,9 +619,16 @@ static void add_channel_fwd(void *ctx) {
 static void add_channel_bwd(Small *s, float *da, float *db) {
     add_channel_backward(da, db, s->r, s->n, s->c, s->h);
 }
+static void add_channel_bwd_set(Small *s, float *da, float *db) {
+    add_channel_backward_ex(da, 1, db, 1, s->r, s->n, s->c, s->h);
+}
 
 static void test_add_channel(void **state) {
-    Small s = {.n = 2, .c = 3, .h = 10, .forward = add_channel_fwd}; /* h holds hw */
+    Small s = {.n = 2,
+               .c = 3,
+               .h = 10,
+               .forward = add_channel_fwd, /* h holds hw */
+               .backward_set = add_channel_bwd_set};
     s.na = s.nout = 2 * 3 * 10;
     s.nb = 2 * 3;
     s.a = rnd(s.na, -1.0f, 1.0f, 3400, 0);

@@ -283,6 +283,14 @@ const float *model_forward(Model *m, const float *params, const float *x, const 
     return ACT(m->out_slot);
 }
 
+/* Whether op (index i) is the first in backward to write the gradient of input slot s and can
+ * overwrite it rather than add into zeros (the *_ex kernels; not when s is both inputs). */
+static int starts_gradient(const Model *m, const Op *op, int s, int i) {
+    if (s < 0 || m->slots[s].grad_first_op != i || s == m->out_slot || op->in0 == op->in1) return 0;
+    return op->kind == OP_CONV || op->kind == OP_GN_SILU || op->kind == OP_ADD ||
+           op->kind == OP_ADD_CHANNEL || op->kind == OP_CONCAT;
+}
+
 void model_backward(Model *m, const float *params, float *grads, const float *dout, int n) {
     check_batch(m, n);
     if (m->inference) die("model: built for inference only (model_build_inference): no backward");
@@ -290,10 +298,15 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
            (size_t)n * slot_floats(&m->slots[m->out_slot]) * sizeof(float));
     for (int i = m->nops - 1; i >= 0; i--) {
         const double start = m->op_seconds ? now_seconds() : 0.0;
-        for (int s = 0; s < m->nslots; s++) /* gradients this op's backward starts */
-            if (m->slots[s].grad_first_op == i && s != m->out_slot)
-                memset(DACT(s), 0, (size_t)n * slot_floats(&m->slots[s]) * sizeof(float));
         const Op *op = &m->ops[i];
+        /* gradients this op's backward starts: ops that can overwrite them do (set0, set1), the
+         * rest are zeroed here and added into */
+        const int set0 = starts_gradient(m, op, op->in0, i);
+        const int set1 = starts_gradient(m, op, op->in1, i);
+        for (int s = 0; s < m->nslots; s++)
+            if (m->slots[s].grad_first_op == i && s != m->out_slot && !(s == op->in0 && set0) &&
+                !(s == op->in1 && set1))
+                memset(DACT(s), 0, (size_t)n * slot_floats(&m->slots[s]) * sizeof(float));
         const Slot *in = op->in0 >= 0 ? &m->slots[op->in0] : NULL;
         const Slot *out = &m->slots[op->out];
         const float *dy = DACT(op->out);
@@ -311,7 +324,7 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
         case OP_CONV: {
             ConvShape s = op_conv_shape(m, op, n);
             float *dx = op->in0 == m->x_slot && !m->input_grad ? NULL : DACT(op->in0);
-            conv2d_backward(dx, dw, db, dy, ACT(op->in0), w, &s, m->ws);
+            conv2d_backward_ex(dx, set0, dw, db, dy, ACT(op->in0), w, &s, m->ws);
             break;
         }
         case OP_GROUPNORM: {
@@ -323,20 +336,22 @@ void model_backward(Model *m, const float *params, float *grads, const float *do
         }
         case OP_GN_SILU: {
             const float *mean = m->aux + op->aux * (size_t)m->max_batch;
-            groupnorm_silu_backward(DACT(op->in0), dw, db, dy, ACT(op->in0), mean,
+            groupnorm_silu_backward(DACT(op->in0), set0, dw, db, dy, ACT(op->in0), mean,
                                     mean + (size_t)n * op->groups, w, PARAM(params, op->bias), n,
                                     in->c, in->h * in->w, op->groups, m->ws);
             break;
         }
         case OP_ADD:
-            add_backward(DACT(op->in0), DACT(op->in1), dy, (size_t)n * slot_floats(out));
+            add_backward_ex(DACT(op->in0), set0, DACT(op->in1), set1, dy,
+                            (size_t)n * slot_floats(out));
             break;
         case OP_ADD_CHANNEL:
-            add_channel_backward(DACT(op->in0), DACT(op->in1), dy, n, out->c, out->h * out->w);
+            add_channel_backward_ex(DACT(op->in0), set0, DACT(op->in1), set1, dy, n, out->c,
+                                    out->h * out->w);
             break;
         case OP_CONCAT:
-            concat_backward(DACT(op->in0), DACT(op->in1), dy, n, in->c, m->slots[op->in1].c,
-                            in->h * in->w);
+            concat_backward_ex(DACT(op->in0), set0, DACT(op->in1), set1, dy, n, in->c,
+                               m->slots[op->in1].c, in->h * in->w);
             break;
         case OP_UPSAMPLE:
             upsample2x_backward(DACT(op->in0), dy, n, in->c, in->h, in->w);

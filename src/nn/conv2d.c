@@ -165,16 +165,23 @@ static void scatter_add(float *dinp, const float *dx, int n0, int gn, size_t P, 
 
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, const ConvShape *s, float *ws) {
+    conv2d_backward_ex(dinp, 0, dweight, dbias, dout, inp, weight, s, ws);
+}
+
+void conv2d_backward_ex(float *dinp, int set_dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, const ConvShape *s, float *ws) {
     if (direct_on && conv_weight_grad_applies(s) && (!dinp || input_gradient_is_direct(s))) {
         conv_weight_grad(dweight, dbias, dout, inp, s, ws);
         if (!dinp) return;
         const ConvShape ts = input_gradient_shape(s);
         if (s->stride == 2)
-            conv_input_grad_s2(dinp, dout, weight, s, ws);
+            conv_input_grad_s2(dinp, set_dinp, dout, weight, s, ws);
         else
-            conv_direct(dinp, 1, dout, weight, NULL, 1, &ts, ws);
+            conv_direct(dinp, !set_dinp, dout, weight, NULL, 1, &ts, ws);
         return;
     }
+    if (dinp && set_dinp) /* the GEMMs below accumulate */
+        memset(dinp, 0, (size_t)s->n * s->cin * s->h * s->w * sizeof(float));
     const int K = s->cin * s->k * s->k, KT = s->cout * s->k * s->k;
     const int g = group_size(s), groups = (s->n + g - 1) / g;
     const size_t P = pixels(s), in_stride = (size_t)s->cin * s->h * s->w,

@@ -94,8 +94,8 @@ static void pad_dout(float *pad, const float *dy, const ConvShape *s, const Geom
                    dy + ((size_t)co * s->hout + yo) * s->wout, (size_t)s->wout * sizeof(float));
 }
 
-void conv_input_grad_s2(float *dinp, const float *dout, const float *weight, const ConvShape *s,
-                        float *ws) {
+void conv_input_grad_s2(float *dinp, int set, const float *dout, const float *weight,
+                        const ConvShape *s, float *ws) {
     const Geometry g = geometry(s);
     ws = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     float *bw[4];
@@ -132,8 +132,12 @@ void conv_input_grad_s2(float *dinp, const float *dout, const float *weight, con
                     for (int a = a0; a < g.rows_a && 2 * a + py - p < s->h; a++) {
                         const float *src = grid + ci * g.qp + (size_t)a * g.wd;
                         float *dst = dx + ci * P + (size_t)(2 * a + py - p) * s->w;
-                        for (int b = b0; b < g.cols_a && 2 * b + px - p < s->w; b++)
-                            dst[2 * b + px - p] += src[b];
+                        if (set) /* every pixel lies in exactly one phase */
+                            for (int b = b0; b < g.cols_a && 2 * b + px - p < s->w; b++)
+                                dst[2 * b + px - p] = src[b];
+                        else
+                            for (int b = b0; b < g.cols_a && 2 * b + px - p < s->w; b++)
+                                dst[2 * b + px - p] += src[b];
                     }
             }
         }

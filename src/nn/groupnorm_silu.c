@@ -57,10 +57,10 @@ size_t groupnorm_silu_workspace_floats(int n, int c, int hw, int groups, int thr
     return 4 * (size_t)n * c + 2 + (size_t)threads * round16((size_t)(c / groups) * hw) + 16;
 }
 
-void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
-                             const float *inp, const float *mean, const float *rstd,
-                             const float *gamma, const float *beta, int n, int c, int hw,
-                             int groups, float *ws) {
+void groupnorm_silu_backward(float *dinp, int set_dinp, float *dgamma, float *dbeta,
+                             const float *dout, const float *inp, const float *mean,
+                             const float *rstd, const float *gamma, const float *beta, int n, int c,
+                             int hw, int groups, float *ws) {
     const int cpg = c / groups;
     const size_t m = (size_t)cpg * hw;
     /* per (image, channel): sum of dy and of dy * xhat, in double (8-byte aligned); then one
@@ -103,7 +103,8 @@ void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, const flo
 #pragma omp simd
                 for (int p = 0; p < hw; p++) {
                     const float xhat = (x[o + p] - mu) * r;
-                    dx[o + p] += r * (gm * dy[o + p] - mg - xhat * mgx);
+                    const float v = r * (gm * dy[o + p] - mg - xhat * mgx);
+                    dx[o + p] = set_dinp ? v : dx[o + p] + v;
                 }
             }
         }
