@@ -1,8 +1,10 @@
-/* conv_direct.c: k x k stride-1 convolution (odd k >= 3, zero padding k/2) without an im2col
- * matrix and without BLIS's own packing, on one of two engines: the vector kernel of
- * conv_direct_kernel.c, which reads the patch rows in place from the padded planes (AVX-512 builds;
- * the default there, 5-9% faster training steps than the BLIS engine on this project's machine),
- * or BLIS's own micro-kernel fed with panels packed here (everywhere else).
+/* conv_direct.c: k x k convolution (odd k, zero padding k/2) without an im2col matrix and without
+ * BLIS's own packing, on one of two engines: the vector kernel of conv_direct_kernel.c, which
+ * reads the patch rows in place from the padded planes (AVX-512 builds; the default there, 5-9%
+ * faster training steps than the BLIS engine on this project's machine; stride 1 and 2, any
+ * channel counts, 1x1 on large images), or BLIS's own micro-kernel fed with panels packed here
+ * (everywhere else; stride 1, k >= 3). Stride 2 reads the four parity planes of conv_direct.h,
+ * on which the patch rows are contiguous again; the description below is stride 1's.
  *
  * Why: the im2col path writes the whole patch matrix [cin*k*k, P] to memory and BLIS then reads it
  * again to pack it; at unet-s sizes that ran the convolutions at 100-140 GFLOP/s on two cores whose
