@@ -126,6 +126,20 @@ for i in 1 2; do
 done
 h5diff -q "$work/det1.h5" "$work/det2.h5" /samples /samples && pass "DDIM eta 0 from --init is deterministic" \
   || fail "DDIM eta 0 from --init differs between runs"
+run_ok $DDPM sample --checkpoint "$ck" --sampler ddim --steps 10 --eta 0 --spacing quadratic \
+  --init "$work/init.h5" --out "$work/quad.h5"
+h5diff -q "$work/det1.h5" "$work/quad.h5" /samples /samples >/dev/null; rc=$?
+$PY - "$work/quad.h5" "$work/det1.h5" <<'PY' && [ $rc -eq 1 ] \
+  && pass "--spacing quadratic: other timesteps, other samples, recorded as the spacing attribute" \
+  || fail "--spacing quadratic: h5diff rc=$rc (1 = differ) or attributes wrong"
+import sys, h5py
+assert h5py.File(sys.argv[1], "r").attrs["spacing"] in ("quadratic", b"quadratic")
+assert h5py.File(sys.argv[2], "r").attrs["spacing"] in ("uniform", b"uniform")
+PY
+expect_error "--spacing with DDPM" "apply to --sampler ddim" \
+  $DDPM sample --checkpoint "$ck" --sampler ddpm --spacing quadratic --out "$work/x.h5"
+expect_error "bad --spacing" "expected uniform or quadratic" \
+  $DDPM sample --checkpoint "$ck" --sampler ddim --spacing cubic --out "$work/x.h5"
 run_ok $DDPM sample --checkpoint "$ck" --n 4 --seed 3 --out "$work/s1.h5" --png "$work/s1.png" --trajectory
 run_ok $DDPM sample --checkpoint "$ck" --n 4 --seed 3 --out "$work/s2.h5"
 run_ok $DDPM sample --checkpoint "$ck" --n 4 --seed 4 --out "$work/s3.h5"
