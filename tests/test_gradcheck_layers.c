@@ -442,6 +442,40 @@ static void test_groupnorm_silu(void **state) {
     run_groupnorm_silu(5, 64, 196, 32, 2600); /* a model size: 2 channels per group at 14x14 */
 }
 
+/* Large inputs: exp(-x) overflows below x = -88.7, and SiLU (built with -ffast-math) must still
+ * give 0, not NaN, in the forward and the backward; the fused op likewise when gamma is large. */
+static void test_silu_large_inputs(void **state) {
+    enum { N = 64 };
+    float x[N], y[N], dx[N], dy[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = -200.0f + 400.0f * i / (N - 1);
+        dy[i] = 1.0f;
+        dx[i] = 0.0f;
+    }
+    silu_forward(y, x, N);
+    silu_backward(dx, dy, x, N);
+    for (int i = 0; i < N; i++) {
+        const double s = 1.0 / (1.0 + exp(-(double)x[i])), want = x[i] * s;
+        const double dwant = s * (1.0 + x[i] * (1.0 - s));
+        if (!(fabs(y[i] - want) <= 1e-5 * fmax(1.0, fabs(want))) || !(fabs(dx[i] - dwant) <= 1e-5))
+            fail_msg("silu(%g) = %g, d %g; want %g, d %g", x[i], y[i], dx[i], want, dwant);
+    }
+    /* GroupNorm + SiLU with gamma 100: gn(x) reaches -170 */
+    const int n = 1, c = 4, hw = 16, groups = 2;
+    float *inp = rnd((size_t)c * hw, -1.0f, 1.0f, 2700, 0), gamma[4] = {100, 100, 100, 100};
+    float beta[4] = {0}, out[64], mean[2], rstd[2], d[64], r[64], dg[4] = {0}, db[4] = {0};
+    for (int i = 0; i < 64; i++) r[i] = 1.0f;
+    const size_t nws = groupnorm_silu_workspace_floats(n, c, hw, groups, omp_get_max_threads());
+    float *ws = gc_alloc_poisoned(nws);
+    groupnorm_silu_forward(out, mean, rstd, inp, gamma, beta, n, c, hw, groups);
+    groupnorm_silu_backward(d, 1, dg, db, r, inp, mean, rstd, gamma, beta, n, c, hw, groups, ws);
+    for (int i = 0; i < 64; i++)
+        if (!isfinite(out[i]) || !isfinite(d[i])) fail_msg("gn_silu with gamma 100: element %d", i);
+    for (int i = 0; i < 4; i++)
+        if (!isfinite(dg[i]) || !isfinite(db[i])) fail_msg("gn_silu with gamma 100: dgamma/dbeta");
+    gc_free(inp), gc_free(ws);
+}
+
 static void test_groupnorm_g1(void **state) { run_groupnorm(1, 2000); }
 static void test_groupnorm_g2(void **state) { run_groupnorm(2, 2100); }
 static void test_groupnorm_g4(void **state) { run_groupnorm(4, 2200); }
@@ -993,6 +1027,7 @@ int main(void) {
         cmocka_unit_test(test_conv_direct),
         cmocka_unit_test(test_conv_direct_model_sizes),
         cmocka_unit_test(test_groupnorm_silu),
+        cmocka_unit_test(test_silu_large_inputs),
         cmocka_unit_test(test_groupnorm_g1),
         cmocka_unit_test(test_groupnorm_g2),
         cmocka_unit_test(test_groupnorm_g4),

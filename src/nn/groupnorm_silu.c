@@ -16,6 +16,8 @@
 #include "nn.h"
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+/* silu.c's sigmoid, exp's argument capped at 80 for the reason given there */
+static inline float sigmoid(float y) { return 1.0f / (1.0f + expf(fminf(-y, 80.0f))); }
 
 void groupnorm_silu_forward(float *out, float *mean, float *rstd, const float *inp,
                             const float *gamma, const float *beta, int n, int c, int hw,
@@ -47,7 +49,7 @@ void groupnorm_silu_forward(float *out, float *mean, float *rstd, const float *i
 #pragma omp simd
             for (int p = 0; p < hw; p++) {
                 const float y = xc[p] * a + b;
-                zc[p] = y * (1.0f / (1.0f + expf(-y)));
+                zc[p] = y * sigmoid(y);
             }
         }
     }
@@ -83,7 +85,7 @@ void groupnorm_silu_backward(float *dinp, int set_dinp, float *dgamma, float *db
                 double sb = 0.0, sx = 0.0;
 #pragma omp simd reduction(+ : sb, sx)
                 for (int p = 0; p < hw; p++) {
-                    const float y = x[o + p] * a + b, s = 1.0f / (1.0f + expf(-y));
+                    const float y = x[o + p] * a + b, s = sigmoid(y);
                     const float d = dz[o + p] * s * (1.0f + y * (1.0f - s));
                     dy[o + p] = d;
                     sb += d;

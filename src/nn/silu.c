@@ -3,7 +3,10 @@
 
 #include "nn.h"
 
-static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* exp's argument capped at 80: exp(80) is finite, and beyond it the sigmoid is 0 to float
+ * precision anyway. Without the cap exp overflows to inf below x = -88.7, and under -ffast-math
+ * GCC computes 1 / (1 + inf) with an approximate reciprocal and a Newton step, which gives NaN. */
+static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(fminf(-x, 80.0f))); }
 
 void silu_forward(float *out, const float *inp, size_t count) {
 #pragma omp parallel for simd schedule(static)
