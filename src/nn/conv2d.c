@@ -85,19 +85,23 @@ static int input_gradient_is_direct(const ConvShape *s) {
     return direct_on && s->stride == 1 && conv_direct_applies(&ts);
 }
 
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
 size_t conv_workspace_floats(const ConvShape *s, int threads) {
     const int g = group_max(s); /* the largest group any batch up to s->n can use */
     size_t need = (size_t)threads * slice_floats(s, g) + weight_floats(s);
-    if (conv_direct_applies(s) && conv_direct_workspace_floats(s, threads) > need)
-        need = conv_direct_workspace_floats(s, threads);
-    const ConvShape ts = input_gradient_shape(s);
-    if (s->stride == 1 && conv_direct_applies(&ts) &&
-        conv_direct_workspace_floats(&ts, threads) > need)
-        need = conv_direct_workspace_floats(&ts, threads);
-    if (conv_weight_grad_applies(s) && conv_weight_grad_workspace_floats(s, threads) > need)
-        need = conv_weight_grad_workspace_floats(s, threads);
-    if (conv_input_grad_s2_applies(s) && conv_input_grad_s2_workspace_floats(s, threads) > need)
-        need = conv_input_grad_s2_workspace_floats(s, threads);
+    /* every direct path the shape may take, whichever engine is switched on when it runs (tests
+     * and benchmarks switch after sizing) */
+    if (s->k % 2 == 1 && s->stride <= 2) {
+        need = max_size(need, conv_direct_workspace_floats(s, threads));
+        need = max_size(need, conv_weight_grad_workspace_floats(s, threads));
+        if (s->stride == 1) {
+            const ConvShape ts = input_gradient_shape(s);
+            need = max_size(need, conv_direct_workspace_floats(&ts, threads));
+        } else {
+            need = max_size(need, conv_input_grad_s2_workspace_floats(s, threads));
+        }
+    }
     return need;
 }
 
