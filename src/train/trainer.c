@@ -45,6 +45,7 @@ typedef struct {
     long order_epoch;   /* the epoch perm holds */
     char latest[1200];
     long perturb_rank, perturb_step; /* test hook DDPM_TEST_PERTURB=RANK:STEP */
+    long nan_first, nan_last;        /* test hook DDPM_TEST_NAN=FIRST:LAST (steps, from 1) */
     double compute_seconds; /* this rank's forward + backward, before waiting for the others */
 } Trainer;
 
@@ -173,6 +174,11 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
     const char *hook = getenv("DDPM_TEST_PERTURB");
     if (hook && sscanf(hook, "%ld:%ld", &tr->perturb_rank, &tr->perturb_step) != 2)
         die("DDPM_TEST_PERTURB=%s: expected RANK:STEP", hook);
+    /* a corrupt input: the first pixel of this rank's share is NaN in steps FIRST..LAST */
+    tr->nan_first = tr->nan_last = -1;
+    const char *nan_hook = getenv("DDPM_TEST_NAN");
+    if (nan_hook && sscanf(nan_hook, "%ld:%ld", &tr->nan_first, &tr->nan_last) != 2)
+        die("DDPM_TEST_NAN=%s: expected FIRST:LAST", nan_hook);
 }
 
 static void trainer_close(Trainer *tr) {
@@ -197,6 +203,7 @@ static double forward_backward(Trainer *tr, long step, double *gn) {
     const size_t dim = tr->dim;
     const double start = now_seconds();
     dataset_images_to_float(tr->x0, &tr->data, tr->perm + pos * tr->B + tr->first, n);
+    if (step + 1 >= tr->nan_first && step + 1 <= tr->nan_last && n > 0) tr->x0[0] = NAN;
     for (int i = 0; i < n; i++) { /* keyed by the global image index of this step */
         const uint32_t g = (uint32_t)(tr->first + i);
         tr->t[i] = (int)rng_below((uint32_t)tr->sched.T, seed, RNG_TIMESTEP, (uint32_t)step, g);

@@ -83,12 +83,14 @@ with h5py.File(sys.argv[1] + "/metrics.h5", "r") as f:
 PY
 [ -z "$(ls "$work/sig/checkpoints" | grep tmp)" ] && pass "SIGTERM: no temporary files left" || fail "temporary files left"
 
-# 2c. numerical faults, injected with an absurd learning rate (lr 10 diverges within steps):
-# stop naming the step and where the NaN/Inf first appeared, keep the last good checkpoint;
-# or, with nan_policy = skip, skip those updates, count them, and write only finite tensors
-err=$($DDPM train --config configs/tiny.ini --set train.lr=10 --set train.max_steps=60 \
+# 2c. numerical faults, injected as a corrupt input (the hidden DDPM_TEST_NAN=FIRST:LAST hook
+# makes one pixel NaN in those steps; an absurd learning rate no longer overflows since SiLU's
+# exp was capped): stop naming the step and where the NaN first appeared, keep the last good
+# checkpoint; or, with nan_policy = skip, skip those updates, count them, and write only finite
+# tensors
+err=$(DDPM_TEST_NAN=23:60 $DDPM train --config configs/tiny.ini --set train.max_steps=60 \
   --set train.checkpoint_every=1 --out "$work/nan" 2>&1 >/dev/null); rc=$?
-if [ $rc -ne 0 ] && grep -q "step [0-9]*: non-finite value in the loss (first in the output of " <<<"$err"; then
+if [ $rc -ne 0 ] && grep -q "step 23: non-finite value in the loss (first in the output of conv_in" <<<"$err"; then
   pass "NaN stops the run: $err"
 else
   fail "NaN: rc=$rc, $err"
@@ -100,14 +102,14 @@ with h5py.File(sys.argv[1] + "/checkpoints/latest.h5", "r") as f:
     assert all(np.isfinite(d[()]).all() for g in ("params", "ema") for d in f[g].values())
     assert f.attrs["step"] == int(sys.argv[2]) - 1, (f.attrs["step"], sys.argv[2])
 PY
-$DDPM train --config configs/tiny.ini --set train.lr=10 --set train.max_steps=60 \
+DDPM_TEST_NAN=31:35 $DDPM train --config configs/tiny.ini --set train.max_steps=60 \
   --set train.nan_policy=skip --out "$work/skip" >/dev/null 2>"$work/skip.err"; rc=$?
 $PY - "$work/skip" <<'PY' && [ $rc -eq 0 ] && pass "nan_policy = skip: run completes, skips counted, tensors finite" \
   || fail "nan_policy = skip (rc=$rc): $(tail -2 "$work/skip.err")"
 import sys, h5py, numpy as np
 with h5py.File(sys.argv[1] + "/checkpoints/latest.h5", "r") as f:
     skips = int(f.attrs["nan_skips"])
-    assert f.attrs["step"] == 60 and 0 < skips <= 60, (f.attrs["step"], skips)
+    assert f.attrs["step"] == 60 and skips == 5, (f.attrs["step"], skips)  # steps 31-35
     assert all(np.isfinite(d[()]).all() for g in ("params", "ema", "adam/m", "adam/v") for d in f[g].values())
 with h5py.File(sys.argv[1] + "/metrics.h5", "r") as f:
     assert len(f["loss"]) == 60 and (~np.isfinite(f["loss"][:])).sum() == skips
