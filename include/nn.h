@@ -60,6 +60,9 @@ size_t groupnorm_workspace_floats(int n, int c);
 void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
                         const float *inp, const float *mean, const float *rstd,
                         const float *gamma, int n, int c, int hw, int groups, float *ws);
+/* dgamma[ch] += sum over images of part[(i*c + ch)*2 + 1], dbeta[ch] of part[(i*c + ch)*2] (the
+ * per-image shares both GroupNorm backwards leave in their scratch), in image order. */
+void groupnorm_add_param_grads(float *dgamma, float *dbeta, const double *part, int n, int c);
 
 /* ---- GroupNorm then SiLU as one op: out = silu(gn(x)) (groupnorm_silu.c); the same statistics
  * as groupnorm_forward, and backward also needs beta (it recomputes gn(x)). dinp may be NULL. ---- */

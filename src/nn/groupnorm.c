@@ -91,6 +91,10 @@ void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
             }
         }
     }
+    groupnorm_add_param_grads(dgamma, dbeta, part, n, c);
+}
+
+void groupnorm_add_param_grads(float *dgamma, float *dbeta, const double *part, int n, int c) {
     if (!dgamma && !dbeta) return;
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) { /* images in order: the same sums on any thread count */

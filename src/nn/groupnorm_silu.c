@@ -111,15 +111,5 @@ void groupnorm_silu_backward(float *dinp, int set_dinp, float *dgamma, float *db
             }
         }
     }
-    if (!dgamma && !dbeta) return;
-#pragma omp parallel for schedule(static)
-    for (int ch = 0; ch < c; ch++) { /* images in order: the same sums on any thread count */
-        double sb = 0.0, sx = 0.0;
-        for (int i = 0; i < n; i++) {
-            sb += part[((size_t)i * c + ch) * 2];
-            sx += part[((size_t)i * c + ch) * 2 + 1];
-        }
-        if (dgamma) dgamma[ch] += (float)sx;
-        if (dbeta) dbeta[ch] += (float)sb;
-    }
+    groupnorm_add_param_grads(dgamma, dbeta, part, n, c);
 }
