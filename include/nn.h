@@ -60,6 +60,11 @@ size_t groupnorm_workspace_floats(int n, int c);
 void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
                         const float *inp, const float *mean, const float *rstd,
                         const float *gamma, int n, int c, int hw, int groups, float *ws);
+/* One (image, group)'s input gradient from the gradient dy of its output, given sg and sgx, the
+ * group's sums of gamma dy and gamma dy xhat: dx (set: =, else +=) rstd (gamma dy - mean(gamma
+ * dy) - xhat mean(gamma dy xhat)). gamma points at the group's first channel. */
+void groupnorm_group_dx(float *dx, int set, const float *x, const float *dy, const float *gamma,
+                        float mu, float r, double sg, double sgx, int cpg, int hw);
 /* dgamma[ch] += sum over images of part[(i*c + ch)*2 + 1], dbeta[ch] of part[(i*c + ch)*2] (the
  * per-image shares both GroupNorm backwards leave in their scratch), in image order. */
 void groupnorm_add_param_grads(float *dgamma, float *dbeta, const double *part, int n, int c);

@@ -79,19 +79,27 @@ void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
             sg += gamma[ch] * sb;
             sgx += gamma[ch] * sx;
         }
-        if (!dinp) continue;
-        float *dx = dinp + (size_t)ng * m;
-        const float mg = (float)(sg / (double)m), mgx = (float)(sgx / (double)m);
-        for (int cc = 0; cc < cpg; cc++) {
-            const float gm = gamma[g * cpg + cc];
-            const size_t o = (size_t)cc * hw;
-            for (int p = 0; p < hw; p++) {
-                const float xhat = (x[o + p] - mu) * r;
-                dx[o + p] += r * (gm * dy[o + p] - mg - xhat * mgx);
-            }
-        }
+        if (dinp)
+            groupnorm_group_dx(dinp + (size_t)ng * m, 0, x, dy, gamma + g * cpg, mu, r, sg, sgx,
+                               cpg, hw);
     }
     groupnorm_add_param_grads(dgamma, dbeta, part, n, c);
+}
+
+void groupnorm_group_dx(float *dx, int set, const float *x, const float *dy, const float *gamma,
+                        float mu, float r, double sg, double sgx, int cpg, int hw) {
+    const double m = (double)cpg * hw;
+    const float mg = (float)(sg / m), mgx = (float)(sgx / m);
+    for (int cc = 0; cc < cpg; cc++) {
+        const float gm = gamma[cc];
+        const size_t o = (size_t)cc * hw;
+#pragma omp simd
+        for (int p = 0; p < hw; p++) {
+            const float xhat = (x[o + p] - mu) * r;
+            const float v = r * (gm * dy[o + p] - mg - xhat * mgx);
+            dx[o + p] = set ? v : dx[o + p] + v;
+        }
+    }
 }
 
 void groupnorm_add_param_grads(float *dgamma, float *dbeta, const double *part, int n, int c) {

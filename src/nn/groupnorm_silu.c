@@ -96,19 +96,9 @@ void groupnorm_silu_backward(float *dinp, int set_dinp, float *dgamma, float *db
                 sg += gamma[ch] * sb;
                 sgx += gamma[ch] * sx;
             }
-            if (!dinp) continue;
-            float *dx = dinp + (size_t)ng * m;
-            const float mg = (float)(sg / (double)m), mgx = (float)(sgx / (double)m);
-            for (int cc = 0; cc < cpg; cc++) {
-                const float gm = gamma[g * cpg + cc];
-                const size_t o = (size_t)cc * hw;
-#pragma omp simd
-                for (int p = 0; p < hw; p++) {
-                    const float xhat = (x[o + p] - mu) * r;
-                    const float v = r * (gm * dy[o + p] - mg - xhat * mgx);
-                    dx[o + p] = set_dinp ? v : dx[o + p] + v;
-                }
-            }
+            if (dinp)
+                groupnorm_group_dx(dinp + (size_t)ng * m, set_dinp, x, dy, gamma + g * cpg, mu, r,
+                                   sg, sgx, cpg, hw);
         }
     }
     groupnorm_add_param_grads(dgamma, dbeta, part, n, c);
