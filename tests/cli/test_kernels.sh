@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test_kernels.sh: the convolutions that call the BLIS micro-kernel directly (src/nn/conv_direct.c)
 # work with every register block BLIS may hand them, not only the one this CPU gets by default:
-# the layer tests (forward against the direct loop, every gradient against finite differences and
-# against the im2col path) rerun under BLIS's AVX2 kernels (haswell, zen3: 6 x 16) and its
-# portable ones (generic: 4 x 16). BLIS_ARCH_TYPE picks them (src/util/blas_setup.c defers to it).
+# the convolution tests (test_gradcheck_conv: forward against the direct loop, every gradient
+# against finite differences and against the im2col path) rerun under BLIS's AVX2 kernels
+# (haswell, zen3: 6 x 16) and its portable ones (generic: 4 x 16). BLIS_ARCH_TYPE picks them
+# (src/util/blas_setup.c defers to it).
 set -u
 source "$(dirname "$0")/checks.sh"
 ids=$(
@@ -24,12 +25,12 @@ for arch in "haswell $haswell" "zen3 $zen3" "generic $generic"; do
     echo "skip $1: this CPU has no AVX2/FMA (the generic kernels still run)"
     continue
   fi
-  out=$(BLIS_ARCH_TYPE=$2 OMP_NUM_THREADS=2 bin/tests/test_gradcheck_layers 2>&1)
+  out=$(BLIS_ARCH_TYPE=$2 OMP_NUM_THREADS=2 bin/tests/test_gradcheck_conv 2>&1)
   rc=$?
   if [ $rc -eq 0 ] && grep -q "PASSED" <<<"$out" && ! grep -q FAILED <<<"$out"; then
-    pass "layer tests with BLIS's $1 kernels"
+    pass "convolution tests with BLIS's $1 kernels"
   else
-    fail "layer tests with BLIS's $1 kernels: $(grep -E 'FAILED|ERROR|differs' <<<"$out" | head -3)"
+    fail "convolution tests with BLIS's $1 kernels: $(grep -E 'FAILED|ERROR|differs' <<<"$out" | head -3)"
   fi
 done
 finish kernel
