@@ -6,7 +6,8 @@
 # interruption (the end of a session, a kill) continues where each run stopped, and finished
 # runs return at once. A run that fails stops the script.
 #
-#   rows: cosine t1000 larger dropout ema lrwarmup all   (default: all rows, in this order)
+#   rows: cosine t1000 scaled larger dropout ema lrwarmup all   (default: all rows, in this order)
+#   (scaled: the linear betas of T = 1000 scaled to T = 300, x 1000/300, as Ho et al. scale them)
 #   LAUNCHER  how to start ddpm (default: mpirun -np 2 with the root flags; "" for one process)
 #   BASE      the config the one-change rows start from (default configs/unet-s.ini)
 #   EXTRA     more train options for every run (e.g. "--set train.max_steps=2" for a trial,
@@ -25,6 +26,7 @@ change() { # the --set options of a row
   case $1 in
     cosine) echo "--set diffusion.schedule=cosine" ;;
     t1000) echo "--set diffusion.T=1000" ;;
+    scaled) echo "--set diffusion.beta_start=0.000333333 --set diffusion.beta_end=0.0666667" ;;
     larger) echo "--set model.res_blocks=2 --set model.attn_res=7" ;;
     dropout) echo "--set model.dropout=0.1" ;;
     ema) echo "--set train.ema=0.9999 --set train.ema_warmup=1" ;;
@@ -33,10 +35,10 @@ change() { # the --set options of a row
   esac
 }
 rows=("$@")
-[ ${#rows[@]} -gt 0 ] || rows=(cosine t1000 larger dropout ema lrwarmup all)
+[ ${#rows[@]} -gt 0 ] || rows=(cosine t1000 scaled larger dropout ema lrwarmup all)
 for row in "${rows[@]}"; do # check every name before training anything
   [ "$row" = all ] || change "$row" >/dev/null ||
-    { echo "recipe_runs.sh: unknown row '$row' (rows: cosine t1000 larger dropout ema lrwarmup all)" >&2; exit 2; }
+    { echo "recipe_runs.sh: unknown row '$row' (rows: cosine t1000 scaled larger dropout ema lrwarmup all)" >&2; exit 2; }
 done
 for row in "${rows[@]}"; do
   if [ "$row" = all ]; then
