@@ -153,6 +153,14 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
     }
     schedule_build(&tr->sched, (ScheduleKind)cfg->diffusion.schedule, cfg->diffusion.T,
                    cfg->diffusion.beta_start, cfg->diffusion.beta_end);
+    /* Sampling starts from pure noise; a schedule whose x_T still holds part of the image trains
+     * the network on x_T unlike that start, and its samples drift (results/quality.md). */
+    const double kept = sqrt(tr->sched.abar[cfg->diffusion.T - 1]);
+    if (kept > 0.05 && dist_is_root())
+        printf("note: this schedule leaves sqrt(abar_T) = %.3f of the image in x_T, but sampling "
+               "starts from pure noise, so samples drift; linear betas scaled by 1000/T or the "
+               "cosine schedule leave about 0\n",
+               kept);
     grad_sync_init(&tr->sync, tr->a.grads, tr->m.table.total,
                    tc->allreduce == 1 ? 0 : (size_t)tc->bucket_kb * 1024 / sizeof(float));
     tr->m.on_grads_final = grad_sync_ready;

@@ -32,6 +32,16 @@ with h5py.File(sys.argv[1] + "/samples/generated.h5", "r") as f:
     assert s.shape == (16, 1, 28, 28) and s.min() >= -1 and s.max() <= 1 and s.std() > 0.1
 PY
 
+# 1a. a schedule that leaves part of the image in x_T is named at the start: tiny's linear betas
+# 1e-4..0.02 over T = 100 keep sqrt(abar_T) = 0.603; the cosine schedule keeps about 0 (no note)
+grep -q "note: this schedule leaves sqrt(abar_T) = 0.603 of the image in x_T" "$work/train.log" \
+  && pass "training names the signal its schedule leaves in x_T (0.603)" \
+  || fail "no x_T note for tiny's schedule: $(head -3 "$work/train.log")"
+$DDPM train --config configs/tiny.ini --set diffusion.schedule=cosine --set train.max_steps=1 \
+  --set sample.n=2 --out "$work/cos" >"$work/cos.log" 2>&1 || fail "cosine run: $(tail -3 "$work/cos.log")"
+grep -q "training:" "$work/cos.log" && ! grep -q "abar_T" "$work/cos.log" \
+  && pass "no x_T note for the cosine schedule" || fail "cosine run: $(head -3 "$work/cos.log")"
+
 # 1b. any 28x28 grey IDX set trains: Debian's Fashion-MNIST (.gz files) through [data] dir
 fashion=/usr/share/datasets/fashion-mnist
 $DDPM train --config configs/tiny.ini --set data.dir=$fashion --set train.max_steps=150 \
