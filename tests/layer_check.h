@@ -46,6 +46,16 @@ static inline float *copy_of(const float *src, size_t count) {
 
 static inline double *want_alloc(size_t count) { return xmalloc(count * sizeof(double)); }
 
+/* For the accumulate contract: k random gradients v[i] (ns[i] floats in [-2, 2]) and copies
+ * acc[i] for a backward to add into; the test then wants acc[i] = v[i] + gradient. */
+static inline void accumulate_prefill(float **v, float **acc, const size_t *ns, int k,
+                                      uint32_t tag) {
+    for (int i = 0; i < k; i++) {
+        v[i] = rnd(ns[i], -2.0f, 2.0f, tag, 20 + (uint32_t)i);
+        acc[i] = copy_of(v[i], ns[i]);
+    }
+}
+
 /* |got - want| <= tol * max(1, |want|) everywhere. */
 static inline void expect_near(const float *got, const double *want, size_t count, double tol,
                                const char *what) {

@@ -68,10 +68,7 @@ static void run_conv_once(int n, int cin, int h, int w, int cout, int k, int str
 
     /* accumulation into random prefill */
     float *v[3], *acc[3];
-    for (int i = 0; i < 3; i++) {
-        v[i] = rnd(ns[i], -2.0f, 2.0f, tag, 20 + (uint32_t)i);
-        acc[i] = copy_of(v[i], ns[i]);
-    }
+    accumulate_prefill(v, acc, ns, 3, tag);
     conv2d_backward(acc[0], acc[1], acc[2], c.r, c.inp, c.weight, &c.s, c.ws);
     for (int i = 0; i < 3; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], what[i]);
 

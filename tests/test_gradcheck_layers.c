@@ -52,10 +52,7 @@ static void run_small(Small *s, const char *layer, double *want_out,
         check(name, xs[i], ns[i], gs[i], small_loss, s, tag + 10 + (uint32_t)i);
     }
     float *v[2] = {NULL, NULL}, *acc[2] = {NULL, NULL};
-    for (int i = 0; i < inputs; i++) {
-        v[i] = rnd(ns[i], -2.0f, 2.0f, tag, 20 + (uint32_t)i);
-        acc[i] = copy_of(v[i], ns[i]);
-    }
+    accumulate_prefill(v, acc, ns, inputs, tag);
     small_loss(s);
     backward(s, acc[0], acc[1]);
     for (int i = 0; i < inputs; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], layer);

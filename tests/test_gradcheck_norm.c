@@ -81,10 +81,7 @@ static void run_groupnorm(int groups, uint32_t tag) {
 
     gn_loss(&g); /* statistics of the unperturbed input again */
     float *v[3], *acc[3];
-    for (int i = 0; i < 3; i++) {
-        v[i] = rnd(ns[i], -2.0f, 2.0f, tag, 20 + (uint32_t)i);
-        acc[i] = copy_of(v[i], ns[i]);
-    }
+    accumulate_prefill(v, acc, ns, 3, tag);
     groupnorm_backward(acc[0], acc[1], acc[2], g.r, g.inp, g.mean, g.rstd, g.gamma, g.n, g.c, g.hw,
                        groups, ws);
     for (int i = 0; i < 3; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], what[i]);
@@ -160,10 +157,7 @@ static void run_groupnorm_silu(int n, int c, int hw, int groups, uint32_t tag) {
 
     gns_loss(&g); /* statistics of the unperturbed input again */
     float *v[3], *acc[3];
-    for (int i = 0; i < 3; i++) {
-        v[i] = rnd(ns[i], -2.0f, 2.0f, tag, 20 + (uint32_t)i);
-        acc[i] = copy_of(v[i], ns[i]);
-    }
+    accumulate_prefill(v, acc, ns, 3, tag);
     groupnorm_silu_backward(acc[0], 0, acc[1], acc[2], g.r, g.inp, g.mean, g.rstd, g.gamma, g.beta,
                             n, c, hw, groups, ws);
     for (int i = 0; i < 3; i++) gc_assert_accumulated(acc[i], v[i], gs[i], ns[i], what[i]);
