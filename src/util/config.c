@@ -421,6 +421,8 @@ void config_print_keys(FILE *f) {
         snprintf(key, sizeof key, "%s.%s", keys[i].section, keys[i].key);
         fprintf(f, "  %-26s (default ", key);
         write_value(&d, &keys[i], f);
-        fprintf(f, ") %s\n", keys[i].help);
+        fprintf(f, ") %s", keys[i].help);
+        if (keys[i].type == KEY_ENUM) fprintf(f, " [%s]", keys[i].choices);
+        fputc('\n', f);
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_reliability.sh: nothing saved is lost. SIGKILL at random moments (many during checkpoint
 # writes) always leaves a latest.h5 that opens and resumes; broken or foreign checkpoints are
-# refused with one clear line; a full disk is reported and the previous checkpoint survives.
+# refused with one clear line; every config key `train --help` lists is taken; a full disk is
+# reported and the previous checkpoint survives.
 set -u
 source "$(dirname "$0")/checks.sh"
 tiny=(--config configs/tiny.ini --set train.max_steps=100000 --set train.checkpoint_every=1)
@@ -62,7 +63,22 @@ expect_error "tensor of another shape" "dataset /params/out_conv.weight has shap
   $DDPM sample --checkpoint "$work/shape.h5" --out "$work/o.h5"
 [ ! -e "$work/o.h5" ] && pass "no output written for a refused checkpoint" || fail "an output was written"
 
-# 3. a full disk: the error names the file, the previous checkpoint survives intact
+# 3. --help tells the truth about config keys: every key `train --help` lists is taken with its
+#    listed default, and every listed choice of a key with choices; a key it does not list is not
+keys=0; bad=()
+while read -r key dflt rest; do
+  keys=$((keys + 1))
+  $DDPM model --config configs/tiny.ini --set "$key=$dflt" >/dev/null 2>&1 || bad+=("$key=$dflt")
+  choices=$(sed -n 's/.*\[\([a-z|]*\)\]$/\1/p' <<<"$rest")
+  for c in ${choices//|/ }; do
+    $DDPM model --config configs/tiny.ini --set "$key=$c" >/dev/null 2>&1 || bad+=("$key=$c")
+  done
+done < <($DDPM train --help | sed -n 's/^  \([a-z_]*\.[a-z_]*\) *(default \([^)]*\))\(.*\)$/\1 \2 \3/p')
+if [ $keys -ge 30 ] && [ ${#bad[@]} -eq 0 ]; then pass "train --help: all $keys listed keys take their listed defaults and choices"
+else fail "train --help: $keys keys listed; refused: ${bad[*]}"; fi
+expect_error "a key --help does not list" "unknown key 'momentum' in [train]" $DDPM model --config configs/tiny.ini --set train.momentum=0.9
+
+# 4. a full disk: the error names the file, the previous checkpoint survives intact
 full="$work/full"
 mkdir -p "$full"
 if mount -t tmpfs -o size=700k tmpfs "$full" 2>/dev/null; then
@@ -75,7 +91,7 @@ import sys, h5py
 with h5py.File(sys.argv[1], "r") as f:
     assert len(f["params"]) == 80 and len(f["adam/v"]) == 80 and f.attrs["step"] >= 1
 PY
-  # 4. a run directory that cannot be written
+  # 5. a run directory that cannot be written
   ro="$work/ro"; mkdir -p "$ro"
   if mount -t tmpfs -o ro,size=100k tmpfs "$ro" 2>/dev/null; then
     mounts+=("$ro")
