@@ -14,6 +14,11 @@ int cmd_classifier(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 
+/* The value after flag argv[*i] (advancing *i past it), or die "CMD: FLAG needs a value (try ddpm
+ * CMD --help)". Call it only once the flag is known, so that a mistyped flag is reported as one. */
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+/* Print "ddpm CMD: unexpected argument 'ARG' (try ddpm CMD --help)" and return the usage exit status, 2. */
+int cli_unexpected(const char *cmd, const char *arg);
 /* The integer value v of flag (lo..hi), or die "CMD: FLAG V: expected an integer LO..HI". */
 long cli_int(const char *cmd, const char *flag, const char *v, long lo, long hi);
 /* The number v of flag (lo..hi, NaN refused), or die "CMD: FLAG V: expected a number LO..HI". */

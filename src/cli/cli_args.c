@@ -1,8 +1,19 @@
 /* cli_args.c: flag values shared by the subcommands' argument loops. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
 #include "util.h"
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) die("%s: %s needs a value (try ddpm %s --help)", cmd, argv[*i], cmd);
+    return argv[++*i];
+}
+
+int cli_unexpected(const char *cmd, const char *arg) {
+    fprintf(stderr, "ddpm %s: unexpected argument '%s' (try ddpm %s --help)\n", cmd, arg, cmd);
+    return 2;
+}
 
 long cli_int(const char *cmd, const char *flag, const char *v, long lo, long hi) {
     char *end;

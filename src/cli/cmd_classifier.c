@@ -40,27 +40,27 @@ int cmd_classifier(int argc, char **argv) {
     ClassifierTrainOptions o = {.data_dir = "data/mnist", .out = DEFAULT_OUT, .epochs = 8,
                                 .batch = 128, .seed = 1, .lr = 1e-3};
     char command[2048] = "ddpm classifier train";
+    /* the value after the flag at argv[i]; advances i (only for known flags) */
+#define TAKE_VALUE() cli_value("classifier", argc, argv, &i)
     for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
         }
-        if (!v) die("classifier: %s needs a value (try ddpm classifier --help)", a);
-        if (!strcmp(a, "--data")) o.data_dir = v;
-        else if (!strcmp(a, "--out")) o.out = v;
-        else if (!strcmp(a, "--epochs")) o.epochs = (int)cli_int("classifier", a, v, 1, 1000);
-        else if (!strcmp(a, "--batch")) o.batch = (int)cli_int("classifier", a, v, 1, 60000);
-        else if (!strcmp(a, "--seed")) o.seed = (int)cli_int("classifier", a, v, 0, 2147483647);
-        else if (!strcmp(a, "--lr")) o.lr = cli_double("classifier", a, v, 1e-9, 10);
+        if (!strcmp(a, "--data")) o.data_dir = TAKE_VALUE();
+        else if (!strcmp(a, "--out")) o.out = TAKE_VALUE();
+        else if (!strcmp(a, "--epochs")) o.epochs = (int)cli_int("classifier", a, TAKE_VALUE(), 1, 1000);
+        else if (!strcmp(a, "--batch")) o.batch = (int)cli_int("classifier", a, TAKE_VALUE(), 1, 60000);
+        else if (!strcmp(a, "--seed")) o.seed = (int)cli_int("classifier", a, TAKE_VALUE(), 0, 2147483647);
+        else if (!strcmp(a, "--lr")) o.lr = cli_double("classifier", a, TAKE_VALUE(), 1e-9, 10);
         else {
-            fprintf(stderr, "ddpm classifier: unexpected argument '%s' (try ddpm classifier --help)\n", a);
-            return 2;
+            return cli_unexpected("classifier", a);
         }
         size_t used = strlen(command);
-        snprintf(command + used, sizeof command - used, " %s %s", a, v);
-        i++;
+        snprintf(command + used, sizeof command - used, " %s %s", a, argv[i]);
     }
+#undef TAKE_VALUE
     o.command = command;
     char dir[1100];
     snprintf(dir, sizeof dir, "%s", o.out);

@@ -36,26 +36,26 @@ static void usage(FILE *f) {
 int cmd_eval(int argc, char **argv) {
     EvalOptions o = {.classifier = "results/classifier/mnist-classifier.h5",
                      .ref_dir = "data/mnist", .n = 10000};
+    /* the value after the flag at argv[i]; advances i (only for known flags) */
+#define TAKE_VALUE() cli_value("eval", argc, argv, &i)
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
         }
-        if (!v) die("eval: %s needs a value (try ddpm eval --help)", a);
-        if (!strcmp(a, "--samples")) o.samples = v;
-        else if (!strcmp(a, "--real")) o.real_split = v;
-        else if (!strcmp(a, "--classifier")) o.classifier = v;
-        else if (!strcmp(a, "--ref")) o.ref_dir = v;
-        else if (!strcmp(a, "--out")) o.out_json = v;
-        else if (!strcmp(a, "--n")) o.n = cli_int("eval", a, v, 2, 100000000);
-        else if (!strcmp(a, "--noise")) o.noise = cli_double("eval", a, v, 0, 100);
+        if (!strcmp(a, "--samples")) o.samples = TAKE_VALUE();
+        else if (!strcmp(a, "--real")) o.real_split = TAKE_VALUE();
+        else if (!strcmp(a, "--classifier")) o.classifier = TAKE_VALUE();
+        else if (!strcmp(a, "--ref")) o.ref_dir = TAKE_VALUE();
+        else if (!strcmp(a, "--out")) o.out_json = TAKE_VALUE();
+        else if (!strcmp(a, "--n")) o.n = cli_int("eval", a, TAKE_VALUE(), 2, 100000000);
+        else if (!strcmp(a, "--noise")) o.noise = cli_double("eval", a, TAKE_VALUE(), 0, 100);
         else {
-            fprintf(stderr, "ddpm eval: unexpected argument '%s' (try ddpm eval --help)\n", a);
-            return 2;
+            return cli_unexpected("eval", a);
         }
-        i++;
     }
+#undef TAKE_VALUE
     if (!o.samples == !o.real_split) die("eval: give exactly one of --samples FILE.h5 and --real SPLIT");
     if (o.real_split && strcmp(o.real_split, "train") && strcmp(o.real_split, "t10k"))
         die("eval: --real %s: expected train or t10k", o.real_split);

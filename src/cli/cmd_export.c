@@ -9,6 +9,8 @@
 
 int cmd_export(int argc, char **argv) {
     const char *in = NULL, *out = NULL;
+    /* the value after the flag at argv[i]; advances i (only for known flags) */
+#define TAKE_VALUE() cli_value("export", argc, argv, &i)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: ddpm export --checkpoint FILE --out WEIGHTS.h5\n\n"
@@ -17,11 +19,11 @@ int cmd_export(int argc, char **argv) {
                    "ddpm sample reads it like any checkpoint; --resume refuses it.\n");
             return 0;
         }
-        if (i + 1 >= argc) die("export: %s needs a value (try ddpm export --help)", argv[i]);
-        if (!strcmp(argv[i], "--checkpoint")) in = argv[++i];
-        else if (!strcmp(argv[i], "--out")) out = argv[++i];
-        else die("export: unexpected argument '%s' (try ddpm export --help)", argv[i]);
+        if (!strcmp(argv[i], "--checkpoint")) in = TAKE_VALUE();
+        else if (!strcmp(argv[i], "--out")) out = TAKE_VALUE();
+        else return cli_unexpected("export", argv[i]);
     }
+#undef TAKE_VALUE
     if (!in || !out) die("export: --checkpoint FILE and --out WEIGHTS.h5 are required");
     Config cfg;
     checkpoint_read_config(in, &cfg);

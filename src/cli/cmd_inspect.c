@@ -87,8 +87,7 @@ int cmd_inspect(int argc, char **argv) {
         } else if (!path && argv[i][0] != '-') {
             path = argv[i];
         } else {
-            fprintf(stderr, "ddpm inspect: unexpected argument '%s'\n", argv[i]);
-            return 2;
+            return cli_unexpected("inspect", argv[i]);
         }
     }
     if (!path) die("inspect: FILE.h5 is required (try ddpm inspect --help)");

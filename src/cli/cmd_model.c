@@ -25,21 +25,22 @@ int cmd_model(int argc, char **argv) {
     config_defaults(&cfg);
     const char *sets[64];
     int nsets = 0;
+    /* the value after the flag at argv[i]; advances i (only for known flags) */
+#define TAKE_VALUE() cli_value("model", argc, argv, &i)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
-            config_load(&cfg, argv[++i]);
-        } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+        } else if (!strcmp(argv[i], "--config")) {
+            config_load(&cfg, TAKE_VALUE());
+        } else if (!strcmp(argv[i], "--set")) {
             if (nsets == (int)ARRAY_LEN(sets)) die("too many --set options");
-            sets[nsets++] = argv[++i];
+            sets[nsets++] = TAKE_VALUE();
         } else {
-            fprintf(stderr, "ddpm model: unexpected argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
+            return cli_unexpected("model", argv[i]);
         }
     }
+#undef TAKE_VALUE
     for (int i = 0; i < nsets; i++) config_set(&cfg, sets[i]);
     config_validate(&cfg, nsets ? "config with --set overrides" : "config");
     Model m;

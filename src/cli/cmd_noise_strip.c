@@ -19,6 +19,8 @@ int cmd_noise_strip(int argc, char **argv) {
     config_defaults(&cfg);
     const char *png = NULL, *h5 = NULL;
     int n = 8, frames = 10, seed = 0;
+    /* the value after the flag at argv[i]; advances i (only for known flags) */
+#define TAKE_VALUE() cli_value("noise-strip", argc, argv, &i)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -30,17 +32,16 @@ int cmd_noise_strip(int argc, char **argv) {
                    "--h5 also writes /x_t [N, FRAMES, 1, 28, 28] and /t [FRAMES].\n");
             return 0;
         }
-        if (i + 1 >= argc) die("noise-strip: %s needs a value", a);
-        const char *v = argv[++i];
-        if (!strcmp(a, "--out")) png = v;
-        else if (!strcmp(a, "--h5")) h5 = v;
-        else if (!strcmp(a, "--config")) config_load(&cfg, v);
-        else if (!strcmp(a, "--set")) config_set(&cfg, v);
-        else if (!strcmp(a, "--n")) n = (int)cli_int("noise-strip", a, v, 1, 1000);
-        else if (!strcmp(a, "--frames")) frames = (int)cli_int("noise-strip", a, v, 2, 1000);
-        else if (!strcmp(a, "--seed")) seed = (int)cli_int("noise-strip", a, v, 0, 2147483647);
-        else die("noise-strip: unexpected argument '%s' (try --help)", a);
+        if (!strcmp(a, "--out")) png = TAKE_VALUE();
+        else if (!strcmp(a, "--h5")) h5 = TAKE_VALUE();
+        else if (!strcmp(a, "--config")) config_load(&cfg, TAKE_VALUE());
+        else if (!strcmp(a, "--set")) config_set(&cfg, TAKE_VALUE());
+        else if (!strcmp(a, "--n")) n = (int)cli_int("noise-strip", a, TAKE_VALUE(), 1, 1000);
+        else if (!strcmp(a, "--frames")) frames = (int)cli_int("noise-strip", a, TAKE_VALUE(), 2, 1000);
+        else if (!strcmp(a, "--seed")) seed = (int)cli_int("noise-strip", a, TAKE_VALUE(), 0, 2147483647);
+        else return cli_unexpected("noise-strip", a);
     }
+#undef TAKE_VALUE
     if (!png) die("noise-strip: --out FILE.png is required");
     config_validate(&cfg, "noise-strip");
     Dataset d;

@@ -26,25 +26,25 @@ static void usage(FILE *f) {
 int cmd_predict(int argc, char **argv) {
     const char *ckpt = NULL, *xpath = NULL, *out = NULL, *weights = "ema";
     long t = -1, cls = -1;
+    /* the value after the flag at argv[i]; advances i (only for known flags) */
+#define TAKE_VALUE() cli_value("predict", argc, argv, &i)
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
         }
-        if (!v) die("predict: %s needs a value (try ddpm predict --help)", a);
-        if (!strcmp(a, "--checkpoint")) ckpt = v;
-        else if (!strcmp(a, "--x")) xpath = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--weights")) weights = v;
-        else if (!strcmp(a, "--class")) cls = cli_int("predict", a, v, 0, 100000);
-        else if (!strcmp(a, "--t")) t = cli_int("predict", a, v, 0, 2147483647);
+        if (!strcmp(a, "--checkpoint")) ckpt = TAKE_VALUE();
+        else if (!strcmp(a, "--x")) xpath = TAKE_VALUE();
+        else if (!strcmp(a, "--out")) out = TAKE_VALUE();
+        else if (!strcmp(a, "--weights")) weights = TAKE_VALUE();
+        else if (!strcmp(a, "--class")) cls = cli_int("predict", a, TAKE_VALUE(), 0, 100000);
+        else if (!strcmp(a, "--t")) t = cli_int("predict", a, TAKE_VALUE(), 0, 2147483647);
         else {
-            fprintf(stderr, "ddpm predict: unexpected argument '%s' (try ddpm predict --help)\n", a);
-            return 2;
+            return cli_unexpected("predict", a);
         }
-        i++;
     }
+#undef TAKE_VALUE
     if (!ckpt || !xpath || !out || t < 0) die("predict: --checkpoint, --x, --t and --out are required");
     if (strcmp(weights, "ema") && strcmp(weights, "model")) die("predict: --weights %s: expected ema or model", weights);
     Config cfg;

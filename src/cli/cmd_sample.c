@@ -89,8 +89,10 @@ int cmd_sample(int argc, char **argv) {
     const char *sampler = NULL, *class_one = NULL, *class_range = NULL, *spacing = NULL;
     int n = -1, steps = -1, seed = -1, clip = -1, trajectory = 0, batch = 128;
     double eta = -1, guidance = -1;
+    /* the value after the flag at argv[i]; advances i (only for known flags) */
+#define TAKE_VALUE() cli_value("sample", argc, argv, &i)
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
@@ -98,27 +100,26 @@ int cmd_sample(int argc, char **argv) {
         if (!strcmp(a, "--clip")) clip = 1;
         else if (!strcmp(a, "--no-clip")) clip = 0;
         else if (!strcmp(a, "--trajectory")) trajectory = 1;
-        else if (!v) die("sample: %s needs a value (try ddpm sample --help)", a);
-        else if (!strcmp(a, "--checkpoint")) ckpt = argv[++i];
-        else if (!strcmp(a, "--out")) out = argv[++i];
-        else if (!strcmp(a, "--png")) png = argv[++i];
-        else if (!strcmp(a, "--init")) init = argv[++i];
-        else if (!strcmp(a, "--weights")) weights = argv[++i];
-        else if (!strcmp(a, "--sampler")) sampler = argv[++i];
-        else if (!strcmp(a, "--spacing")) spacing = argv[++i];
-        else if (!strcmp(a, "--n")) n = parse_int(a, argv[++i], 1, 10000000);
-        else if (!strcmp(a, "--steps")) steps = parse_int(a, argv[++i], 2, 1000000);
-        else if (!strcmp(a, "--seed")) seed = parse_int(a, argv[++i], 0, 2147483647);
-        else if (!strcmp(a, "--batch")) batch = parse_int(a, argv[++i], 1, 65536);
-        else if (!strcmp(a, "--class")) class_one = argv[++i];
-        else if (!strcmp(a, "--classes")) class_range = argv[++i];
-        else if (!strcmp(a, "--guidance")) guidance = cli_double("sample", a, argv[++i], 0, 1000);
-        else if (!strcmp(a, "--eta")) eta = cli_double("sample", a, argv[++i], 0, 1);
+        else if (!strcmp(a, "--checkpoint")) ckpt = TAKE_VALUE();
+        else if (!strcmp(a, "--out")) out = TAKE_VALUE();
+        else if (!strcmp(a, "--png")) png = TAKE_VALUE();
+        else if (!strcmp(a, "--init")) init = TAKE_VALUE();
+        else if (!strcmp(a, "--weights")) weights = TAKE_VALUE();
+        else if (!strcmp(a, "--sampler")) sampler = TAKE_VALUE();
+        else if (!strcmp(a, "--spacing")) spacing = TAKE_VALUE();
+        else if (!strcmp(a, "--n")) n = parse_int(a, TAKE_VALUE(), 1, 10000000);
+        else if (!strcmp(a, "--steps")) steps = parse_int(a, TAKE_VALUE(), 2, 1000000);
+        else if (!strcmp(a, "--seed")) seed = parse_int(a, TAKE_VALUE(), 0, 2147483647);
+        else if (!strcmp(a, "--batch")) batch = parse_int(a, TAKE_VALUE(), 1, 65536);
+        else if (!strcmp(a, "--class")) class_one = TAKE_VALUE();
+        else if (!strcmp(a, "--classes")) class_range = TAKE_VALUE();
+        else if (!strcmp(a, "--guidance")) guidance = cli_double("sample", a, TAKE_VALUE(), 0, 1000);
+        else if (!strcmp(a, "--eta")) eta = cli_double("sample", a, TAKE_VALUE(), 0, 1);
         else {
-            fprintf(stderr, "ddpm sample: unexpected argument '%s' (try ddpm sample --help)\n", a);
-            return 2;
+            return cli_unexpected("sample", a);
         }
     }
+#undef TAKE_VALUE
     if (!ckpt) die("sample: --checkpoint FILE is required");
     if (!out) die("sample: --out FILE.h5 is required");
     if (strcmp(weights, "ema") && strcmp(weights, "model"))

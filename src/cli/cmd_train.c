@@ -33,25 +33,27 @@ int cmd_train(int argc, char **argv) {
     config_defaults(&cfg);
     const char *config_path = NULL, *out = NULL, *sets[64];
     int nsets = 0, resume = 0;
+    /* the value after the flag at argv[i]; advances i (only for known flags) */
+#define TAKE_VALUE() cli_value("train", argc, argv, &i)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--config") && i + 1 < argc) {
-            config_path = argv[++i];
-        } else if (!strcmp(a, "--set") && i + 1 < argc) {
+        } else if (!strcmp(a, "--config")) {
+            config_path = TAKE_VALUE();
+        } else if (!strcmp(a, "--set")) {
             if (nsets == (int)ARRAY_LEN(sets)) die("too many --set options");
-            sets[nsets++] = argv[++i];
-        } else if (!strcmp(a, "--out") && i + 1 < argc) {
-            out = argv[++i];
+            sets[nsets++] = TAKE_VALUE();
+        } else if (!strcmp(a, "--out")) {
+            out = TAKE_VALUE();
         } else if (!strcmp(a, "--resume")) {
             resume = 1;
         } else {
-            fprintf(stderr, "ddpm train: unexpected argument '%s' (try ddpm train --help)\n", a);
-            return 2;
+            return cli_unexpected("train", a);
         }
     }
+#undef TAKE_VALUE
     if (!config_path) die("train: --config FILE is required (e.g. configs/unet-s.ini)");
     config_load(&cfg, config_path);
     for (int i = 0; i < nsets; i++) config_set(&cfg, sets[i]);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_reliability.sh: nothing saved is lost. SIGKILL at random moments (many during checkpoint
 # writes) always leaves a latest.h5 that opens and resumes; broken or foreign checkpoints are
-# refused with one clear line; every config key `train --help` lists is taken; a full disk is
+# refused with one clear line; `--help` agrees with the parsers; a full disk is
 # reported and the previous checkpoint survives.
 set -u
 source "$(dirname "$0")/checks.sh"
@@ -77,6 +77,23 @@ done < <($DDPM train --help | sed -n 's/^  \([a-z_]*\.[a-z_]*\) *(default \([^)]
 if [ $keys -ge 30 ] && [ ${#bad[@]} -eq 0 ]; then pass "train --help: all $keys listed keys take their listed defaults and choices"
 else fail "train --help: $keys keys listed; refused: ${bad[*]}"; fi
 expect_error "a key --help does not list" "unknown key 'momentum' in [train]" $DDPM model --config configs/tiny.ini --set train.momentum=0.9
+# every flag a command's --help lists is one it knows (given without its value, it is never an
+# "unexpected argument"), and a mistyped flag is reported as one, with the usage exit status 2
+unknown=()
+for cmd in train sample model inspect export noise-strip "classifier train" eval predict; do
+  flags=$($DDPM $cmd --help | grep -E '^usage:|^ +\[?--' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
+  for f in $flags; do
+    [ "$f" = --help ] && continue
+    # shellcheck disable=SC2086
+    err=$(timeout 60 $DDPM $cmd "$f" 2>&1 >/dev/null)
+    grep -q "unexpected argument" <<<"$err" && unknown+=("$cmd $f")
+  done
+  # shellcheck disable=SC2086
+  err=$($DDPM $cmd --colour 2>&1 >/dev/null); rc=$?
+  [ $rc -eq 2 ] && grep -qF "ddpm ${cmd%% *}: unexpected argument '--colour'" <<<"$err" || unknown+=("$cmd --colour: rc=$rc $err")
+done
+[ ${#unknown[@]} -eq 0 ] && pass "every flag in the 9 commands' --help is known; a mistyped one is 'unexpected', status 2" \
+  || fail "--help and the parsers disagree: ${unknown[*]}"
 
 # 4. a full disk: the error names the file, the previous checkpoint survives intact
 full="$work/full"
