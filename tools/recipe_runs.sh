@@ -8,6 +8,8 @@
 #
 #   rows: cosine t1000 scaled larger dropout ema lrwarmup all   (default: all rows, in this order)
 #   (scaled: the linear betas of T = 1000 scaled to T = 300, x 1000/300, as Ho et al. scale them)
+#   Changes joined by + make one row with all of them: cosine+dropout trains into
+#   results/runs/recipe-cosine+dropout (a change on top of the cosine row instead of the reference).
 #   LAUNCHER  how to start ddpm (default: mpirun -np 2 with the root flags; "" for one process)
 #   BASE      the config the one-change rows start from (default configs/unet-s.ini)
 #   EXTRA     more train options for every run (e.g. "--set train.max_steps=2" for a trial,
@@ -22,7 +24,7 @@ if [ -z "${LAUNCHER+x}" ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   LAUNCHER="env -u OMP_NUM_THREADS mpirun -np 2"
 fi
-change() { # the --set options of a row
+one_change() { # the --set options of one change
   case $1 in
     cosine) echo "--set diffusion.schedule=cosine" ;;
     t1000) echo "--set diffusion.T=1000" ;;
@@ -34,11 +36,21 @@ change() { # the --set options of a row
     *) return 1 ;;
   esac
 }
+change() { # the --set options of a row: one change, or changes joined by + (cosine+dropout)
+  local part out=""
+  case $1 in +* | *+ | *++*) return 1 ;; esac
+  local IFS=+
+  for part in $1; do
+    [ -n "$part" ] || return 1
+    out="$out $(one_change "$part")" || return 1
+  done
+  echo "${out# }"
+}
 rows=("$@")
 [ ${#rows[@]} -gt 0 ] || rows=(cosine t1000 scaled larger dropout ema lrwarmup all)
 for row in "${rows[@]}"; do # check every name before training anything
   [ "$row" = all ] || change "$row" >/dev/null ||
-    { echo "recipe_runs.sh: unknown row '$row' (rows: cosine t1000 scaled larger dropout ema lrwarmup all)" >&2; exit 2; }
+    { echo "recipe_runs.sh: unknown row '$row' (rows: cosine t1000 scaled larger dropout ema lrwarmup all, or changes joined by +)" >&2; exit 2; }
 done
 for row in "${rows[@]}"; do
   if [ "$row" = all ]; then

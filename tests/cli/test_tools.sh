@@ -84,11 +84,13 @@ out=$(tools/recipe.sh "$work/recipe" 12 "$ck" 2>&1) && fail "recipe.sh took a ch
   || pass "recipe.sh refuses an argument that is not NAME=CHECKPOINT: $out"
 # recipe_runs.sh: each row trains its one change; a rerun resumes (finished runs stay finished)
 rr() { LAUNCHER= BASE=configs/tiny.ini OUT="$work/rr" EXTRA="--set train.max_steps=2 --set sample.n=2 --set sample.steps=2" tools/recipe_runs.sh "$@"; }
-if rr cosine dropout scaled >"$work/rr.log" 2>&1; then
+if rr cosine dropout scaled cosine+dropout >"$work/rr.log" 2>&1; then
   grep -qx "schedule = cosine" "$work/rr/recipe-cosine/config.ini" && grep -qx "dropout = 0" "$work/rr/recipe-cosine/config.ini" \
     && grep -qx "dropout = 0.1" "$work/rr/recipe-dropout/config.ini" && grep -qx "schedule = linear" "$work/rr/recipe-dropout/config.ini" \
     && grep -qx "beta_end = 0.0666667" "$work/rr/recipe-scaled/config.ini" && grep -qx "beta_end = 0.02" "$work/rr/recipe-dropout/config.ini" \
-    && grep -qx "dropout = 0" "$work/rr/recipe-scaled/config.ini" && pass "recipe_runs.sh: each row's run has its one change" || fail "recipe_runs.sh configs: $(grep -h 'schedule\|dropout\|beta_end' "$work"/rr/*/config.ini)"
+    && grep -qx "dropout = 0" "$work/rr/recipe-scaled/config.ini" \
+    && grep -qx "dropout = 0.1" "$work/rr/recipe-cosine+dropout/config.ini" && grep -qx "schedule = cosine" "$work/rr/recipe-cosine+dropout/config.ini" \
+    && pass "recipe_runs.sh: each row's run has its one change (cosine+dropout: both)" || fail "recipe_runs.sh configs: $(grep -h 'schedule\|dropout\|beta_end' "$work"/rr/*/config.ini)"
   sum=$(md5sum < "$work/rr/recipe-cosine/checkpoints/latest.h5")
   rr cosine >"$work/rr2.log" 2>&1 && grep -q "done: step 2" "$work/rr2.log" && [ "$(md5sum < "$work/rr/recipe-cosine/checkpoints/latest.h5")" = "$sum" ] \
     && pass "recipe_runs.sh rerun: the finished run resumes at its end and trains no further" || fail "recipe_runs.sh rerun: $(tail -3 "$work/rr2.log")"
@@ -97,4 +99,6 @@ else
 fi
 out=$(tools/recipe_runs.sh cosine bogus 2>&1) && fail "recipe_runs.sh took an unknown row" \
   || pass "recipe_runs.sh refuses an unknown row before training anything: $out"
+out=$(tools/recipe_runs.sh cosine+bogus 2>&1) && fail "recipe_runs.sh took an unknown change in a joined row" \
+  || pass "recipe_runs.sh refuses an unknown change in a joined row (cosine+bogus)"
 finish "tools"
