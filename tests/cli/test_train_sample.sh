@@ -38,9 +38,21 @@ grep -q "note: this schedule leaves sqrt(abar_T) = 0.603 of the image in x_T" "$
   && pass "training names the signal its schedule leaves in x_T (0.603)" \
   || fail "no x_T note for tiny's schedule: $(head -3 "$work/train.log")"
 $DDPM train --config configs/tiny.ini --set diffusion.schedule=cosine --set train.max_steps=1 \
+  --set train.ema_warmup=0 --set train.ema=0.001 \
   --set sample.n=2 --out "$work/cos" >"$work/cos.log" 2>&1 || fail "cosine run: $(tail -3 "$work/cos.log")"
 grep -q "training:" "$work/cos.log" && ! grep -q "abar_T" "$work/cos.log" \
   && pass "no x_T note for the cosine schedule" || fail "cosine run: $(head -3 "$work/cos.log")"
+# and an EMA decay too slow for the run's length: tiny's 0.99 with warm-up ends its 300 steps at
+# 300/309; without warm-up one step leaves 99% of the average at the initial weights; a decay
+# whose average forgets the start (0.001^1) gets no note
+grep -q "note: with train.ema_warmup the decay reaches train.ema = 0.99 only after about 890 steps; this run ends after 300, at decay 0.97087" \
+  "$work/train.log" && pass "training names a warmed-up EMA decay that stays far below its setting" \
+  || fail "no EMA warm-up note: $(grep note "$work/train.log")"
+$DDPM train --config configs/tiny.ini --set train.ema_warmup=0 --set train.max_steps=1 --set sample.n=2 \
+  --out "$work/ema" >"$work/ema.log" 2>&1 || fail "ema run: $(tail -3 "$work/ema.log")"
+grep -q "note: train.ema = 0.99 over 1 steps leaves 99% of the EMA weights at their random start" "$work/ema.log" \
+  && ! grep -q "note: .*train\.ema" "$work/cos.log" && pass "training names an EMA that keeps the initial weights; none for one that forgets them" \
+  || fail "EMA notes: $(grep note "$work/ema.log" "$work/cos.log")"
 
 # 1b. any 28x28 grey IDX set trains: Debian's Fashion-MNIST (.gz files) through [data] dir
 fashion=/usr/share/datasets/fashion-mnist
