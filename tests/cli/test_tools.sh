@@ -77,6 +77,18 @@ PY
     && pass "recipe.sh rerun: same table, nothing sampled again (a missing score recomputed from the samples file)" || fail "recipe.sh rerun: $(cat "$work/recipe2.md")"
   out=$(tools/recipe.sh "$work/recipe" 12 tiny="$work/weights.h5" 2>&1) && fail "recipe.sh mixed two checkpoints under one name" \
     || pass "recipe.sh refuses a name that holds another checkpoint's samples: $out"
+  # plot_recipe.py: the bars of the same table, at one N for all three samplers
+  tools/recipe.sh "$work/recipe" 12 tiny="$ck" >/dev/null 2>&1 \
+    && $PY tools/plot_recipe.py "$work/recipe" "$work/recipe.png" --n 12 >"$work/plotr.log" 2>&1 && [ -s "$work/recipe.png" ] \
+    && $PY - "$work/recipe/tiny" "$work/plotr.log" <<'PY' && pass "plot_recipe.py: $(head -1 "$work/plotr.log")" || fail "plot_recipe.py: $(cat "$work/plotr.log")"
+import json, sys
+d, log = sys.argv[1], open(sys.argv[2]).read()
+f = [json.load(open(f"{d}/{k}-clip-n12.json"))["fid"] for k in ("ddpm", "ddim50-eta0", "ddim50-eta1")]
+want = f"tiny: DDPM {f[0]:.1f}, DDIM-50 eta 0 {f[1]:.1f}, eta 1 {f[2]:.1f}"
+assert want in log, (want, log)
+PY
+  out=$($PY tools/plot_recipe.py "$work/recipe" "$work/r.png" --n 99 2>&1) && fail "plot_recipe.py drew rows without N = 99 scores" \
+    || pass "plot_recipe.py refuses an N no row was scored at: $out"
 else
   fail "recipe.sh: $(tail -3 "$work/recipe.err")"
 fi
