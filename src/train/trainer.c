@@ -94,6 +94,13 @@ static void check_ranks_agree(const Trainer *tr, long step) {
             "binary on the same kind of CPU", step, tr->latest);
 }
 
+/* The EMA decay of the update after step index n (0-based): train.ema, or with warm-up
+ * min(ema, (1+n)/(10+n)). */
+static double ema_decay(const TrainConfig *tc, long n) {
+    const double warm = (1.0 + n) / (10.0 + n);
+    return tc->ema_warmup && warm < tc->ema ? warm : tc->ema;
+}
+
 /* An EMA decay that suits runs of 10^5+ steps misleads in a short run: without warm-up the average
  * still holds decay^steps of the random initial weights at the end; with warm-up the decay
  * min(ema, (1+n)/(10+n)) may end far below the configured value (results/quality.md, the ema
@@ -109,7 +116,7 @@ static void ema_note(const TrainConfig *tc, long total) {
         return;
     }
     /* the last update's decay; noted when it averages over less than half the configured window */
-    const double last = total / (total + 9.0), reach = (10 * tc->ema - 1) / (1 - tc->ema);
+    const double last = ema_decay(tc, total - 1), reach = (10 * tc->ema - 1) / (1 - tc->ema);
     if (1 - last > 2 * (1 - tc->ema))
         printf("note: with train.ema_warmup the decay reaches train.ema = %g only after about %.0f "
                "steps; this run ends after %ld, at decay %.5f\n",
@@ -277,12 +284,7 @@ static void update(Trainer *tr, long step, double gn, const AdamConfig *adam) {
         for (size_t i = 0; i < n; i++) tr->a.grads[i] *= scale;
     }
     adam_step(tr->a.params, tr->a.grads, tr->a.adam_m, tr->a.adam_v, n, adam, step + 1);
-    double decay = tc->ema;
-    if (tc->ema_warmup) {
-        double warm = (1.0 + step) / (10.0 + step);
-        if (warm < decay) decay = warm;
-    }
-    ema_update(tr->a.ema, tr->a.params, n, (float)decay);
+    ema_update(tr->a.ema, tr->a.params, n, (float)ema_decay(tc, step));
     if (step + 1 == tr->perturb_step && dist()->rank == tr->perturb_rank) tr->a.params[0] += 1e-3f;
 }
 
