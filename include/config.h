@@ -40,9 +40,9 @@ typedef struct {
 } TrainConfig;
 
 typedef struct {
-    int sampler; /* 0 = ddpm, 1 = ddim */
+    int sampler; /* SamplerKind: 0 = ddpm, 1 = ddim, 2 = dpmpp2m */
     int steps, n, seed, clip;
-    int spacing; /* DDIM timesteps: 0 uniform, 1 quadratic */
+    int spacing; /* DDIM / dpmpp2m timesteps: 0 uniform, 1 quadratic */
     double eta;
     double guidance; /* conditional models: classifier-free guidance scale W */
 } SampleConfig;

@@ -46,6 +46,19 @@ void ddpm_step(float *x, const float *eps, const float *z, int t, int clip, size
 void ddim_step(float *x, const float *eps, const float *z, int t, int t_prev, double eta,
                int clip, size_t count, const Schedule *s);
 
+/* One step of DPM-Solver++(2M) (Lu et al. 2022), deterministic, from t to t_next (-1: the last
+ * step, to abar = 1). With lambda = log(sqrt(abar) / sqrt(1 - abar)), h = lambda_next - lambda_t
+ * and x0 = (x - sqrt(1-abar_t) eps) / sqrt(abar_t) (clamped to [-1, 1] when clip):
+ *   x <- sqrt((1-abar_next)/(1-abar_t)) x + sqrt(abar_next) (1 - e^-h) D,
+ *   D = x0 on the first step (t_before = -1; this is DDIM with eta 0) and on the last,
+ *   D = (1 + h/(2 h_before)) x0 - h/(2 h_before) x0_prev otherwise, where h_before is the
+ *   previous step's lambda increment (from t_before to t) and x0_prev its x0 estimate.
+ * x0_prev [count] holds that estimate on entry and this step's on exit (NULL: first-order
+ * only, t_before must be -1). Second order in h where DDIM is first: fewer steps for the
+ * same accuracy of the deterministic path. */
+void dpmpp2m_step(float *x, const float *eps, float *x0_prev, int t_before, int t, int t_next,
+                  int clip, size_t count, const Schedule *s);
+
 /* DDIM timesteps t_i = round(i (T-1)/(K-1)), i = 0..K-1 (K >= 2), ascending, into out[K]. */
 void ddim_timesteps(int *out, int K, int T);
 /* The quadratic spacing of Song et al.: t_i = round((i/(K-1))^2 (T-1)), raised where needed to

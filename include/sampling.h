@@ -7,13 +7,14 @@
 #include "diffusion.h"
 #include "model.h"
 
-typedef enum { SAMPLER_DDPM = 0, SAMPLER_DDIM = 1 } SamplerKind;
+/* the order of the [sample] sampler config choices "ddpm|ddim|dpmpp2m" */
+typedef enum { SAMPLER_DDPM = 0, SAMPLER_DDIM = 1, SAMPLER_DPMPP2M = 2 } SamplerKind;
 
 typedef struct {
     SamplerKind kind;
-    int steps;  /* DDIM: number of network evaluations; DDPM: always T */
-    double eta; /* DDIM noise scale */
-    int spacing; /* DDIM timesteps: 0 uniform, 1 quadratic (ddim_timesteps_quadratic) */
+    int steps;  /* DDIM, DPM++ 2M: number of network evaluations; DDPM: always T */
+    double eta; /* DDIM noise scale (DPM++ 2M is deterministic) */
+    int spacing; /* DDIM, DPM++ 2M timesteps: 0 uniform, 1 quadratic (ddim_timesteps_quadratic) */
     int clip;   /* clamp the predicted x0 to [-1, 1] (DDPM and DDIM) */
     uint64_t seed;
     double guidance; /* with labels: eps = (1 + W) eps(x, t, c) - W eps(x, t, null) */
@@ -48,5 +49,7 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
 void sample_class_labels(int *labels, int lo, int k, int n, int first, int count);
 
 const char *sampler_name(SamplerKind kind);
+/* The network evaluations of one image (per guidance pass): T for DDPM, the steps otherwise. */
+int sampler_evaluations(const SamplerSpec *spec, int T);
 
 #endif

@@ -29,13 +29,14 @@ static void usage(FILE *f) {
             "  --png FILE.png       also an image grid (8 columns; one row per class with\n"
             "                       --classes when the classes divide N)\n"
             "  --n N                number of images\n"
-            "  --sampler ddpm|ddim  DDPM ancestral (T steps) or DDIM\n"
-            "  --steps K            DDIM steps, t_i = round(i (T-1)/(K-1))\n"
+            "  --sampler S          ddpm: DDPM ancestral (T steps); ddim: DDIM; dpmpp2m:\n"
+            "                       DPM-Solver++(2M), deterministic, second order\n"
+            "  --steps K            DDIM / dpmpp2m steps, t_i = round(i (T-1)/(K-1))\n"
             "  --eta E              DDIM noise: 1 stochastic, 0 deterministic\n"
-            "  --spacing S          DDIM timesteps: uniform (t_i above) or quadratic,\n"
+            "  --spacing S          DDIM / dpmpp2m timesteps: uniform (t_i above) or quadratic,\n"
             "                       t_i = round((i/(K-1))^2 (T-1)), denser near t = 0\n"
-            "  --clip, --no-clip    clamp the predicted x0 to [-1, 1] at every step, DDPM and\n"
-            "                       DDIM (as Ho et al.'s sampler; the cosine schedule needs\n"
+            "  --clip, --no-clip    clamp the predicted x0 to [-1, 1] at every step, every\n"
+            "                       sampler (as Ho et al.'s sampler; the cosine schedule needs\n"
             "                       it), or not (default: the checkpoint's [sample] clip)\n"
             "  --seed S             noise seed\n"
             "  --class K            conditional models: every image of class K\n"
@@ -133,7 +134,8 @@ int cmd_sample(int argc, char **argv) {
     if (sampler) {
         if (!strcmp(sampler, "ddpm")) spec.kind = SAMPLER_DDPM;
         else if (!strcmp(sampler, "ddim")) spec.kind = SAMPLER_DDIM;
-        else die("sample: --sampler %s: expected ddpm or ddim", sampler);
+        else if (!strcmp(sampler, "dpmpp2m")) spec.kind = SAMPLER_DPMPP2M;
+        else die("sample: --sampler %s: expected ddpm, ddim or dpmpp2m", sampler);
     }
     if (steps > 0) spec.steps = steps;
     if (eta >= 0) spec.eta = eta;
@@ -145,10 +147,12 @@ int cmd_sample(int argc, char **argv) {
         else die("sample: --spacing %s: expected uniform or quadratic", spacing);
     }
     if (spec.kind == SAMPLER_DDPM && (steps > 0 || eta >= 0 || spacing))
-        die("sample: --steps, --eta and --spacing apply to --sampler ddim (DDPM uses all T=%d "
-            "steps)",
+        die("sample: --steps, --eta and --spacing apply to --sampler ddim or dpmpp2m (DDPM uses "
+            "all T=%d steps)",
             cfg.diffusion.T);
-    if (spec.kind == SAMPLER_DDIM && spec.steps > cfg.diffusion.T)
+    if (spec.kind == SAMPLER_DPMPP2M && eta >= 0)
+        die("sample: --eta applies to --sampler ddim (dpmpp2m is deterministic)");
+    if (spec.kind != SAMPLER_DDPM && spec.steps > cfg.diffusion.T)
         die("sample: --steps %d exceeds the checkpoint's T = %d", spec.steps, cfg.diffusion.T);
 
     /* classes lo..lo+k-1 in turn (k = 0: unconditional) */
@@ -217,7 +221,7 @@ int cmd_sample(int argc, char **argv) {
     Trajectory traj = {0}, *tp = NULL;
     if (trajectory) {
         traj.images = n < TRAJ_IMAGES ? n : TRAJ_IMAGES;
-        const int evals = spec.kind == SAMPLER_DDIM ? spec.steps : cfg.diffusion.T;
+        const int evals = sampler_evaluations(&spec, cfg.diffusion.T);
         traj.frames = evals + 1 < TRAJ_FRAMES ? evals + 1 : TRAJ_FRAMES; /* one per step at most */
         const int held = trajectory_images_held(&traj, (int)first, (int)count);
         traj.out = floats_alloc(dim * (size_t)(held > 0 ? held : 1) * traj.frames);
@@ -237,7 +241,7 @@ int cmd_sample(int argc, char **argv) {
                         .labels = labels, .guidance = spec.guidance};
     samples_write(out, x, (int)first, (int)count, n, C, S, &spec, &meta, tp);
     if (dist_is_root()) draw_pictures(out, png, n, C, S, k > 1 && n % k == 0 ? n / k : 8, tp);
-    const int evals = (spec.kind == SAMPLER_DDIM ? spec.steps : cfg.diffusion.T) *
+    const int evals = sampler_evaluations(&spec, cfg.diffusion.T) *
                       (k > 0 && spec.guidance != 0 ? 2 : 1);
     if (dist_is_root() && k > 0)
         printf("classes %d..%d, guidance %g\n", lo, lo + k - 1, spec.guidance);

@@ -1,4 +1,5 @@
-/* samplers.c: the DDPM ancestral step and the DDIM step (Song et al.). */
+/* samplers.c: the DDPM ancestral step, the DDIM step (Song et al.) and the second-order
+ * multistep DPM-Solver++(2M) step (Lu et al.). */
 #include <math.h>
 
 #include "diffusion.h"
@@ -47,6 +48,38 @@ void ddim_step(float *x, const float *eps, const float *z, int t, int t_prev, do
         }
         float v = sp * x0 + c_dir * e;
         x[i] = fs > 0.0f ? v + fs * z[i] : v;
+    }
+}
+
+/* half the log signal-to-noise ratio, log(sqrt(abar) / sqrt(1 - abar)) */
+static double half_log_snr(double abar) { return 0.5 * log(abar / (1.0 - abar)); }
+
+void dpmpp2m_step(float *x, const float *eps, float *x0_prev, int t_before, int t, int t_next,
+                  int clip, size_t count, const Schedule *s) {
+    const double at = s->abar[t];
+    const float sa = (float)sqrt(at), sb = (float)sqrt(1.0 - at);
+    /* D = w x0 + (1 - w) x0_prev: the data estimate extrapolated to the middle of the step */
+    float w = 1.0f, c_x = 0.0f, c_d = 1.0f; /* the last step (sigma_next = 0): x <- x0 */
+    if (t_next >= 0) {
+        const double an = s->abar[t_next];
+        const double h = half_log_snr(an) - half_log_snr(at);
+        if (!(h > 0.0)) die("dpmpp2m_step: t_next = %d is not less noisy than t = %d", t_next, t);
+        c_x = (float)sqrt((1.0 - an) / (1.0 - at));
+        c_d = (float)(-sqrt(an) * expm1(-h));
+        if (t_before >= 0) {
+            if (!x0_prev) die("dpmpp2m_step: a second-order step needs the previous x0");
+            const double h_before = half_log_snr(at) - half_log_snr(s->abar[t_before]);
+            if (!(h_before > 0.0))
+                die("dpmpp2m_step: t_before = %d is not noisier than t = %d", t_before, t);
+            w = (float)(1.0 + 0.5 * h / h_before);
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        float x0 = (x[i] - sb * eps[i]) / sa;
+        if (clip) x0 = x0 < -1.0f ? -1.0f : x0 > 1.0f ? 1.0f : x0;
+        const float d = w == 1.0f ? x0 : w * x0 + (1.0f - w) * x0_prev[i];
+        if (x0_prev) x0_prev[i] = x0;
+        x[i] = c_x * x[i] + c_d * d;
     }
 }
 

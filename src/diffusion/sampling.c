@@ -6,7 +6,13 @@
 #include "rng.h"
 #include "util.h"
 
-const char *sampler_name(SamplerKind kind) { return kind == SAMPLER_DDIM ? "ddim" : "ddpm"; }
+const char *sampler_name(SamplerKind kind) {
+    return kind == SAMPLER_DDIM ? "ddim" : kind == SAMPLER_DPMPP2M ? "dpmpp2m" : "ddpm";
+}
+
+int sampler_evaluations(const SamplerSpec *spec, int T) {
+    return spec->kind == SAMPLER_DDPM ? T : spec->steps;
+}
 
 void sample_initial_noise(float *x, int n, int first, size_t dim, uint64_t seed) {
     for (int i = 0; i < n; i++)
@@ -55,13 +61,14 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
     const ModelConfig *c = &m->cfg;
     const size_t dim = (size_t)c->in_channels * c->image_size * c->image_size;
     const int T = s->T;
-    int nsteps = spec->kind == SAMPLER_DDIM ? spec->steps : T;
+    const int nsteps = sampler_evaluations(spec, T);
     int *ts = xcalloc((size_t)nsteps, sizeof(int));
-    if (spec->kind == SAMPLER_DDIM && spec->spacing == 1) ddim_timesteps_quadratic(ts, nsteps, T);
-    else if (spec->kind == SAMPLER_DDIM) ddim_timesteps(ts, nsteps, T);
-    else
+    if (spec->kind == SAMPLER_DDPM)
         for (int i = 0; i < T; i++) ts[i] = i;
+    else if (spec->spacing == 1) ddim_timesteps_quadratic(ts, nsteps, T);
+    else ddim_timesteps(ts, nsteps, T);
     float *z = floats_alloc(dim * (size_t)m->max_batch);
+    float *x0_prev = spec->kind == SAMPLER_DPMPP2M ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
     int *tbuf = xcalloc((size_t)m->max_batch, sizeof(int));
     float *guided = labels && spec->guidance != 0 ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
     for (int c0 = 0; c0 < n; c0 += m->max_batch) {
@@ -75,13 +82,18 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
             const float *eps = predict(m, params, xc, tbuf, labels ? labels + c0 : NULL, nb,
                                        spec->guidance, guided, dim);
             const uint32_t step_key = (uint32_t)(nsteps - k); /* 1..nsteps, 0 is x_T */
-            const int noisy = spec->kind == SAMPLER_DDPM ? t > 0 : (spec->eta > 0 && k > 0);
+            const int noisy = spec->kind == SAMPLER_DDPM   ? t > 0
+                              : spec->kind == SAMPLER_DDIM ? (spec->eta > 0 && k > 0)
+                                                           : 0;
             if (noisy)
                 for (int i = 0; i < nb; i++)
                     rng_normal(z + (size_t)i * dim, dim, spec->seed, RNG_SAMPLE, step_key,
                                (uint32_t)(first + c0 + i));
             if (spec->kind == SAMPLER_DDPM)
                 ddpm_step(xc, eps, z, t, spec->clip, (size_t)nb * dim, s);
+            else if (spec->kind == SAMPLER_DPMPP2M)
+                dpmpp2m_step(xc, eps, x0_prev, k < nsteps - 1 ? ts[k + 1] : -1, t,
+                             k > 0 ? ts[k - 1] : -1, spec->clip, (size_t)nb * dim, s);
             else
                 ddim_step(xc, eps, noisy ? z : NULL, t, k > 0 ? ts[k - 1] : -1,
                           noisy ? spec->eta : 0.0, spec->clip, (size_t)nb * dim, s);
@@ -97,6 +109,7 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
     }
     free(ts);
     free(z);
+    free(x0_prev);
     free(tbuf);
     free(guided);
 }

@@ -23,11 +23,13 @@ void samples_write(const char *path, const float *x, int first, int count, int n
     h5a_write_long(f, "format_version", 1);
     h5a_write_long(f, "step", meta->step);
     h5a_write_string(f, "sampler", sampler_name(spec->kind));
-    h5a_write_long(f, "steps", spec->kind == SAMPLER_DDIM ? spec->steps : meta->T);
-    h5a_write_double(f, "eta", spec->kind == SAMPLER_DDIM ? spec->eta : 1.0);
+    h5a_write_long(f, "steps", sampler_evaluations(spec, meta->T));
+    /* DDPM's noise is DDIM's eta 1, DPM++ 2M is deterministic */
+    h5a_write_double(f, "eta", spec->kind == SAMPLER_DDIM ? spec->eta
+                               : spec->kind == SAMPLER_DDPM ? 1.0 : 0.0);
     /* DDPM visits every step: the uniform spacing with K = T */
     h5a_write_string(f, "spacing",
-                     spec->kind == SAMPLER_DDIM && spec->spacing ? "quadratic" : "uniform");
+                     spec->kind != SAMPLER_DDPM && spec->spacing ? "quadratic" : "uniform");
     h5a_write_long(f, "clip", spec->clip);
     h5a_write_long(f, "seed", (long long)spec->seed);
     h5a_write_string(f, "weights", meta->weights);
