@@ -39,7 +39,8 @@ void sample_initial_noise(float *x, int n, int first, size_t dim, uint64_t seed)
  * chunks of the model's batch. Image i draws its noise from (seed, step, first + i), so a
  * sample does not depend on how the images are chunked or on which process draws them.
  * labels [n]: the class of each image for a conditional model (NULL: unconditional, or the
- * null label); with spec->guidance > 0 each step evaluates the network twice (c and null). */
+ * null label); with spec->guidance > 0 each step evaluates the network twice (c and null).
+ * dpmpp2m takes second-order steps except the first, the one into t = 0 and the last. */
 void sample_run(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
                 float *x, const int *labels, int n, int first, Trajectory *traj);
 

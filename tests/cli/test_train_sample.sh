@@ -160,20 +160,21 @@ import sys, h5py
 assert h5py.File(sys.argv[1], "r").attrs["spacing"] in ("quadratic", b"quadratic")
 assert h5py.File(sys.argv[2], "r").attrs["spacing"] in ("uniform", b"uniform")
 PY
-# DPM-Solver++(2M): with 2 steps both are first order (the first has no earlier estimate, the
-# last lands on x0), i.e. DDIM eta 0; with 10 the second-order steps make other samples
-for k in 2 10; do
+# DPM-Solver++(2M): with 3 steps all are first order (the first has no earlier estimate, the
+# second goes into t = 0, the last lands on x0), i.e. DDIM eta 0; with 10 the second-order
+# steps make other samples
+for k in 3 10; do
   run_ok $DDPM sample --checkpoint "$ck" --sampler dpmpp2m --steps $k --init "$work/init.h5" --out "$work/dpm$k.h5"
   run_ok $DDPM sample --checkpoint "$ck" --sampler ddim --steps $k --eta 0 --init "$work/init.h5" --out "$work/ddim$k.h5"
 done
-$PY - "$work" <<'PY' && pass "dpmpp2m: 2 steps = DDIM eta 0, 10 steps differ; sampler, steps, eta recorded" \
+$PY - "$work" <<'PY' && pass "dpmpp2m: 3 steps = DDIM eta 0, 10 steps differ; sampler, steps, eta recorded" \
   || fail "dpmpp2m against DDIM eta 0"
 import sys, h5py, numpy as np
 w = sys.argv[1]
 def load(name):
     with h5py.File(f"{w}/{name}.h5", "r") as f:
         return f["samples"][()], dict(f.attrs)
-a, at = load("dpm2"); b, _ = load("ddim2")
+a, at = load("dpm3"); b, _ = load("ddim3")
 assert np.abs(a - b).max() < 1e-4, np.abs(a - b).max()
 c, ct = load("dpm10"); d, _ = load("ddim10")
 assert np.abs(c - d).max() > 1e-2, np.abs(c - d).max()
