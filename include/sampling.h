@@ -15,7 +15,7 @@ typedef struct {
     int steps;  /* DDIM, DPM++ 2M: number of network evaluations; DDPM: always T */
     double eta; /* DDIM noise scale (DPM++ 2M is deterministic) */
     int spacing; /* DDIM, DPM++ 2M timesteps: 0 uniform, 1 quadratic (ddim_timesteps_quadratic) */
-    int clip;   /* clamp the predicted x0 to [-1, 1] (DDPM and DDIM) */
+    int clip;   /* clamp the predicted x0 to [-1, 1] (every sampler) */
     uint64_t seed;
     double guidance; /* with labels: eps = (1 + W) eps(x, t, c) - W eps(x, t, null) */
 } SamplerSpec;
