@@ -1,5 +1,5 @@
 /* test_diffusion.c: schedules, forward noising, the DDPM and DDIM steps, DDIM spacing, and the
- * counter-based RNG they draw from.
+ * counter-based RNG they draw from (the DPM-Solver++(2M) step's order: test_dpm_solver.c).
  *
  * Strategy: every formula is checked against an independent double computation written out
  * here, and the samplers against identities that hold exactly when the network predicts the
@@ -147,30 +147,43 @@ static void test_noise_and_ddpm_step(void **state) {
 }
 
 /* With the true noise as the prediction, deterministic DDIM lands exactly on the forward
- * trajectory at every visited step, and on x0 after the last. */
-static void test_ddim_recovers_x0(void **state) {
-    (void)state;
+ * trajectory at every visited step, and on x0 after the last. So does DPM-Solver++(2M): every
+ * x0 estimate is then the same x0, which its extrapolation leaves unchanged (with the quadratic
+ * spacing, whose uneven steps give the extrapolation uneven weights). */
+static void walk_back(int dpm) {
     Schedule s;
     schedule_build(&s, SCHEDULE_LINEAR, 300, 1e-4, 0.02);
     enum { D = 64, K = 20 };
-    float x0[D], eps[D], x[D];
+    float x0[D], eps[D], x[D], x0_prev[D];
     rng_uniform(x0, D, -1, 1, 3, RNG_TEST, 0, 0);
     rng_normal(eps, D, 3, RNG_TEST, 1, 0);
     int ts[K];
-    ddim_timesteps(ts, K, 300);
+    if (dpm) ddim_timesteps_quadratic(ts, K, 300);
+    else ddim_timesteps(ts, K, 300);
     int tT = ts[K - 1];
     diffusion_noise(x, x0, eps, &tT, 1, D, &s);
     for (int k = K - 1; k >= 0; k--) {
-        ddim_step(x, eps, NULL, ts[k], k ? ts[k - 1] : -1, 0.0, 0, D, &s);
+        const int t_next = k ? ts[k - 1] : -1;
+        if (dpm) dpmpp2m_step(x, eps, x0_prev, k < K - 1 ? ts[k + 1] : -1, ts[k], t_next, 0, D, &s);
+        else ddim_step(x, eps, NULL, ts[k], t_next, 0.0, 0, D, &s);
         if (k) {
             float want[D];
-            int tp = ts[k - 1];
-            diffusion_noise(want, x0, eps, &tp, 1, D, &s);
+            diffusion_noise(want, x0, eps, &t_next, 1, D, &s);
             for (int j = 0; j < D; j++) assert_true(fabs(x[j] - want[j]) < 1e-4);
         }
     }
     for (int j = 0; j < D; j++) assert_true(fabs(x[j] - x0[j]) < 1e-4);
     schedule_free(&s);
+}
+
+static void test_ddim_recovers_x0(void **state) {
+    (void)state;
+    walk_back(0);
+}
+
+static void test_dpmpp2m_recovers_x0(void **state) {
+    (void)state;
+    walk_back(1);
 }
 
 /* eta = 1 DDIM over every step has the DDPM posterior variance: sigma^2 = (1-abar_prev) /
@@ -221,7 +234,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_schedule),   cmocka_unit_test(test_cosine_schedule),
         cmocka_unit_test(test_ddim_timesteps),    cmocka_unit_test(test_noise_and_ddpm_step),
-        cmocka_unit_test(test_ddim_recovers_x0),  cmocka_unit_test(test_ddim_eta_one_variance),
+        cmocka_unit_test(test_ddim_recovers_x0),  cmocka_unit_test(test_dpmpp2m_recovers_x0),
+        cmocka_unit_test(test_ddim_eta_one_variance),
         cmocka_unit_test(test_rng),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
