@@ -26,7 +26,7 @@ TESTS   := $(patsubst tests/%.c,bin/tests/%,$(wildcard tests/test_*.c))
 SCRIPTS := $(wildcard tests/cli/test_*.sh)
 BENCHES := $(patsubst bench/%.c,bin/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all deps slurm-deps bench-compare test bench clean check-deps reference data demo figures fuzz test-sanitize test-valgrind
+.PHONY: all deps slurm-deps figure-deps bench-compare test bench clean check-deps reference data demo figures fuzz test-sanitize test-valgrind
 all: check-deps bin/ddpm
 
 # Install missing Debian packages (only when something is missing; never needed where modules
@@ -40,6 +40,10 @@ slurm-deps:
 
 check-deps:
 	@tools/deps.sh check || tools/deps.sh install
+
+# matplotlib for the plotting tools (tests/cli/test_tools.sh draws with each of them)
+figure-deps:
+	@tools/deps.sh figures
 
 $(BIN)/ddpm: $(OBJ_CLI) $(OBJ_LIB)
 	@mkdir -p $(@D)
@@ -76,7 +80,7 @@ $(REF): tests/ref/make_reference.py
 data:
 	@tools/fetch_mnist.sh data/mnist
 
-test: check-deps slurm-deps data bin/ddpm $(TESTS) $(REF)
+test: check-deps slurm-deps figure-deps data bin/ddpm $(TESTS) $(REF)
 	@tools/run_tests.sh $(TESTS) $(SCRIPTS)
 	@$(MAKE) --no-print-directory fuzz
 
@@ -146,8 +150,7 @@ demo: check-deps data bin/ddpm
 # noising process. Every picture in results/ comes from here; see results/README.md.
 RUN ?= results/runs/unet-s
 FIG ?= results/unet-s
-figures: bin/ddpm
-	@tools/deps.sh figures
+figures: bin/ddpm figure-deps
 	mkdir -p $(FIG)
 	tools/plot_metrics.py $(RUN) $(FIG)/loss.png --loss-only
 	tools/plot_metrics.py $(RUN) $(FIG)/metrics.png

@@ -25,6 +25,7 @@ need=(
   "py:h5py python3-h5py"
   "py:numpy python3-numpy"
   "cmd:npm npm"
+  "cmd:clang clang"
   "file:/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz dataset-fashion-mnist"
 )
 

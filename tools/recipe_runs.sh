@@ -15,10 +15,15 @@
 #   EXTRA     more train options for every run (e.g. "--set train.max_steps=2" for a trial,
 #             with OUT elsewhere: a later real run would resume from the trial's checkpoints)
 #   OUT       the folder of the run directories (default results/runs)
+#   WEIGHTS   where each finished run's weights go, as WEIGHTS/ROW/final.h5 (ROW "all": unet-m):
+#             `ddpm export` (params + EMA, no optimiser state, ~6 MB for unet-s), written when the
+#             run's checkpoint is newer. Commit them: run directories are not tracked and do not
+#             outlive the machine (default results; "" for none)
 # Run it from the repository root.
 set -eu
 BASE=${BASE:-configs/unet-s.ini}
 OUT=${OUT:-results/runs}
+WEIGHTS=${WEIGHTS-results}
 EXTRA=${EXTRA:-}
 if [ -z "${LAUNCHER+x}" ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -54,12 +59,21 @@ for row in "${rows[@]}"; do # check every name before training anything
 done
 for row in "${rows[@]}"; do
   if [ "$row" = all ]; then
-    args="--config configs/unet-m.ini --out $OUT/unet-m"
+    name=unet-m run=$OUT/unet-m
+    args="--config configs/unet-m.ini --out $run"
   else
-    args="--config $BASE $(change "$row") --out $OUT/recipe-$row"
+    name=$row run=$OUT/recipe-$row
+    args="--config $BASE $(change "$row") --out $run"
   fi
   echo "$(date -u +%FT%TZ) recipe_runs.sh: $row: bin/ddpm train $args --resume $EXTRA" >&2
   # word splitting of LAUNCHER, args and EXTRA is intended: none of their words has spaces
   # shellcheck disable=SC2086
   $LAUNCHER bin/ddpm train $args --resume $EXTRA
+  [ -n "$WEIGHTS" ] || continue
+  w=$WEIGHTS/$name/final.h5
+  if [ ! -e "$w" ] || [ "$run/checkpoints/latest.h5" -nt "$w" ]; then
+    mkdir -p "$WEIGHTS/$name"
+    bin/ddpm export --checkpoint "$run/checkpoints/latest.h5" --out "$w"
+    echo "$(date -u +%FT%TZ) recipe_runs.sh: $row: weights in $w" >&2
+  fi
 done

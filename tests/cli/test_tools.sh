@@ -95,7 +95,7 @@ fi
 out=$(tools/recipe.sh "$work/recipe" 12 "$ck" 2>&1) && fail "recipe.sh took a checkpoint without a name" \
   || pass "recipe.sh refuses an argument that is not NAME=CHECKPOINT: $out"
 # recipe_runs.sh: each row trains its one change; a rerun resumes (finished runs stay finished)
-rr() { LAUNCHER= BASE=configs/tiny.ini OUT="$work/rr" EXTRA="--set train.max_steps=2 --set sample.n=2 --set sample.steps=2" tools/recipe_runs.sh "$@"; }
+rr() { LAUNCHER= BASE=configs/tiny.ini OUT="$work/rr" WEIGHTS="$work/rw" EXTRA="--set train.max_steps=2 --set sample.n=2 --set sample.steps=2" tools/recipe_runs.sh "$@"; }
 if rr cosine dropout scaled cosine+dropout >"$work/rr.log" 2>&1; then
   grep -qx "schedule = cosine" "$work/rr/recipe-cosine/config.ini" && grep -qx "dropout = 0" "$work/rr/recipe-cosine/config.ini" \
     && grep -qx "dropout = 0.1" "$work/rr/recipe-dropout/config.ini" && grep -qx "schedule = linear" "$work/rr/recipe-dropout/config.ini" \
@@ -103,6 +103,13 @@ if rr cosine dropout scaled cosine+dropout >"$work/rr.log" 2>&1; then
     && grep -qx "dropout = 0" "$work/rr/recipe-scaled/config.ini" \
     && grep -qx "dropout = 0.1" "$work/rr/recipe-cosine+dropout/config.ini" && grep -qx "schedule = cosine" "$work/rr/recipe-cosine+dropout/config.ini" \
     && pass "recipe_runs.sh: each row's run has its one change (cosine+dropout: both)" || fail "recipe_runs.sh configs: $(grep -h 'schedule\|dropout\|beta_end' "$work"/rr/*/config.ini)"
+  ok=1
+  for row in cosine dropout scaled cosine+dropout; do
+    h5diff -q "$work/rr/recipe-$row/checkpoints/latest.h5" "$work/rw/$row/final.h5" /params /params || ok=0
+    h5diff -q "$work/rr/recipe-$row/checkpoints/latest.h5" "$work/rw/$row/final.h5" /ema /ema || ok=0
+  done
+  [ $ok = 1 ] && pass "recipe_runs.sh: each finished run's params and EMA exported to WEIGHTS/ROW/final.h5" \
+    || fail "recipe_runs.sh weights: $(ls -R "$work/rw" 2>&1 | head -5)"
   sum=$(md5sum < "$work/rr/recipe-cosine/checkpoints/latest.h5")
   rr cosine >"$work/rr2.log" 2>&1 && grep -q "done: step 2" "$work/rr2.log" && [ "$(md5sum < "$work/rr/recipe-cosine/checkpoints/latest.h5")" = "$sum" ] \
     && pass "recipe_runs.sh rerun: the finished run resumes at its end and trains no further" || fail "recipe_runs.sh rerun: $(tail -3 "$work/rr2.log")"
