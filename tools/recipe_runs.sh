@@ -18,12 +18,15 @@
 #   WEIGHTS   where each finished run's weights go, as WEIGHTS/ROW/final.h5 (ROW "all": unet-m):
 #             `ddpm export` (params + EMA, no optimiser state, ~6 MB for unet-s), written when the
 #             run's checkpoint is newer. Commit them: run directories are not tracked and do not
-#             outlive the machine (default results; "" for none)
+#             outlive the machine (default: results when OUT is the default, else none, so that
+#             a trial elsewhere never overwrites committed weights; "" for none)
 # Run it from the repository root.
 set -eu
 BASE=${BASE:-configs/unet-s.ini}
 OUT=${OUT:-results/runs}
-WEIGHTS=${WEIGHTS-results}
+if [ -z "${WEIGHTS+x}" ]; then
+  if [ "$OUT" = results/runs ]; then WEIGHTS=results; else WEIGHTS=; fi
+fi
 EXTRA=${EXTRA:-}
 if [ -z "${LAUNCHER+x}" ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

@@ -116,6 +116,13 @@ if rr cosine dropout scaled cosine+dropout >"$work/rr.log" 2>&1; then
 else
   fail "recipe_runs.sh: $(tail -3 "$work/rr.log")"
 fi
+# a trial with OUT elsewhere and WEIGHTS unset leaves the committed weights alone
+before=$(md5sum < results/cosine/final.h5)
+LAUNCHER= BASE=configs/tiny.ini OUT="$work/rr3" EXTRA="--set train.max_steps=1 --set sample.n=2 --set sample.steps=2" \
+  tools/recipe_runs.sh cosine >"$work/rr3.log" 2>&1 && [ "$(md5sum < results/cosine/final.h5)" = "$before" ] \
+  && ! grep -q "weights in" "$work/rr3.log" \
+  && pass "recipe_runs.sh: a trial with OUT elsewhere exports no weights into results/" \
+  || fail "recipe_runs.sh trial: $(tail -3 "$work/rr3.log")"
 out=$(tools/recipe_runs.sh cosine bogus 2>&1) && fail "recipe_runs.sh took an unknown row" \
   || pass "recipe_runs.sh refuses an unknown row before training anything: $out"
 out=$(tools/recipe_runs.sh cosine+bogus 2>&1) && fail "recipe_runs.sh took an unknown change in a joined row" \
