@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_tools.sh: the HDF5 layout of every file kind against docs/hdf5-layout.md (h5dump -H), and
-# the analysis tools in tools/ on real outputs: plot_metrics.py, show_samples.py, torch_load.py.
+# the analysis tools in tools/ on real outputs: plot_metrics.py, show_samples.py, torch_load.py,
+# recipe.sh, recipe_runs.sh, plot_recipe.py and device_recipe.sh.
 set -u
 source "$(dirname "$0")/checks.sh"
 LAYOUT="$PY tests/cli/hdf5_layout.py check docs/hdf5-layout.md"
@@ -127,4 +128,24 @@ out=$(tools/recipe_runs.sh cosine bogus 2>&1) && fail "recipe_runs.sh took an un
   || pass "recipe_runs.sh refuses an unknown row before training anything: $out"
 out=$(tools/recipe_runs.sh cosine+bogus 2>&1) && fail "recipe_runs.sh took an unknown change in a joined row" \
   || pass "recipe_runs.sh refuses an unknown change in a joined row (cosine+bogus)"
+# device_recipe.sh (for the device machine) here, with a stand-in for its carried runtime: each
+# column's JSON is `ddpm eval`'s on the images `ddpm sample` draws with the same settings
+dev=$work/dev
+mkdir -p "$dev/debs" "$dev/bin" "$dev/mnist"
+printf 'export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\n' >"$dev/debs/mpi-prefix.sh"
+ln -s "$PWD/bin/ddpm" "$dev/bin/ddpm"
+for f in images-idx3 labels-idx1; do gzip -c data/mnist/t10k-$f-ubyte >"$dev/mnist/t10k-$f-ubyte.gz"; done
+if OUT="$work/dr" WORK="$work/drw" tools/device_recipe.sh "$dev" 300 2 unet-s:0:6 cosine+larger:1:4 >"$work/dr.log" 2>&1; then
+  run_ok $DDPM sample --checkpoint results/cosine+larger/final.h5 --n 4 --seed 1 --sampler ddim --steps 50 --eta 1 --clip --out "$work/dr4.h5"
+  run_ok $DDPM eval --samples "$work/dr4.h5" --n 4 --out "$work/dr4.json"
+  a=$(grep '"fid"' "$work/dr/cosine_larger-ddim50-eta1-clip-n4.json") b=$(grep '"fid"' "$work/dr4.json")
+  [ -n "$a" ] && [ "$a" = "$b" ] && [ -s "$work/dr/unet-s-ddim50-eta0-clip-n6.json" ] \
+    && pass "device_recipe.sh: a column's JSON ('+' written '_') scores what ddpm sample + eval draw ($a)" \
+    || fail "device_recipe.sh: $a against $b; $(ls "$work/dr")"
+else
+  fail "device_recipe.sh: $(tail -3 "$work/dr.log")"
+fi
+OUT="$work/dr0" WORK="$work/drw" tools/device_recipe.sh "$dev" 0 2 unet-s:0:6 >/dev/null 2>&1
+grep -q "unet-s:0:6: no time left" "$work/dr0/recipe.log" && [ ! -e "$work/dr0/unet-s-ddim50-eta0-clip-n6.json" ] \
+  && pass "device_recipe.sh: a column past the time limit is left out" || fail "device_recipe.sh with no time: $(cat "$work/dr0/recipe.log")"
 finish "tools"
