@@ -22,6 +22,7 @@ typedef struct {
     int T;
     int schedule; /* ScheduleKind */
     double beta_start, beta_end;
+    int prediction; /* PredictionKind: what the network outputs */
 } DiffusionConfig;
 
 typedef struct {

@@ -12,6 +12,12 @@
 
 typedef enum { SCHEDULE_LINEAR, SCHEDULE_COSINE } ScheduleKind;
 
+/* What the network is trained to output ([diffusion] prediction): the noise eps (Ho et al.), or
+ * v = sqrt(abar_t) eps - sqrt(1-abar_t) x0 (Salimans & Ho 2022), whose implied x0 estimate,
+ * sqrt(abar_t) x_t - sqrt(1-abar_t) v, does not divide by sqrt(abar_t): near t = T, where abar_t
+ * is tiny, eps's x0 estimate multiplies the network's error by up to 1/sqrt(abar_t). */
+typedef enum { PREDICT_EPS, PREDICT_V } PredictionKind;
+
 typedef struct {
     ScheduleKind kind;
     int T;
@@ -25,6 +31,15 @@ const char *schedule_name(ScheduleKind kind);
 /* x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, per image (t [n]; each image has `dim` floats). */
 void diffusion_noise(float *xt, const float *x0, const float *eps, const int *t, int n,
                      size_t dim, const Schedule *s);
+
+/* The training target of a v-prediction network: v = sqrt(abar_t) eps - sqrt(1-abar_t) x0, per
+ * image (t [n]; each image has `dim` floats). */
+void diffusion_v_target(float *v, const float *x0, const float *eps, const int *t, int n,
+                        size_t dim, const Schedule *s);
+
+/* The noise a v prediction implies at x_t (every value at timestep t), in place over v:
+ * eps = sqrt(abar_t) v + sqrt(1-abar_t) x_t (exact: the samplers then run as for eps). */
+void diffusion_eps_from_v(float *v, const float *xt, int t, size_t count, const Schedule *s);
 
 /* One DDPM ancestral step from t to t-1 for every image (all at the same t):
  * x <- (x - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t) + sqrt(beta_t) z, no noise at t = 0.

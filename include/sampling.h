@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "config.h"
 #include "diffusion.h"
 #include "model.h"
 
@@ -18,7 +19,11 @@ typedef struct {
     int clip;   /* clamp the predicted x0 to [-1, 1] (every sampler) */
     uint64_t seed;
     double guidance; /* with labels: eps = (1 + W) eps(x, t, c) - W eps(x, t, null) */
+    int prediction;  /* PredictionKind of the network ([diffusion] prediction) */
 } SamplerSpec;
+
+/* The sampler a config's [sample] section describes, for its network ([diffusion] prediction). */
+SamplerSpec sampler_spec_from_config(const Config *cfg);
 
 /* Optional record of x_t along the way for the first `images` images (by global index):
  * `frames` snapshots from x_T to the final sample, and the timestep of each (-1 = final).

@@ -83,6 +83,41 @@ static void test_ddim_timesteps(void **state) {
     assert_int_equal(q[1], 299);
 }
 
+/* v-prediction: the target is sqrt(abar) eps - sqrt(1-abar) x0 (against a double computation),
+ * and the eps a v implies at x_t is the eps that made x_t, with x0 = sqrt(abar) x_t - sqrt(1-abar)
+ * v: at every t of the cosine schedule, up to its last (abar = 3e-8), where eps's own x0
+ * estimate, (x_t - sqrt(1-abar) eps) / sqrt(abar), is out by 1/sqrt(abar) times eps's error. */
+static void test_v_prediction(void **state) {
+    (void)state;
+    Schedule s;
+    schedule_build(&s, SCHEDULE_COSINE, 300, 0, 0);
+    enum { N = 4, D = 40 };
+    float x0[N * D], eps[N * D], xt[N * D], v[N * D];
+    rng_uniform(x0, N * D, -1, 1, 11, RNG_TEST, 0, 0);
+    rng_normal(eps, N * D, 11, RNG_TEST, 1, 0);
+    int t[N] = {0, 120, 250, 299};
+    diffusion_noise(xt, x0, eps, t, N, D, &s);
+    diffusion_v_target(v, x0, eps, t, N, D, &s);
+    double worst_v = 0, worst_eps = 0, worst_x0 = 0;
+    for (int i = 0; i < N; i++) {
+        const double a = sqrt(s.abar[t[i]]), b = sqrt(1 - s.abar[t[i]]);
+        for (int j = 0; j < D; j++) {
+            const int k = i * D + j;
+            worst_v = fmax(worst_v, fabs(v[k] - (a * eps[k] - b * x0[k])));
+            worst_x0 = fmax(worst_x0, fabs(a * xt[k] - b * v[k] - x0[k]));
+        }
+        float back[D];
+        memcpy(back, v + i * D, sizeof back);
+        diffusion_eps_from_v(back, xt + i * D, t[i], D, &s);
+        for (int j = 0; j < D; j++) worst_eps = fmax(worst_eps, fabs(back[j] - eps[i * D + j]));
+    }
+    assert_true(worst_v < 1e-6);
+    assert_true(worst_eps < 1e-5);
+    assert_true(worst_x0 < 1e-5);
+    assert_true(s.abar[299] < 1e-7); /* the end of the schedule was in the test */
+    schedule_free(&s);
+}
+
 static void test_noise_and_ddpm_step(void **state) {
     (void)state;
     Schedule s;
@@ -234,6 +269,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_schedule),   cmocka_unit_test(test_cosine_schedule),
         cmocka_unit_test(test_ddim_timesteps),    cmocka_unit_test(test_noise_and_ddpm_step),
+        cmocka_unit_test(test_v_prediction),
         cmocka_unit_test(test_ddim_recovers_x0),  cmocka_unit_test(test_dpmpp2m_recovers_x0),
         cmocka_unit_test(test_ddim_eta_one_variance),
         cmocka_unit_test(test_rng),

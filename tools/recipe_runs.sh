@@ -7,7 +7,9 @@
 # runs return at once. A run that fails stops the script.
 #
 #   rows: cosine t1000 scaled larger dropout ema lrwarmup all   (default: all rows, in this order)
-#   (scaled: the linear betas of T = 1000 scaled to T = 300, x 1000/300, as Ho et al. scale them)
+#   (scaled: the linear betas of T = 1000 scaled to T = 300, x 1000/300, as Ho et al. scale them;
+#   v: the network learns v = sqrt(abar) eps - sqrt(1-abar) x0 instead of eps, not in the default
+#   list: it goes on top of the cosine row, cosine+v)
 #   Changes joined by + make one row with all of them: cosine+dropout trains into
 #   results/runs/recipe-cosine+dropout (a change on top of the cosine row instead of the reference).
 #   LAUNCHER  how to start ddpm (default: mpirun -np 2 with the root flags; "" for one process)
@@ -41,6 +43,7 @@ one_change() { # the --set options of one change
     dropout) echo "--set model.dropout=0.1" ;;
     ema) echo "--set train.ema=0.9999 --set train.ema_warmup=1" ;;
     lrwarmup) echo "--set train.warmup_steps=500" ;;
+    v) echo "--set diffusion.prediction=v" ;;
     *) return 1 ;;
   esac
 }
@@ -58,7 +61,7 @@ rows=("$@")
 [ ${#rows[@]} -gt 0 ] || rows=(cosine t1000 scaled larger dropout ema lrwarmup all)
 for row in "${rows[@]}"; do # check every name before training anything
   [ "$row" = all ] || change "$row" >/dev/null ||
-    { echo "recipe_runs.sh: unknown row '$row' (rows: cosine t1000 scaled larger dropout ema lrwarmup all, or changes joined by +)" >&2; exit 2; }
+    { echo "recipe_runs.sh: unknown row '$row' (rows: cosine t1000 scaled larger dropout ema lrwarmup all, and v, or changes joined by +)" >&2; exit 2; }
 done
 for row in "${rows[@]}"; do
   if [ "$row" = all ]; then

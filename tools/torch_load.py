@@ -86,7 +86,8 @@ def load(path, weights="ema"):
 
 
 def predict(ddpm, path, weights, x, t, label):
-    """bin/ddpm predict on x at timestep t (and class label, None: none given)."""
+    """bin/ddpm predict on x at timestep t (and class label, None: none given): the network's
+    output, /v for a v-prediction checkpoint, else /eps."""
     with tempfile.TemporaryDirectory() as d:
         with h5py.File(os.path.join(d, "x.h5"), "w") as f:
             f["x"] = x.numpy()
@@ -97,7 +98,7 @@ def predict(ddpm, path, weights, x, t, label):
         if r.returncode != 0:
             sys.exit(f"torch_load.py: {ddpm} predict failed: {r.stderr.strip()}")
         with h5py.File(os.path.join(d, "eps.h5"), "r") as f:
-            return torch.from_numpy(f["eps"][()])
+            return torch.from_numpy(f["v" if "v" in f else "eps"][()])
 
 
 def check(path, weights, ddpm):

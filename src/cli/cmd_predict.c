@@ -7,6 +7,7 @@
 
 #include "checkpoint.h"
 #include "cli.h"
+#include "diffusion.h"
 #include "h5attr.h"
 #include "h5tensor.h"
 #include "model.h"
@@ -16,7 +17,9 @@ static void usage(FILE *f) {
     fprintf(f, "usage: ddpm predict --checkpoint FILE --x X.h5 --t T --out EPS.h5 [--weights ema|model]\n"
                "\n"
                "One evaluation of the noise-prediction network: reads x_t from dataset /x\n"
-               "[N, C, S, S] of X.h5, writes eps_theta(x_t, t) to /eps of EPS.h5 (same shape).\n"
+               "[N, C, S, S] of X.h5, writes eps_theta(x_t, t) to /eps of EPS.h5 (same shape);\n"
+               "for a v-prediction network ([diffusion] prediction = v) /eps is the noise its\n"
+               "output implies, and /v the output itself.\n"
                "  --t T               timestep 0..T-1 of the checkpoint's schedule, for every image\n"
                "  --weights ema|model the EMA weights (default) or the raw trained weights\n"
                "  --class K           conditional models: class K for every image (K = [model]\n"
@@ -75,12 +78,21 @@ int cmd_predict(int argc, char **argv) {
     int *ts = xcalloc((size_t)n, sizeof(int));
     int *ys = xcalloc((size_t)n, sizeof(int));
     for (int i = 0; i < n; i++) ts[i] = (int)t, ys[i] = (int)cls;
-    const float *eps = model_forward(&m, strcmp(weights, "ema") ? a.params : a.ema, x, ts,
-                                     cls >= 0 ? ys : NULL, n);
+    const float *out_net = model_forward(&m, strcmp(weights, "ema") ? a.params : a.ema, x, ts,
+                                         cls >= 0 ? ys : NULL, n);
+    const size_t count = (size_t)n * C * S * S;
+    float *eps = floats_alloc(count);
+    memcpy(eps, out_net, count * sizeof(float));
+    Schedule sched;
+    schedule_build(&sched, (ScheduleKind)cfg.diffusion.schedule, cfg.diffusion.T,
+                   cfg.diffusion.beta_start, cfg.diffusion.beta_end);
+    if (cfg.diffusion.prediction == PREDICT_V) diffusion_eps_from_v(eps, x, (int)t, count, &sched);
+    schedule_free(&sched);
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
     hid_t g = h5t_create(tmp);
     h5t_write_f32(g, "/eps", eps, 4, dims);
+    if (cfg.diffusion.prediction == PREDICT_V) h5t_write_f32(g, "/v", out_net, 4, dims);
     h5a_write_string(g, "kind", "ddpm-prediction");
     h5a_write_long(g, "t", t);
     h5a_write_string(g, "weights", weights);
@@ -89,7 +101,7 @@ int cmd_predict(int argc, char **argv) {
     h5t_close(g);
     if (rename(tmp, out) != 0) die("%s: cannot rename %s over it", out, tmp);
     printf("predicted the noise of %d images at t = %ld (%s weights): %s\n", n, t, weights, out);
-    free(x), free(ts), free(ys);
+    free(x), free(ts), free(ys), free(eps);
     arenas_free(&a);
     model_free(&m);
     return 0;

@@ -128,9 +128,7 @@ int cmd_sample(int argc, char **argv) {
 
     Config cfg;
     checkpoint_read_config(ckpt, &cfg);
-    SamplerSpec spec = {.kind = (SamplerKind)cfg.sample.sampler, .steps = cfg.sample.steps,
-                        .eta = cfg.sample.eta, .spacing = cfg.sample.spacing, .clip = cfg.sample.clip,
-                        .seed = (uint64_t)cfg.sample.seed};
+    SamplerSpec spec = sampler_spec_from_config(&cfg);
     if (sampler) {
         if (!strcmp(sampler, "ddpm")) spec.kind = SAMPLER_DDPM;
         else if (!strcmp(sampler, "ddim")) spec.kind = SAMPLER_DDIM;

@@ -10,6 +10,13 @@ const char *sampler_name(SamplerKind kind) {
     return kind == SAMPLER_DDIM ? "ddim" : kind == SAMPLER_DPMPP2M ? "dpmpp2m" : "ddpm";
 }
 
+SamplerSpec sampler_spec_from_config(const Config *cfg) {
+    const SampleConfig *c = &cfg->sample;
+    return (SamplerSpec){.kind = (SamplerKind)c->sampler, .steps = c->steps, .eta = c->eta,
+                         .spacing = c->spacing, .clip = c->clip, .seed = (uint64_t)c->seed,
+                         .guidance = c->guidance, .prediction = cfg->diffusion.prediction};
+}
+
 int sampler_evaluations(const SamplerSpec *spec, int T) {
     return spec->kind == SAMPLER_DDPM ? T : spec->steps;
 }
@@ -43,17 +50,28 @@ void sample_class_labels(int *labels, int lo, int k, int n, int first, int count
     for (int i = 0; i < count; i++) labels[i] = lo + (int)((long long)(first + i) * k / n);
 }
 
-/* The noise prediction for chunk xc: plain, or classifier-free guided (two evaluations). */
+/* The noise prediction for chunk xc, all at timestep t: plain or classifier-free guided (two
+ * evaluations), and for a v-prediction network the eps its output implies (guidance is linear
+ * in the output, so guiding v and converting equals converting and guiding eps). `work` holds
+ * the result when it is not the network's own output buffer. */
 static const float *predict(Model *m, const float *params, const float *xc, const int *tbuf,
-                            const int *labels, int nb, double w, float *guided, size_t dim) {
-    const float *eps = model_forward(m, params, xc, tbuf, labels, nb);
-    if (!labels || w == 0) return eps;
+                            const int *labels, int nb, const SamplerSpec *spec, const Schedule *s,
+                            float *work, size_t dim) {
+    const float *out = model_forward(m, params, xc, tbuf, labels, nb);
     const size_t count = (size_t)nb * dim;
-    memcpy(guided, eps, count * sizeof(float));
-    const float *uncond = model_forward(m, params, xc, tbuf, NULL, nb);
-    const float a = (float)(1.0 + w), b = (float)w;
-    for (size_t j = 0; j < count; j++) guided[j] = a * guided[j] - b * uncond[j];
-    return guided;
+    if (labels && spec->guidance != 0) {
+        memcpy(work, out, count * sizeof(float));
+        const float *uncond = model_forward(m, params, xc, tbuf, NULL, nb);
+        const float a = (float)(1.0 + spec->guidance), b = (float)spec->guidance;
+        for (size_t j = 0; j < count; j++) work[j] = a * work[j] - b * uncond[j];
+        out = work;
+    }
+    if (spec->prediction == PREDICT_V) {
+        if (out != work) memcpy(work, out, count * sizeof(float));
+        diffusion_eps_from_v(work, xc, tbuf[0], count, s);
+        out = work;
+    }
+    return out;
 }
 
 void sample_run(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
@@ -70,7 +88,8 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
     float *z = floats_alloc(dim * (size_t)m->max_batch);
     float *x0_prev = spec->kind == SAMPLER_DPMPP2M ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
     int *tbuf = xcalloc((size_t)m->max_batch, sizeof(int));
-    float *guided = labels && spec->guidance != 0 ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
+    const int own = (labels && spec->guidance != 0) || spec->prediction == PREDICT_V;
+    float *work = own ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
     for (int c0 = 0; c0 < n; c0 += m->max_batch) {
         const int nb = n - c0 < m->max_batch ? n - c0 : m->max_batch;
         float *xc = x + (size_t)c0 * dim;
@@ -80,7 +99,7 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
             const int t = ts[k];
             for (int i = 0; i < nb; i++) tbuf[i] = t;
             const float *eps = predict(m, params, xc, tbuf, labels ? labels + c0 : NULL, nb,
-                                       spec->guidance, guided, dim);
+                                       spec, s, work, dim);
             const uint32_t step_key = (uint32_t)(nsteps - k); /* 1..nsteps, 0 is x_T */
             const int noisy = spec->kind == SAMPLER_DDPM   ? t > 0
                               : spec->kind == SAMPLER_DDIM ? (spec->eta > 0 && k > 0)
@@ -115,5 +134,5 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
     free(z);
     free(x0_prev);
     free(tbuf);
-    free(guided);
+    free(work);
 }

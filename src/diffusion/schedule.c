@@ -44,6 +44,20 @@ void diffusion_noise(float *xt, const float *x0, const float *eps, const int *t,
     }
 }
 
+void diffusion_v_target(float *v, const float *x0, const float *eps, const int *t, int n,
+                        size_t dim, const Schedule *s) {
+    for (int i = 0; i < n; i++) {
+        const float a = (float)sqrt(s->abar[t[i]]), b = (float)sqrt(1.0 - s->abar[t[i]]);
+        const size_t o = (size_t)i * dim;
+        for (size_t j = 0; j < dim; j++) v[o + j] = a * eps[o + j] - b * x0[o + j];
+    }
+}
+
+void diffusion_eps_from_v(float *v, const float *xt, int t, size_t count, const Schedule *s) {
+    const float a = (float)sqrt(s->abar[t]), b = (float)sqrt(1.0 - s->abar[t]);
+    for (size_t j = 0; j < count; j++) v[j] = a * v[j] + b * xt[j];
+}
+
 void clamp_unit(float *x, size_t count) {
     for (size_t i = 0; i < count; i++) x[i] = x[i] < -1.0f ? -1.0f : (x[i] > 1.0f ? 1.0f : x[i]);
 }

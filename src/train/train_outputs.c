@@ -104,9 +104,7 @@ static void write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Sche
     const Config *cfg = o->cfg;
     const int n = cfg->sample.n, c = cfg->model.in_channels, S = cfg->model.image_size;
     const size_t dim = (size_t)c * S * S;
-    SamplerSpec spec = {.kind = (SamplerKind)cfg->sample.sampler, .steps = cfg->sample.steps,
-                        .eta = cfg->sample.eta, .spacing = cfg->sample.spacing, .clip = cfg->sample.clip,
-                        .seed = (uint64_t)cfg->sample.seed, .guidance = cfg->sample.guidance};
+    SamplerSpec spec = sampler_spec_from_config(cfg);
     long first, count;
     dist_share(n, dist()->rank, dist()->size, &first, &count);
     float *mine = floats_alloc(dim * (size_t)count);
@@ -164,10 +162,8 @@ static void evaluate_epoch(TrainOutputs *o, Model *m, const Arenas *a, const Sch
     const Config *cfg = o->cfg;
     const int n = cfg->train.eval_n;
     const size_t dim = (size_t)cfg->model.in_channels * cfg->model.image_size * cfg->model.image_size;
-    SamplerSpec spec = {.kind = (SamplerKind)cfg->sample.sampler, .steps = cfg->sample.steps,
-                        .eta = cfg->sample.eta, .spacing = cfg->sample.spacing, .clip = cfg->sample.clip,
-                        .seed = (uint64_t)cfg->sample.seed + 1, /* not the grid's noise */
-                        .guidance = cfg->sample.guidance};
+    SamplerSpec spec = sampler_spec_from_config(cfg);
+    spec.seed += 1; /* not the grid's noise */
     long first, count;
     dist_share(n, dist()->rank, dist()->size, &first, &count);
     float *x = floats_alloc(dim * (size_t)count + 1);

@@ -41,6 +41,7 @@ typedef struct {
     long spe, total;    /* steps per epoch, last step */
     size_t dim;         /* floats per image */
     float *x0, *eps, *xt, *dout;
+    float *v; /* [diffusion] prediction = v: the target; NULL when the target is eps */
     int *t, *y, *perm; /* timesteps, class labels (conditional), data order */
     long order_epoch;   /* the epoch perm holds */
     char latest[1200];
@@ -203,6 +204,7 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
     tr->dim = (size_t)cfg->model.in_channels * d->rows * d->cols;
     const size_t n = tr->dim * (size_t)tr->count;
     tr->x0 = floats_alloc(n), tr->eps = floats_alloc(n), tr->xt = floats_alloc(n);
+    tr->v = cfg->diffusion.prediction == PREDICT_V ? floats_alloc(n) : NULL;
     tr->dout = floats_alloc(n);
     tr->t = xcalloc((size_t)tr->count, sizeof(int));
     tr->y = xcalloc((size_t)tr->count, sizeof(int));
@@ -220,7 +222,7 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
 }
 
 static void trainer_close(Trainer *tr) {
-    free(tr->x0), free(tr->eps), free(tr->xt), free(tr->dout), free(tr->t), free(tr->y), free(tr->perm);
+    free(tr->v), free(tr->x0), free(tr->eps), free(tr->xt), free(tr->dout), free(tr->t), free(tr->y), free(tr->perm);
     grad_sync_free(&tr->sync);
     schedule_free(&tr->sched);
     arenas_free(&tr->a);
@@ -259,12 +261,17 @@ static double forward_backward(Trainer *tr, long step, double *gn) {
         }
     }
     diffusion_noise(tr->xt, tr->x0, tr->eps, tr->t, n, dim, &tr->sched);
+    const float *target = tr->eps;
+    if (tr->v) {
+        diffusion_v_target(tr->v, tr->x0, tr->eps, tr->t, n, dim, &tr->sched);
+        target = tr->v;
+    }
     model_set_dropout_key(&tr->m, seed, (uint32_t)step, tr->first);
     const float *pred = model_forward(&tr->m, tr->a.params, tr->xt, tr->t,
                                       K > 0 ? tr->y : NULL, n);
-    const double share = mse_sum(pred, tr->eps, dim * n);
+    const double share = mse_sum(pred, target, dim * n);
     memset(tr->dout, 0, dim * n * sizeof(float));
-    mse_backward_over(tr->dout, pred, tr->eps, dim * n, dim * (size_t)tr->B);
+    mse_backward_over(tr->dout, pred, target, dim * n, dim * (size_t)tr->B);
     memset(tr->a.grads, 0, tr->m.table.total * sizeof(float));
     grad_sync_begin(&tr->sync);
     model_backward(&tr->m, tr->a.params, tr->a.grads, tr->dout, n);

@@ -47,6 +47,8 @@ static const KeySpec keys[] = {
     ENUM("diffusion", "schedule", diffusion.schedule, "linear|cosine", "beta schedule"),
     DBL("diffusion", "beta_start", diffusion.beta_start, 1e-8, 0.999, "linear schedule: first beta"),
     DBL("diffusion", "beta_end", diffusion.beta_end, 1e-8, 0.999, "linear schedule: last beta"),
+    ENUM("diffusion", "prediction", diffusion.prediction, "eps|v",
+         "network output: the noise, or v = sqrt(abar) eps - sqrt(1-abar) x0"),
     INT("train", "epochs", train.epochs, 1, 100000, "passes over the training set"),
     INT("train", "max_steps", train.max_steps, 0, 1000000000,
         "stop after this many steps (0: the epochs decide)"),

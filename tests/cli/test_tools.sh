@@ -42,6 +42,10 @@ run_ok $DDPM train --config configs/unet-s-cond.ini --set train.max_steps=3 --se
 out=$($PY tools/torch_load.py "$work/scond/checkpoints/latest.h5" --check 2>&1) \
   && pass "torch_load.py --check, class-conditional unet-s (PyTorch nn.Embedding on the time embedding): $(tr '\n' ' ' <<<"$out")" \
   || fail "torch_load.py --check conditional: $out"
+run_ok $DDPM train --config configs/unet-s.ini --set diffusion.prediction=v --set train.max_steps=2 --set sample.n=2 --set sample.steps=2 --out "$work/sv"
+out=$($PY tools/torch_load.py "$work/sv/checkpoints/latest.h5" --check 2>&1) \
+  && pass "torch_load.py --check, v-prediction unet-s (the network's output, /v of ddpm predict): $out" \
+  || fail "torch_load.py --check v-prediction: $out"
 out=$($PY tools/torch_load.py "$ck" 2>&1) && fail "torch_load.py loaded a tiny checkpoint into unet-s" \
   || pass "torch_load.py refuses another architecture: $out"
 # recipe.sh: the table's numbers are the JSON of `ddpm eval`; a rerun resumes without sampling;
@@ -97,13 +101,15 @@ out=$(tools/recipe.sh "$work/recipe" 12 "$ck" 2>&1) && fail "recipe.sh took a ch
   || pass "recipe.sh refuses an argument that is not NAME=CHECKPOINT: $out"
 # recipe_runs.sh: each row trains its one change; a rerun resumes (finished runs stay finished)
 rr() { LAUNCHER= BASE=configs/tiny.ini OUT="$work/rr" WEIGHTS="$work/rw" EXTRA="--set train.max_steps=2 --set sample.n=2 --set sample.steps=2" tools/recipe_runs.sh "$@"; }
-if rr cosine dropout scaled cosine+dropout >"$work/rr.log" 2>&1; then
+if rr cosine dropout scaled cosine+dropout cosine+v >"$work/rr.log" 2>&1; then
   grep -qx "schedule = cosine" "$work/rr/recipe-cosine/config.ini" && grep -qx "dropout = 0" "$work/rr/recipe-cosine/config.ini" \
     && grep -qx "dropout = 0.1" "$work/rr/recipe-dropout/config.ini" && grep -qx "schedule = linear" "$work/rr/recipe-dropout/config.ini" \
     && grep -qx "beta_end = 0.0666667" "$work/rr/recipe-scaled/config.ini" && grep -qx "beta_end = 0.02" "$work/rr/recipe-dropout/config.ini" \
     && grep -qx "dropout = 0" "$work/rr/recipe-scaled/config.ini" \
     && grep -qx "dropout = 0.1" "$work/rr/recipe-cosine+dropout/config.ini" && grep -qx "schedule = cosine" "$work/rr/recipe-cosine+dropout/config.ini" \
-    && pass "recipe_runs.sh: each row's run has its one change (cosine+dropout: both)" || fail "recipe_runs.sh configs: $(grep -h 'schedule\|dropout\|beta_end' "$work"/rr/*/config.ini)"
+    && grep -qx "prediction = eps" "$work/rr/recipe-cosine/config.ini" \
+    && grep -qx "prediction = v" "$work/rr/recipe-cosine+v/config.ini" && grep -qx "schedule = cosine" "$work/rr/recipe-cosine+v/config.ini" \
+    && pass "recipe_runs.sh: each row's run has its one change (cosine+dropout, cosine+v: both)" || fail "recipe_runs.sh configs: $(grep -h 'schedule\|dropout\|beta_end' "$work"/rr/*/config.ini)"
   ok=1
   for row in cosine dropout scaled cosine+dropout; do
     h5diff -q "$work/rr/recipe-$row/checkpoints/latest.h5" "$work/rw/$row/final.h5" /params /params || ok=0

@@ -225,4 +225,37 @@ expect_error "parallel launch of a one-process command refused" "only train, sam
 expect_error "not a checkpoint" "not a ddpm checkpoint" $DDPM sample --checkpoint "$work/init.h5" --out "$work/o.h5"
 expect_error "missing checkpoint" "$work/none.h5" $DDPM sample --checkpoint "$work/none.h5" --out "$work/o.h5"
 
+# v-prediction: the run's config records it; predict writes the network's output /v and the noise
+# it implies, /eps = sqrt(abar_t) v + sqrt(1 - abar_t) x_t (abar from the run's own schedule);
+# the samplers run on it; an unknown kind is refused
+run_ok $DDPM train --config configs/tiny.ini --set diffusion.prediction=v --set train.max_steps=4 --out "$work/vp"
+vck="$work/vp/checkpoints/latest.h5"
+grep -qx "prediction = v" "$work/vp/config.ini" && pass "train: [diffusion] prediction = v recorded in the run's config" \
+  || fail "train: prediction not in $(grep -A5 '\[diffusion\]' "$work/vp/config.ini")"
+$PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['x'] = np.random.default_rng(3).uniform(-1, 1, (3, 1, 28, 28)).astype(np.float32)" "$work/vx.h5"
+run_ok $DDPM predict --checkpoint "$vck" --x "$work/vx.h5" --t 60 --out "$work/vp.h5"
+out=$($PY - "$work/vp/config.ini" "$work/vx.h5" "$work/vp.h5" <<'PY' 2>&1
+import configparser, h5py, numpy as np, sys
+c = configparser.ConfigParser(inline_comment_prefixes=(";", "#"))
+c.read(sys.argv[1])
+d = c["diffusion"]
+assert d["schedule"] == "linear", d["schedule"]
+beta = np.linspace(float(d["beta_start"]), float(d["beta_end"]), int(d["T"]))
+abar = np.cumprod(1 - beta)[60]
+x = h5py.File(sys.argv[2])["x"][()].astype(np.float64)
+f = h5py.File(sys.argv[3])
+v, eps = f["v"][()].astype(np.float64), f["eps"][()].astype(np.float64)
+want = np.sqrt(abar) * v + np.sqrt(1 - abar) * x
+err = np.abs(eps - want).max()
+assert err < 1e-5 and np.abs(v - eps).max() > 0.1, (err, np.abs(v - eps).max())
+print(f"max |eps - (sqrt(abar) v + sqrt(1-abar) x)| = {err:.1e} at t = 60")
+PY
+) && pass "predict on a v-prediction checkpoint: /v and the noise it implies in /eps ($out)" || fail "predict, v-prediction: $out"
+for smp in "ddpm" "ddim --steps 5" "dpmpp2m --steps 5"; do
+  run_ok $DDPM sample --checkpoint "$vck" --n 3 --sampler $smp --out "$work/vs.h5"
+  $PY -c "import h5py, numpy as np, sys; s = h5py.File(sys.argv[1])['samples'][()]; sys.exit(not (np.isfinite(s).all() and s.shape == (3, 1, 28, 28)))" "$work/vs.h5" \
+    && pass "sample --sampler $smp from a v-prediction checkpoint" || fail "sample --sampler $smp, v-prediction"
+done
+expect_error "unknown [diffusion] prediction" "prediction" $DDPM train --config configs/tiny.ini --set diffusion.prediction=x0 --out "$work/x"
+
 finish "train/sample"
