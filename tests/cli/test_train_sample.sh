@@ -256,6 +256,29 @@ for smp in "ddpm" "ddim --steps 5" "dpmpp2m --steps 5"; do
   $PY -c "import h5py, numpy as np, sys; s = h5py.File(sys.argv[1])['samples'][()]; sys.exit(not (np.isfinite(s).all() and s.shape == (3, 1, 28, 28)))" "$work/vs.h5" \
     && pass "sample --sampler $smp from a v-prediction checkpoint" || fail "sample --sampler $smp, v-prediction"
 done
+# the training target: at the cosine schedule's last step (abar = 2e-4) x_t is the noise and v is
+# -x0, so after 150 steps on real digits a v network outputs about +1 (minus the background) at
+# the border, uncorrelated with the noise it is given, where an eps network returns the noise
+for p in v eps; do
+  run_ok $DDPM train --config configs/tiny.ini --set diffusion.schedule=cosine --set diffusion.prediction=$p \
+    --set train.max_steps=150 --out "$work/target-$p"
+done
+$PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['x'] = np.random.default_rng(5).standard_normal((16, 1, 28, 28)).astype(np.float32)" "$work/noise.h5"
+for p in v eps; do
+  run_ok $DDPM predict --checkpoint "$work/target-$p/checkpoints/latest.h5" --x "$work/noise.h5" --t 99 --weights model --out "$work/target-$p.h5"
+done
+out=$($PY - "$work/noise.h5" "$work/target-v.h5" "$work/target-eps.h5" <<'PY' 2>&1
+import h5py, numpy as np, sys
+x = h5py.File(sys.argv[1])["x"][()]
+v, eps = h5py.File(sys.argv[2])["v"][()], h5py.File(sys.argv[3])["eps"][()]
+border = np.ones((28, 28), bool)
+border[4:24, 4:24] = False
+cv, ce = np.corrcoef(v.ravel(), x.ravel())[0, 1], np.corrcoef(eps.ravel(), x.ravel())[0, 1]
+bv, be = v[:, :, border].mean(), eps[:, :, border].mean()
+print(f"v network: border {bv:.2f}, correlation with the noise {cv:.2f}; eps network: {be:.2f}, {ce:.2f}")
+assert bv > 0.6 and cv < 0.7 and abs(be) < 0.4 and ce > 0.9
+PY
+) && pass "train with prediction = v learns v, with eps the noise ($out)" || fail "the training target: $out"
 expect_error "unknown [diffusion] prediction" "prediction" $DDPM train --config configs/tiny.ini --set diffusion.prediction=x0 --out "$work/x"
 
 finish "train/sample"
