@@ -92,6 +92,11 @@ f = [json.load(open(f"{d}/{k}-clip-n12.json"))["fid"] for k in ("ddpm", "ddim50-
 want = f"tiny: DDPM {f[0]:.1f}, DDIM-50 eta 0 {f[1]:.1f}, eta 1 {f[2]:.1f}"
 assert want in log, (want, log)
 PY
+  # a row without a DDPM score at its N (the N = 10,000 columns) is drawn with the bars it has
+  mkdir -p "$work/recipe-part/tiny" && cp "$work"/recipe/tiny/ddim50-eta*-clip-n12.json "$work/recipe-part/tiny/"
+  $PY tools/plot_recipe.py "$work/recipe-part" "$work/part.png" --n 12 >"$work/plotp.log" 2>&1 && [ -s "$work/part.png" ] \
+    && grep -q "^tiny: DDPM -, DDIM-50 eta 0 $(sed -n 's/.*eta 0 \([0-9.]*\),.*/\1/p' "$work/plotr.log"), eta 1" "$work/plotp.log" \
+    && pass "plot_recipe.py draws a row without its DDPM score: $(head -1 "$work/plotp.log")" || fail "plot_recipe.py, partial row: $(cat "$work/plotp.log")"
   out=$($PY tools/plot_recipe.py "$work/recipe" "$work/r.png" --n 99 2>&1) && fail "plot_recipe.py drew rows without N = 99 scores" \
     || pass "plot_recipe.py refuses an N no row was scored at: $out"
 else
