@@ -3,7 +3,8 @@
 # on a machine with no package manager (a session's 16-core device machine). For each column in
 # turn, N images from results/ROW/final.h5 (EMA weights, noise seed 1, x0 clamped) with DDIM-50 at
 # the given eta, scored by `ddpm eval` on NP ranks (1 thread each): the same settings, and so the
-# same images, as tools/recipe.sh. Columns not finished within SECONDS are left out. From DIR:
+# same images, as tools/recipe.sh. Columns not finished within SECONDS are left out; a malformed
+# column (or a ROW without weights) stops the script before any work. From DIR:
 #   DIR/debs   the Debian runtime (../shared/tools/mpi-prefix.sh fetch DIR/debs)
 #   DIR/bin    bin/ddpm built here with `make BUILD=DIR/build BIN=DIR/bin ARCH=x86-64-v4 DIR/bin/ddpm`
 #   DIR/mnist  the MNIST t10k IDX files (the FID's reference), gzipped
@@ -15,6 +16,14 @@ usage="usage: tools/device_recipe.sh DIR SECONDS NP ROW:ETA:N..."
 dir=${1:?$usage} secs=${2:?$usage} np=${3:?$usage}
 shift 3
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
+for col in "$@"; do # every column checked before the (costly) runtime starts
+  IFS=: read -r row eta n extra <<<"$col"
+  bad() { echo "device_recipe.sh: column '$col': $*" >&2; exit 2; }
+  [ -n "$row" ] && [ -z "$extra" ] || bad "expected ROW:ETA:N"
+  [ -r "results/$row/final.h5" ] || bad "cannot read results/$row/final.h5"
+  [[ $eta =~ ^[0-9]+(\.[0-9]+)?$ ]] || bad "ETA '$eta' is not a number >= 0"
+  [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 4 ] || bad "N '$n' is not a number of images >= 4"
+done
 out=${OUT:-/tmp/device_recipe}
 work=${WORK:-/tmp/device_recipe_work} # the samples (not returned)
 mkdir -p "$out" "$work/mnist"

@@ -159,4 +159,14 @@ fi
 OUT="$work/dr0" WORK="$work/drw" tools/device_recipe.sh "$dev" 0 2 unet-s:0:6 >/dev/null 2>&1
 grep -q "unet-s:0:6: no time left" "$work/dr0/recipe.log" && [ ! -e "$work/dr0/unet-s-ddim50-eta0-clip-n6.json" ] \
   && pass "device_recipe.sh: a column past the time limit is left out" || fail "device_recipe.sh with no time: $(cat "$work/dr0/recipe.log")"
+for col in unet-s:0 unet-s:0:6:1 nosuchrow:0:6 unet-s:x:6 unet-s:0:3 unet-s:0:many; do
+  if OUT="$work/drbad" WORK="$work/drw" tools/device_recipe.sh "$dev" 300 2 unet-s:0:6 "$col" \
+    >"$work/drbad.log" 2>&1; then
+    fail "device_recipe.sh took the malformed column $col"
+  else
+    grep -q "column '$col'" "$work/drbad.log" && [ ! -e "$work/drbad" ] \
+      && pass "device_recipe.sh refuses the column $col before any work" \
+      || fail "device_recipe.sh on $col: $(tail -2 "$work/drbad.log")"
+  fi
+done
 finish "tools"
