@@ -16,9 +16,9 @@ usage="usage: tools/device_recipe.sh DIR SECONDS NP ROW:ETA:N..."
 dir=${1:?$usage} secs=${2:?$usage} np=${3:?$usage}
 shift 3
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
+bad() { echo "device_recipe.sh: column '$col': $*" >&2; exit 2; }
 for col in "$@"; do # every column checked before the (costly) runtime starts
   IFS=: read -r row eta n extra <<<"$col"
-  bad() { echo "device_recipe.sh: column '$col': $*" >&2; exit 2; }
   [ -n "$row" ] && [ -z "$extra" ] || bad "expected ROW:ETA:N"
   [ -r "results/$row/final.h5" ] || bad "cannot read results/$row/final.h5"
   [[ $eta =~ ^[0-9]+(\.[0-9]+)?$ ]] || bad "ETA '$eta' is not a number >= 0"
