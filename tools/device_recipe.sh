@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools/device_recipe.sh DIR SECONDS NP ROW:ETA:N...: recipe-table columns (results/quality.md)
+# tools/device_recipe.sh DIR SECONDS NP ROW:ETA:N...: recipe-table columns (results/recipe.md)
 # on a machine with no package manager (a session's 16-core device machine). For each column in
 # turn, N images from results/ROW/final.h5 (EMA weights, noise seed 1, x0 clamped) with DDIM-50 at
 # the given eta, scored by `ddpm eval` on NP ranks (1 thread each): the same settings, and so the

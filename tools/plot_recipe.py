@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""plot_recipe.py DIR OUT.png [--n N] [ROW ...]: the recipe table of results/quality.md as bars.
+"""plot_recipe.py DIR OUT.png [--n N] [ROW ...]: the recipe table of results/recipe.md as bars.
 
 For each row (a folder DIR/ROW written by tools/recipe.sh; default: every folder of DIR that has
 the three files), the FID of DDPM over all T steps, of deterministic DDIM-50 (eta 0) and of

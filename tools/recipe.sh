@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/recipe.sh OUTDIR N NAME=CHECKPOINT [NAME=CHECKPOINT ...]: the recipe table of
-# results/quality.md. For each trained run (unconditional checkpoints, EMA weights, noise seed 1),
+# results/recipe.md. For each trained run (unconditional checkpoints, EMA weights, noise seed 1),
 # images scored by `ddpm eval` (FID against the MNIST test set, precision and recall):
 #   - N_DDPM images (default N) with DDPM over all T steps and with deterministic DDIM-50
 #     (eta 0), and their FID ratio (both at the same N: FIDs of different N do not compare);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools/recipe_runs.sh [ROW ...]: train the runs of the recipe table (results/quality.md) one
+# tools/recipe_runs.sh [ROW ...]: train the runs of the recipe table (results/recipe.md) one
 # after another. Each row is configs/unet-s.ini with one change, trained into
 # results/runs/recipe-ROW; the row "all" is configs/unet-m.ini (every change at once) into
 # results/runs/unet-m. Every run starts with --resume, so running the script again after an

@@ -104,7 +104,7 @@ static double ema_decay(const TrainConfig *tc, long n) {
 
 /* An EMA decay that suits runs of 10^5+ steps misleads in a short run: without warm-up the average
  * still holds decay^steps of the random initial weights at the end; with warm-up the decay
- * min(ema, (1+n)/(10+n)) may end far below the configured value (results/quality.md, the ema
+ * min(ema, (1+n)/(10+n)) may end far below the configured value (results/recipe.md, the ema
  * row). Both are worth a note at the start, as the x_T note above is. */
 static void ema_note(const TrainConfig *tc, long total) {
     if (tc->ema <= 0) return;
@@ -184,7 +184,7 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
     schedule_build(&tr->sched, (ScheduleKind)cfg->diffusion.schedule, cfg->diffusion.T,
                    cfg->diffusion.beta_start, cfg->diffusion.beta_end);
     /* Sampling starts from pure noise; a schedule whose x_T still holds part of the image trains
-     * the network on x_T unlike that start, and its samples drift (results/quality.md). */
+     * the network on x_T unlike that start, and its samples drift (results/recipe.md). */
     const double kept = sqrt(tr->sched.abar[cfg->diffusion.T - 1]);
     if (kept > 0.05 && dist_is_root())
         printf("note: this schedule leaves sqrt(abar_T) = %.3f of the image in x_T, but sampling "
