@@ -20,6 +20,8 @@ typedef struct {
     uint64_t seed;
     double guidance; /* with labels: eps = (1 + W) eps(x, t, c) - W eps(x, t, null) */
     int prediction;  /* PredictionKind of the network ([diffusion] prediction) */
+    double eps_scale; /* the noise estimate is divided by this (0 or 1: unchanged; > 1: Ning et al.'s
+                       * epsilon scaling against the sampler's drift off the training inputs) */
 } SamplerSpec;
 
 /* The sampler a config's [sample] section describes, for its network ([diffusion] prediction). */

@@ -45,6 +45,8 @@ static void usage(FILE *f) {
             "  --guidance W         classifier-free guidance with --class/--classes:\n"
             "                       eps = (1+W) eps(x,class) - W eps(x,null); 0 = plain conditional\n"
             "                       (default: the checkpoint's [sample] guidance)\n"
+            "  --eps-scale S        divide the network's noise estimate by S at every step, every\n"
+            "                       sampler (Ning et al.'s epsilon scaling; default 1: none)\n"
             "  --weights ema|model  EMA weights (default) or the raw trained weights\n"
             "  --init FILE.h5       x_T from dataset /x [N,1,28,28] instead of the seed\n"
             "  --trajectory         also record x_t at %d points for the first %d images\n"
@@ -89,7 +91,7 @@ int cmd_sample(int argc, char **argv) {
     const char *ckpt = NULL, *out = NULL, *png = NULL, *init = NULL, *weights = "ema";
     const char *sampler = NULL, *class_one = NULL, *class_range = NULL, *spacing = NULL;
     int n = -1, steps = -1, seed = -1, clip = -1, trajectory = 0, batch = 128;
-    double eta = -1, guidance = -1;
+    double eta = -1, guidance = -1, eps_scale = 1.0;
     /* the value after the flag at argv[i]; advances i (only for known flags) */
 #define TAKE_VALUE() cli_value("sample", argc, argv, &i)
     for (int i = 1; i < argc; i++) {
@@ -115,6 +117,8 @@ int cmd_sample(int argc, char **argv) {
         else if (!strcmp(a, "--class")) class_one = TAKE_VALUE();
         else if (!strcmp(a, "--classes")) class_range = TAKE_VALUE();
         else if (!strcmp(a, "--guidance")) guidance = cli_double("sample", a, TAKE_VALUE(), 0, 1000);
+        else if (!strcmp(a, "--eps-scale"))
+            eps_scale = cli_double("sample", a, TAKE_VALUE(), 0.5, 2.0);
         else if (!strcmp(a, "--eta")) eta = cli_double("sample", a, TAKE_VALUE(), 0, 1);
         else {
             return cli_unexpected("sample", a);
@@ -139,6 +143,7 @@ int cmd_sample(int argc, char **argv) {
     if (eta >= 0) spec.eta = eta;
     if (clip >= 0) spec.clip = clip;
     if (seed >= 0) spec.seed = (uint64_t)seed;
+    spec.eps_scale = eps_scale;
     if (spacing) {
         if (!strcmp(spacing, "uniform")) spec.spacing = 0;
         else if (!strcmp(spacing, "quadratic")) spec.spacing = 1;

@@ -14,7 +14,8 @@ SamplerSpec sampler_spec_from_config(const Config *cfg) {
     const SampleConfig *c = &cfg->sample;
     return (SamplerSpec){.kind = (SamplerKind)c->sampler, .steps = c->steps, .eta = c->eta,
                          .spacing = c->spacing, .clip = c->clip, .seed = (uint64_t)c->seed,
-                         .guidance = c->guidance, .prediction = cfg->diffusion.prediction};
+                         .guidance = c->guidance, .prediction = cfg->diffusion.prediction,
+                         .eps_scale = 1.0};
 }
 
 int sampler_evaluations(const SamplerSpec *spec, int T) {
@@ -71,6 +72,13 @@ static const float *predict(Model *m, const float *params, const float *xc, cons
         diffusion_eps_from_v(work, xc, tbuf[0], count, s);
         out = work;
     }
+    const int scaled = spec->eps_scale > 0 && spec->eps_scale != 1.0;
+    if (scaled) {
+        if (out != work) memcpy(work, out, count * sizeof(float));
+        const float inv = (float)(1.0 / spec->eps_scale);
+        for (size_t j = 0; j < count; j++) work[j] *= inv;
+        out = work;
+    }
     return out;
 }
 
@@ -88,7 +96,8 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
     float *z = floats_alloc(dim * (size_t)m->max_batch);
     float *x0_prev = spec->kind == SAMPLER_DPMPP2M ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
     int *tbuf = xcalloc((size_t)m->max_batch, sizeof(int));
-    const int own = (labels && spec->guidance != 0) || spec->prediction == PREDICT_V;
+    const int own = (labels && spec->guidance != 0) || spec->prediction == PREDICT_V ||
+                    (spec->eps_scale > 0 && spec->eps_scale != 1.0);
     float *work = own ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
     for (int c0 = 0; c0 < n; c0 += m->max_batch) {
         const int nb = n - c0 < m->max_batch ? n - c0 : m->max_batch;

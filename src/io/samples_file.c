@@ -31,6 +31,7 @@ void samples_write(const char *path, const float *x, int first, int count, int n
     h5a_write_string(f, "spacing",
                      spec->kind != SAMPLER_DDPM && spec->spacing ? "quadratic" : "uniform");
     h5a_write_long(f, "clip", spec->clip);
+    h5a_write_double(f, "eps_scale", spec->eps_scale);
     h5a_write_long(f, "seed", (long long)spec->seed);
     h5a_write_string(f, "weights", meta->weights);
     h5a_write_string(f, "source", meta->source);

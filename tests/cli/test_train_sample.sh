@@ -160,6 +160,19 @@ import sys, h5py
 assert h5py.File(sys.argv[1], "r").attrs["spacing"] in ("quadratic", b"quadratic")
 assert h5py.File(sys.argv[2], "r").attrs["spacing"] in ("uniform", b"uniform")
 PY
+# --eps-scale: the noise estimate divided by S changes the samples and is recorded (1 when unset)
+run_ok $DDPM sample --checkpoint "$ck" --sampler ddim --steps 10 --eta 0 --eps-scale 1.05 \
+  --init "$work/init.h5" --out "$work/es.h5"
+h5diff -q "$work/det1.h5" "$work/es.h5" /samples /samples >/dev/null; rc=$?
+$PY - "$work/es.h5" "$work/det1.h5" <<'PY' && [ $rc -eq 1 ] \
+  && pass "--eps-scale: other samples, recorded as the eps_scale attribute" \
+  || fail "--eps-scale: h5diff rc=$rc (1 = differ) or attributes wrong"
+import sys, h5py
+assert abs(h5py.File(sys.argv[1], "r").attrs["eps_scale"] - 1.05) < 1e-12
+assert h5py.File(sys.argv[2], "r").attrs["eps_scale"] == 1.0
+PY
+expect_error "--eps-scale out of range" "--eps-scale 3: expected a number 0.5..2" \
+  $DDPM sample --checkpoint "$ck" --eps-scale 3 --out "$work/never.h5"
 # DPM-Solver++(2M): with 3 steps all are first order (the first has no earlier estimate, the
 # second goes into t = 0, the last lands on x0), i.e. DDIM eta 0; with 10 the second-order
 # steps make other samples
