@@ -1,9 +1,10 @@
 /* samples_file.h: generated images in HDF5: dataset /samples float32 [N, C, S, S] in [-1, 1]
  * with attributes kind = "ddpm-samples", step, sampler, steps, eta, spacing, clip, eps_scale,
- * seed, weights, T, schedule, source (checkpoint path); for a conditional model /labels int32 [N] (the class each
- * image was asked to be) and the attribute guidance; optional /trajectory [images, frames, C, S, S] with
- * /trajectory_t (the timestep of each frame, -1 = final). Written to a temporary name and
- * renamed. Under MPI all ranks write their own rows of the one file. */
+ * seed, weights, T, schedule, source (checkpoint path); for a conditional model /labels int32
+ * [N] (the class each image was asked to be) and the attribute guidance; optional /trajectory
+ * [images, frames, C, S, S] with /trajectory_t (the timestep of each frame, -1 = final).
+ * Written to a temporary name and renamed. Under MPI all ranks write their own rows of the one
+ * file. */
 #ifndef DDPM_SAMPLES_FILE_H
 #define DDPM_SAMPLES_FILE_H
 

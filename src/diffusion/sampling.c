@@ -51,6 +51,11 @@ void sample_class_labels(int *labels, int lo, int k, int n, int first, int count
     for (int i = 0; i < count; i++) labels[i] = lo + (int)((long long)(first + i) * k / n);
 }
 
+/* whether the spec divides the noise estimate (0, as a zero-initialised spec, and 1 do not) */
+static int eps_scaled(const SamplerSpec *spec) {
+    return spec->eps_scale > 0 && spec->eps_scale != 1.0;
+}
+
 /* The noise prediction for chunk xc, all at timestep t: plain or classifier-free guided (two
  * evaluations), and for a v-prediction network the eps its output implies (guidance is linear
  * in the output, so guiding v and converting equals converting and guiding eps). `work` holds
@@ -72,8 +77,7 @@ static const float *predict(Model *m, const float *params, const float *xc, cons
         diffusion_eps_from_v(work, xc, tbuf[0], count, s);
         out = work;
     }
-    const int scaled = spec->eps_scale > 0 && spec->eps_scale != 1.0;
-    if (scaled) {
+    if (eps_scaled(spec)) {
         if (out != work) memcpy(work, out, count * sizeof(float));
         const float inv = (float)(1.0 / spec->eps_scale);
         for (size_t j = 0; j < count; j++) work[j] *= inv;
@@ -97,7 +101,7 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
     float *x0_prev = spec->kind == SAMPLER_DPMPP2M ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
     int *tbuf = xcalloc((size_t)m->max_batch, sizeof(int));
     const int own = (labels && spec->guidance != 0) || spec->prediction == PREDICT_V ||
-                    (spec->eps_scale > 0 && spec->eps_scale != 1.0);
+                    eps_scaled(spec);
     float *work = own ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
     for (int c0 = 0; c0 < n; c0 += m->max_batch) {
         const int nb = n - c0 < m->max_batch ? n - c0 : m->max_batch;
