@@ -20,40 +20,19 @@
 #include "diffusion.h"
 #include "model.h"
 #include "rng.h"
+#include "sampler_fixture.h"
 #include "sampling.h"
 #include "util.h"
 
 #define N 3
 #define T_STEPS 20
 
-typedef struct {
-    ModelConfig cfg;
-    Schedule sched;
-    ParamTable table;
-    float *params;
-    size_t dim;
-} Fixture;
-
 static void fixture_init(Fixture *f) {
-    f->cfg = model_config_default();
-    f->cfg.base = 8, f->cfg.groups = 2, f->cfg.image_size = 8, f->cfg.levels = 2;
-    f->cfg.mult[0] = 1, f->cfg.mult[1] = 2;
-    f->cfg.time_sin_dim = 8, f->cfg.time_dim = 16;
-    Model m;
-    model_build_inference(&m, &f->cfg, 1);
-    f->table = m.table;
-    m.table = (ParamTable){0}; /* keep the table; free the rest */
-    model_free(&m);
-    f->params = floats_alloc(f->table.total);
-    params_initialise(&f->table, f->params, 5);
-    schedule_build(&f->sched, SCHEDULE_COSINE, T_STEPS, 1e-4, 0.02);
-    f->dim = (size_t)f->cfg.image_size * f->cfg.image_size;
-}
-
-static void fixture_free(Fixture *f) {
-    params_free_table(&f->table);
-    free(f->params);
-    schedule_free(&f->sched);
+    ModelConfig cfg = model_config_default();
+    cfg.base = 8, cfg.groups = 2, cfg.image_size = 8, cfg.levels = 2;
+    cfg.mult[0] = 1, cfg.mult[1] = 2;
+    cfg.time_sin_dim = 8, cfg.time_dim = 16;
+    fixture_build(f, cfg, 5, SCHEDULE_COSINE, T_STEPS);
 }
 
 static SamplerSpec spec_of(SamplerKind kind, int prediction, double scale) {

@@ -18,6 +18,7 @@
 
 #include "model.h"
 #include "rng.h"
+#include "sampler_fixture.h"
 #include "sampling.h"
 #include "util.h"
 
@@ -32,31 +33,8 @@ static ModelConfig small_conditional(void) {
     return cfg;
 }
 
-typedef struct {
-    ModelConfig cfg;
-    Schedule sched;
-    ParamTable table;
-    float *params;
-    size_t dim;
-} Fixture;
-
 static void fixture_init(Fixture *f) {
-    f->cfg = small_conditional();
-    Model m;
-    model_build_inference(&m, &f->cfg, 1);
-    f->table = m.table;
-    m.table = (ParamTable){0}; /* keep the table; free the rest */
-    model_free(&m);
-    f->params = floats_alloc(f->table.total);
-    params_initialise(&f->table, f->params, 7);
-    schedule_build(&f->sched, SCHEDULE_LINEAR, 50, 1e-4, 0.02);
-    f->dim = (size_t)f->cfg.image_size * f->cfg.image_size;
-}
-
-static void fixture_free(Fixture *f) {
-    params_free_table(&f->table);
-    free(f->params);
-    schedule_free(&f->sched);
+    fixture_build(f, small_conditional(), 7, SCHEDULE_LINEAR, 50);
 }
 
 /* sample_run over N images in chunks of `batch` */
