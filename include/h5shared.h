@@ -11,12 +11,19 @@
 
 /* Create (truncate) path for writing by every rank. Collective. */
 hid_t h5s_create(const char *path);
-/* Create the float32 dataset of full shape dims[0..ndim) and write this rank's rows
- * [first, first + count) along dimension 0 from `rows` (count may be 0). Collective. */
+/* Open an existing file for writing by every rank. Collective. */
+hid_t h5s_open_rw(const char *path);
+/* Create the float32 dataset of full shape dims[0..ndim) (or open it, when it exists with that
+ * shape) and write this rank's rows [first, first + count) along dimension 0 from `rows`
+ * (count may be 0). Collective. */
 void h5s_write_rows_f32(hid_t f, const char *path, const float *rows, int ndim,
                         const long long *dims, long long first, long long count);
 void h5s_write_rows_i32(hid_t f, const char *path, const int *rows, int ndim,
                         const long long *dims, long long first, long long count);
+/* Read rows [first, first + count) of the float32 dataset of shape dims (independent: any
+ * rank, any file open for reading). */
+void h5s_read_rows_f32(hid_t f, const char *path, float *rows, int ndim, const long long *dims,
+                       long long first, long long count);
 /* Close (collective); then rank 0 renames tmp over path once every rank is done. */
 void h5s_close_and_publish(hid_t f, const char *tmp, const char *path);
 

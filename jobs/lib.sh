@@ -7,14 +7,16 @@
 #   run_step CMD...       CMD as a job step (srun --mpi=pmix, or mpirun with LAUNCHER=mpirun), in
 #                         the background so that the batch shell can run its signal traps: USR1
 #                         or TERM to the batch shell is passed on as USR1 to the step (ddpm train
-#                         then checkpoints at the next step boundary and exits 75). Sets STEP_RC.
+#                         then checkpoints at the next step boundary, ddpm sample saves its
+#                         finished chunks, and both exit 75). Sets STEP_RC.
 #   requeue_if_stopped    after run_step: on exit 75 (stopped, not finished) requeue this job,
-#                         which resumes from the run's latest.h5; at most MAX_RESTARTS times.
+#                         which resumes from the run's latest.h5 (train) or OUT.h5.part
+#                         (sample); at most MAX_RESTARTS times.
 
 DDPM=${DDPM:-bin/ddpm}
 LAUNCHER=${LAUNCHER:-srun}
 MAX_RESTARTS=${MAX_RESTARTS:-20}
-STOPPED=75 # ddpm train's exit status after a signal: checkpoint written, resume with --resume
+STOPPED=75 # ddpm train's and sample's exit status after a signal: progress saved, rerun resumes
 
 say() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) ${SLURM_JOB_NAME:-job} ${SLURM_JOB_ID:-}: $*"; }
 
@@ -61,10 +63,10 @@ requeue_if_stopped() {
     exit "$STEP_RC"
   fi
   if [ "${SLURM_RESTART_COUNT:-0}" -ge "$MAX_RESTARTS" ]; then
-    say "stopped with a checkpoint, but restarted $SLURM_RESTART_COUNT times already (MAX_RESTARTS): not requeueing; resubmit to continue"
+    say "stopped with its progress saved, but restarted $SLURM_RESTART_COUNT times already (MAX_RESTARTS): not requeueing; resubmit to continue"
     exit "$STOPPED"
   fi
-  say "stopped with a checkpoint: requeueing job $SLURM_JOB_ID to resume"
+  say "stopped with its progress saved: requeueing job $SLURM_JOB_ID to resume"
   scontrol requeue "$SLURM_JOB_ID"
   exit 0
 }

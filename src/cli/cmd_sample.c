@@ -8,8 +8,11 @@
 #include "cli.h"
 #include "h5attr.h"
 #include "h5tensor.h"
+#include "ordered_sum.h"
 #include "png_grid.h"
+#include "sample_progress.h"
 #include "samples_file.h"
+#include "stop_signal.h"
 #include "util.h"
 
 #define TRAJ_IMAGES 8
@@ -22,6 +25,12 @@ static void usage(FILE *f) {
             "Generate images from pure noise with a checkpoint's weights. Defaults come from the\n"
             "checkpoint's [sample] config section. Under mpirun -np P the ranks share the work\n"
             "and write one file together; the images do not depend on P.\n"
+            "\n"
+            "Finished chunks of --batch images are kept in FILE.h5.part as the run goes. On\n"
+            "SIGTERM, SIGINT or SIGUSR1 it finishes the chunks in flight and exits with status\n"
+            "75; the same command run again (any number of ranks) resumes from FILE.h5.part,\n"
+            "as it does after a crash, and writes the images an uninterrupted run would have.\n"
+            "A FILE.h5.part of other options is refused, naming the difference.\n"
             "\n"
             "  --checkpoint FILE    latest.h5, epoch_NNN.h5 or a weights-only file (final.h5)\n"
             "  --out FILE.h5        samples: /samples float32 [N,1,28,28] in [-1,1] + attributes,\n"
@@ -197,27 +206,16 @@ int cmd_sample(int argc, char **argv) {
     } else if (n < 0) {
         n = cfg.sample.n;
     }
-    /* each rank its contiguous share of whole chunks of `batch` images: a chunk is the same
-     * network input for any rank count, and each image's noise is keyed by its index, so the
-     * samples are bit-identical for any number of ranks */
-    long first, count;
-    dist_share_chunks(n, batch, dist()->rank, dist()->size, &first, &count);
-    float *x = floats_alloc(dim * (size_t)count);
-    if (init_x) memcpy(x, init_x + (size_t)first * dim, dim * (size_t)count * sizeof(float));
-    else sample_initial_noise(x, (int)count, (int)first, dim, spec.seed);
-    free(init_x);
-    int *labels = NULL;
-    if (k > 0) {
-        labels = xcalloc((size_t)count + 1, sizeof(int));
-        sample_class_labels(labels, lo, k, n, (int)first, (int)count);
-    }
-
     Model m;
-    model_build_inference(&m, &cfg.model, count < batch ? (count > 0 ? (int)count : 1) : batch);
+    const int nb = n < batch ? n : batch; /* images per network evaluation */
+    model_build_inference(&m, &cfg.model, nb);
     Arenas a;
     arenas_alloc(&a, &m.table);
     TrainState st = {0};
     checkpoint_load(ckpt, &m.table, &a, &st, CKPT_WEIGHTS);
+    const float *w = strcmp(weights, "ema") ? a.params : a.ema;
+    TrainState saved;
+    checkpoint_read_state(ckpt, &saved);
     Schedule sched;
     schedule_build(&sched, (ScheduleKind)cfg.diffusion.schedule, cfg.diffusion.T,
                    cfg.diffusion.beta_start, cfg.diffusion.beta_end);
@@ -226,23 +224,95 @@ int cmd_sample(int argc, char **argv) {
         traj.images = n < TRAJ_IMAGES ? n : TRAJ_IMAGES;
         const int evals = sampler_evaluations(&spec, cfg.diffusion.T);
         traj.frames = evals + 1 < TRAJ_FRAMES ? evals + 1 : TRAJ_FRAMES; /* one per step at most */
-        const int held = trajectory_images_held(&traj, (int)first, (int)count);
-        traj.out = floats_alloc(dim * (size_t)(held > 0 ? held : 1) * traj.frames);
+        traj.out = floats_alloc(dim * (size_t)traj.images * traj.frames);
         traj.timesteps = xcalloc((size_t)traj.frames, sizeof(int));
         tp = &traj;
     }
+
+    /* Chunks of `batch` images, one per rank per round, each written to OUT.part as it is
+     * done: a stopped run resumes there. A chunk is the same network input for any rank count
+     * and each image's noise is keyed by its index, so the samples are bit-identical for any
+     * number of ranks and any interruptions. */
+    char key[3000];
+    snprintf(key, sizeof key,
+             "checkpoint %s, step %ld, weights %s, checksum %016llx, sampler %s, steps %d, eta "
+             "%.17g, spacing %d, clip %d, eps_scale %.17g, seed %llu, n %d, batch %d, classes "
+             "%d+%d, guidance %.17g, init %s, trajectory %d",
+             ckpt, saved.step, weights, (unsigned long long)float_bits_hash(w, m.table.total),
+             sampler_name(spec.kind), sampler_evaluations(&spec, cfg.diffusion.T), spec.eta,
+             spec.spacing, spec.clip, spec.eps_scale, (unsigned long long)spec.seed, n, batch,
+             lo, k, spec.guidance, init ? init : "-", trajectory);
+    stop_signal_install(); /* main installs it for `ddpm sample`; this covers other callers */
+    SampleProgress prog;
+    progress_open(&prog, out, key, n, batch, C, S, tp);
+    int *todo = xcalloc((size_t)prog.nchunks, sizeof(int)), nt = 0;
+    for (int c = 0; c < prog.nchunks; c++)
+        if (!prog.done[c]) todo[nt++] = c;
+    if (dist_is_root() && prog.resumed)
+        printf("resuming %s: %d of %d chunks of %d images already done\n", prog.path,
+               prog.nchunks - nt, prog.nchunks, batch);
     dist_print_layout(stdout); /* collective; rank 0 prints */
+    float *xc = floats_alloc(dim * (size_t)nb);
+    int *lc = k > 0 ? xcalloc((size_t)nb, sizeof(int)) : NULL;
+    const int P = dist()->size;
+    long fresh = 0; /* images sampled by this invocation, all ranks */
+    int stopped = 0;
     const double t0 = now_seconds();
-    sample_run(&m, strcmp(weights, "ema") ? a.params : a.ema, &sched, &spec, x, labels,
-               (int)count, (int)first, tp);
-    dist_barrier();
+    for (int j = 0; j * P < nt; j++) {
+        /* a signal (on any rank) stops every rank before the next round */
+        if ((stopped = dist_max_int(stop_signal_pending() != 0))) break;
+        for (int i = j * P; i < (j + 1) * P && i < nt; i++)
+            fresh += todo[i] * batch + batch <= n ? batch : n - todo[i] * batch;
+        const int mine = j * P + dist()->rank;
+        const int chunk = mine < nt ? todo[mine] : -1;
+        Trajectory *tc = NULL;
+        if (chunk >= 0) {
+            const int first = chunk * batch, count = first + batch <= n ? batch : n - first;
+            if (init_x) memcpy(xc, init_x + (size_t)first * dim, dim * (size_t)count * sizeof(float));
+            else sample_initial_noise(xc, count, first, dim, spec.seed);
+            if (lc) sample_class_labels(lc, lo, k, n, first, count);
+            if (tp && trajectory_images_held(tp, first, count)) tc = tp;
+            sample_run(&m, w, &sched, &spec, xc, lc, count, first, tc);
+        }
+        progress_write_round(&prog, chunk, xc, tc);
+    }
     const double dt = now_seconds() - t0;
-    TrainState saved;
-    checkpoint_read_state(ckpt, &saved);
+    progress_close(&prog);
+    free(xc);
+    free(lc);
+    free(init_x);
+    free(todo);
+    if (stopped) {
+        long held = 0;
+        for (int c = 0; c < prog.nchunks; c++)
+            if (prog.done[c]) held += (long)c * batch + batch <= n ? batch : n - (long)c * batch;
+        if (dist_is_root())
+            printf("stopped by a signal with %ld of %d images done (%s); run the same command "
+                   "again to finish\n", held, n, prog.path);
+        free(prog.done);
+        free(traj.out);
+        free(traj.timesteps);
+        schedule_free(&sched);
+        arenas_free(&a);
+        model_free(&m);
+        return TRAIN_EXIT_STOPPED;
+    }
+
+    /* every chunk is in OUT.part: the samples file, each rank its contiguous share */
+    long first, count;
+    dist_share_chunks(n, batch, dist()->rank, dist()->size, &first, &count);
+    float *x = floats_alloc(dim * (size_t)(count > 0 ? count : 1));
+    int *labels = NULL;
+    if (k > 0) {
+        labels = xcalloc((size_t)count + 1, sizeof(int));
+        sample_class_labels(labels, lo, k, n, (int)first, (int)count);
+    }
+    progress_read(&prog, x, (int)first, (int)count, tp);
     SamplesMeta meta = {.step = saved.step, .weights = weights, .source = ckpt,
                         .T = cfg.diffusion.T, .schedule = schedule_name(sched.kind),
                         .labels = labels, .guidance = spec.guidance};
     samples_write(out, x, (int)first, (int)count, n, C, S, &spec, &meta, tp);
+    progress_remove(&prog);
     if (dist_is_root()) draw_pictures(out, png, n, C, S, k > 1 && n % k == 0 ? n / k : 8, tp);
     const int evals = sampler_evaluations(&spec, cfg.diffusion.T) *
                       (k > 0 && spec.guidance != 0 ? 2 : 1);
@@ -251,7 +321,7 @@ int cmd_sample(int argc, char **argv) {
     if (dist_is_root())
         printf("sampled %d images with %s (%d network evaluations each) in %.1f s (%.0f "
                "image-steps/s) on %d rank%s: %s\n", n, sampler_name(spec.kind), evals, dt,
-               (double)n * evals / dt, dist()->size, dist()->size == 1 ? "" : "s", out);
+               (double)fresh * evals / dt, dist()->size, dist()->size == 1 ? "" : "s", out);
     free(x);
     free(labels);
     free(traj.out);

@@ -70,7 +70,10 @@ int main(int argc, char **argv) {
         stop_signal_install();
         return run_distributed(cmd_train, argc - 1, argv + 1);
     }
-    if (!strcmp(cmd, "sample")) return run_distributed(cmd_sample, argc - 1, argv + 1);
+    if (!strcmp(cmd, "sample")) {
+        stop_signal_install(); /* as for train: an early USR1 stops it with its progress kept */
+        return run_distributed(cmd_sample, argc - 1, argv + 1);
+    }
     if (!strcmp(cmd, "eval")) return run_distributed(cmd_eval, argc - 1, argv + 1);
     refuse_parallel_launch(cmd);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);

@@ -23,21 +23,57 @@ hid_t h5s_create(const char *path) {
     return f;
 }
 
+hid_t h5s_open_rw(const char *path) {
+    if (!shared()) {
+        hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        if (f < 0) die("%s: cannot open HDF5 file for writing", path);
+        return f;
+    }
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fapl_mpio(fapl, dist_comm(), MPI_INFO_NULL) < 0)
+        die("%s: cannot set up parallel HDF5 (MPI-IO) access", path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    if (f < 0) die("%s: cannot open HDF5 file for writing (in parallel, MPI-IO)", path);
+    return f;
+}
+
+/* The dataset at path: opened when it exists (its shape must be dims), else created. */
+static hid_t open_or_create(hid_t f, const char *path, hid_t file_type, int ndim,
+                            const long long *dims, hid_t space) {
+    int nd = 0;
+    long long have[H5T_MAX_DIMS];
+    if (h5t_dims(f, path, &nd, have)) {
+        int same = nd == ndim;
+        for (int i = 0; same && i < ndim; i++) same = have[i] == dims[i];
+        if (!same) die("dataset %s exists with another shape", path);
+        hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+        if (d < 0) die("cannot open dataset %s", path);
+        return d;
+    }
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t d = H5Dcreate2(f, path, file_type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    if (d < 0) die("cannot create dataset %s", path);
+    return d;
+}
+
 static void write_rows(hid_t f, const char *path, const void *rows, hid_t file_type,
                        hid_t mem_type, int ndim, const long long *dims, long long first,
                        long long count) {
     if (ndim < 1 || ndim > H5T_MAX_DIMS) die("%s: %d dimensions not supported", path, ndim);
     if (first < 0 || count < 0 || first + count > dims[0])
         die("%s: rows [%lld, %lld) outside [0, %lld)", path, first, first + count, dims[0]);
+    static const double nothing;
+    if (!rows) rows = &nothing; /* no rows from this rank: HDF5 still wants a buffer */
     hsize_t full[H5T_MAX_DIMS], start[H5T_MAX_DIMS] = {0}, part[H5T_MAX_DIMS];
     for (int i = 0; i < ndim; i++) full[i] = part[i] = (hsize_t)dims[i];
     start[0] = (hsize_t)first;
     part[0] = (hsize_t)count;
     hid_t space = H5Screate_simple(ndim, full, NULL);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t d = H5Dcreate2(f, path, file_type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    if (d < 0) die("cannot create dataset %s", path);
+    hid_t d = open_or_create(f, path, file_type, ndim, dims, space);
     hsize_t mem_dims[H5T_MAX_DIMS];
     for (int i = 0; i < ndim; i++) mem_dims[i] = part[i] ? part[i] : 1;
     hid_t mem = H5Screate_simple(ndim, mem_dims, NULL);
@@ -54,8 +90,33 @@ static void write_rows(hid_t f, const char *path, const void *rows, hid_t file_t
     H5Pclose(dxpl);
     H5Sclose(mem);
     H5Dclose(d);
-    H5Pclose(lcpl);
     H5Sclose(space);
+}
+
+void h5s_read_rows_f32(hid_t f, const char *path, float *rows, int ndim, const long long *dims,
+                       long long first, long long count) {
+    int nd = 0;
+    long long have[H5T_MAX_DIMS];
+    if (!h5t_dims(f, path, &nd, have)) die("no dataset %s", path);
+    int same = nd == ndim;
+    for (int i = 0; same && i < ndim; i++) same = have[i] == dims[i];
+    if (!same) die("dataset %s does not have the expected shape", path);
+    if (first < 0 || count < 0 || first + count > dims[0])
+        die("%s: rows [%lld, %lld) outside [0, %lld)", path, first, first + count, dims[0]);
+    if (count == 0) return;
+    hsize_t start[H5T_MAX_DIMS] = {0}, part[H5T_MAX_DIMS];
+    for (int i = 0; i < ndim; i++) part[i] = (hsize_t)dims[i];
+    start[0] = (hsize_t)first;
+    part[0] = (hsize_t)count;
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    hid_t space = H5Dget_space(d);
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, part, NULL);
+    hid_t mem = H5Screate_simple(ndim, part, NULL);
+    herr_t rc = H5Dread(d, H5T_NATIVE_FLOAT, mem, space, H5P_DEFAULT, rows);
+    H5Sclose(mem);
+    H5Sclose(space);
+    H5Dclose(d);
+    if (rc < 0) die("cannot read rows of dataset %s", path);
 }
 
 void h5s_write_rows_f32(hid_t f, const char *path, const float *rows, int ndim,

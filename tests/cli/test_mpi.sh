@@ -3,7 +3,7 @@
 # configs/tiny.ini: the same trajectory as one process (up to reduction order), exact resume
 # with the same rank count and close resume with another, overlapped and blocking gradient sums
 # agreeing bit for bit, samples identical to one process, all ranks stopping together on a
-# signal, and the guards (diverged weights, batch smaller than the ranks).
+# signal (training, and sampling resumed on another rank count), and the guards (diverged weights, batch smaller than the ranks).
 set -u
 source "$(dirname "$0")/checks.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
@@ -78,6 +78,21 @@ h5diff -q "$work/s1.h5" "$work/s2.h5" && pass "P=2 samples (with trajectory) ide
 run_ok $DDPM sample --checkpoint "$ck" --n 20 --batch 8 --sampler dpmpp2m --steps 5 --out "$work/d1.h5"
 run_ok $MPI2 $DDPM sample --checkpoint "$ck" --n 20 --batch 8 --sampler dpmpp2m --steps 5 --out "$work/d2.h5"
 h5diff -q "$work/d1.h5" "$work/d2.h5" && pass "P=2 dpmpp2m samples identical to P=1" || fail "P=2 dpmpp2m samples differ from P=1"
+# a sampling run stopped on 2 ranks (SIGUSR1 to mpirun, which passes it on) resumes on 1, and one
+# stopped on 1 rank resumes on 2: the images of an uninterrupted run either way
+run_ok $DDPM sample --checkpoint "$ck" --n 400 --batch 4 --sampler ddpm --out "$work/r1.h5"
+for way in "2 1" "1 2"; do
+  read -r p_stop p_resume <<<"$way"
+  L1=$([ $p_stop = 2 ] && echo "$MPI2"); L2=$([ $p_resume = 2 ] && echo "$MPI2")
+  rm -f "$work/r.h5" "$work/r.h5.part"
+  $L1 $DDPM sample --checkpoint "$ck" --n 400 --batch 4 --sampler ddpm --out "$work/r.h5" >"$work/r.log" 2>&1 & pid=$!
+  for _ in $(seq 200); do [ -e "$work/r.h5.part" ] && break; sleep 0.05; done
+  sleep 1; kill -USR1 $pid; wait $pid; rc=$?
+  [ $rc -eq 75 ] && [ -e "$work/r.h5.part" ] && run_ok $L2 $DDPM sample --checkpoint "$ck" --n 400 --batch 4 --sampler ddpm --out "$work/r.h5" \
+    && [ ! -e "$work/r.h5.part" ] && h5diff -q "$work/r1.h5" "$work/r.h5" 2>/dev/null \
+    && pass "sampling stopped on $p_stop rank(s) ($(grep -o '[0-9]* of 400 images done' "$work/r.log")), resumed on $p_resume: the uninterrupted images" \
+    || fail "sampling stopped on $p_stop, resumed on $p_resume: rc $rc, $(tail -2 "$work/r.log")"
+done
 cmp -s "$work/s1.png" "$work/s2.png" && cmp -s "$work/s1_trajectory.png" "$work/s2_trajectory.png" \
   && pass "P=2 grid and trajectory PNGs identical to P=1" || fail "PNGs differ"
 ls "$work" | grep -q '\.tmp$' && fail "temporary files left" || pass "no temporary files left"

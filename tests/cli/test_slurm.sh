@@ -3,7 +3,7 @@
 # and munged started here with all state in a temporary directory, stopped at the end): a 2-task
 # training job; a job sent USR1 checkpoints, requeues itself, resumes and ends with the same
 # weights as an uninterrupted one; an array sweep; a train -> sample chain with
-# --dependency=afterok; the scripts outside Slurm. configs/tiny.ini on real MNIST.
+# --dependency=afterok; a sampling job sent USR1 resumes its images; the scripts outside Slurm. configs/tiny.ini on real MNIST.
 set -u
 source "$(dirname "$0")/checks.sh"
 source tests/slurm/cluster.sh
@@ -114,6 +114,26 @@ reason=$(squeue -h -j "$j8" -o %r 2>/dev/null)
 [ ! -e "$work/after-bad.h5" ] && [ "$reason" = DependencyNeverSatisfied ] \
   && pass "a job after a failed one does not run ($reason)" || fail "afterok on a failed job: reason '$reason'"
 scancel "$j8" 2>/dev/null
+
+# 5b. a sampling job sent USR1 keeps its finished chunks, requeues itself and finishes from them:
+# the same bits as an uninterrupted sampling of the same images
+sopts=(--n 600 --batch 8 --sampler ddpm --seed 9)
+j6=$(sbatch --parsable --ntasks=2 --output="$work/pre-sample.log" \
+  jobs/sample.sbatch "$work/chain/checkpoints/latest.h5" "$work/pre-s.h5" "${sopts[@]}")
+for _ in $(seq 300); do [ -e "$work/pre-s.h5.part" ] && break; sleep 0.2; done
+sleep 1
+scancel --batch --signal=USR1 "$j6"
+wait_job "$j6" 150 || fail "preempted sampling job $j6 did not finish in 150 s"
+run_ok $DDPM sample --checkpoint "$work/chain/checkpoints/latest.h5" --out "$work/plain-s.h5" "${sopts[@]}"
+grep -q "stopped by a signal with [0-9]* of 600 images done" "$work/pre-sample.log" \
+  && grep -q "requeueing job $j6" "$work/pre-sample.log" && grep -q "restart 1" "$work/pre-sample.log" \
+  && grep -q "resuming .*pre-s.h5.part" "$work/pre-sample.log" && grep -q "done: .*pre-s.h5" "$work/pre-sample.log" \
+  && [ ! -e "$work/pre-s.h5.part" ] \
+  && pass "sampling job USR1: $(grep -o 'stopped by a signal with [0-9]* of 600' "$work/pre-sample.log") images done, requeued, resumed, finished" \
+  || fail "sampling preemption: $(grep -v layout "$work/pre-sample.log" | tail -6)"
+h5diff -q "$work/plain-s.h5" "$work/pre-s.h5" /samples /samples \
+  && pass "preempted + resumed sampling job's images equal an uninterrupted run's (bit for bit)" \
+  || fail "preempted sampling job's images differ"
 
 # 6. teardown: no daemons left
 slurm_down "$slurmdir"

@@ -11,6 +11,10 @@ run_ok $DDPM train --config configs/tiny.ini --set train.max_steps=4 --out "$wor
 ck="$work/run/checkpoints/latest.h5"
 run_ok $DDPM export --checkpoint "$ck" --out "$work/weights.h5"
 run_ok $DDPM sample --checkpoint "$ck" --n 6 --trajectory --out "$work/s.h5"
+# a sampling progress file: the part a stopped run leaves (SIGUSR1 once the file exists)
+$DDPM sample --checkpoint "$ck" --n 400 --batch 2 --sampler ddpm --trajectory --out "$work/cut.h5" >/dev/null 2>&1 & pid=$!
+for _ in $(seq 200); do [ -e "$work/cut.h5.part" ] && break; sleep 0.05; done
+kill -USR1 $pid; wait $pid
 $PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['x'] = np.zeros((2, 1, 28, 28), np.float32)" "$work/x.h5"
 run_ok $DDPM predict --checkpoint "$ck" --x "$work/x.h5" --t 7 --out "$work/p.h5"
 run_ok $DDPM train --config configs/tiny.ini --set model.classes=10 --set train.max_steps=4 --out "$work/cond"
@@ -18,7 +22,7 @@ run_ok $DDPM sample --checkpoint "$work/cond/checkpoints/latest.h5" --n 6 --clas
 for pair in "Checkpoint:$ck" "Weights only:$work/weights.h5" "Samples:$work/s.h5" \
             "Conditional samples:$work/cs.h5" "Checkpoint:$work/cond/checkpoints/latest.h5" \
             "Metrics:$work/run/metrics.h5" "Classifier:results/classifier/mnist-classifier.h5" \
-            "Prediction:$work/p.h5"; do
+            "Prediction:$work/p.h5" "Sampling progress:$work/cut.h5.part"; do
   kind=${pair%%:*}; file=${pair#*:}
   $LAYOUT "$kind:" "$file" && pass "$kind file matches docs/hdf5-layout.md (h5dump -H)" || fail "$kind file differs from docs/hdf5-layout.md"
 done

@@ -211,6 +211,36 @@ h5diff -q "$work/s1.h5" "$work/s3.h5" /samples /samples >/dev/null; rc=$?
 [ -s "$work/s1_trajectory.png" ] && [ -s "$work/s1.png" ] && pass "PNG grid and trajectory strip written" \
   || fail "PNG grid or trajectory strip missing"
 
+# 3b. a stopped sampling run resumes: SIGUSR1 once its progress file exists -> exit 75 with the
+# finished chunks in OUT.part; a rerun with other options is refused and leaves the file alone;
+# the same command finishes it with the images of an uninterrupted run (and its trajectory);
+# kill -9 in the middle of a run loses at most the chunk in flight
+sopt=(--n 300 --batch 4 --seed 5 --sampler ddpm --trajectory)
+run_ok $DDPM sample --checkpoint "$ck" "${sopt[@]}" --out "$work/whole.h5"
+$DDPM sample --checkpoint "$ck" "${sopt[@]}" --out "$work/cut.h5" >"$work/cut.log" 2>&1 & pid=$!
+for _ in $(seq 200); do [ -e "$work/cut.h5.part" ] && break; sleep 0.05; done
+sleep 1; kill -USR1 $pid; wait $pid; rc=$?
+done_n=$(grep -o "stopped by a signal with [0-9]* of 300" "$work/cut.log" | grep -o "with [0-9]*" | cut -c6-)
+[ $rc -eq 75 ] && [ -n "$done_n" ] && [ "$done_n" -gt 0 ] && [ "$done_n" -lt 300 ] && [ ! -e "$work/cut.h5" ] && [ -s "$work/cut.h5.part" ] \
+  && pass "SIGUSR1 stops sampling with exit 75 and $done_n of 300 images kept in OUT.part" \
+  || fail "stopped sampling: rc $rc, $(tail -2 "$work/cut.log")"
+cp "$work/cut.h5.part" "$work/part.keep"
+expect_error "a progress file of other options" "holds the progress of another sampling run" \
+  $DDPM sample --checkpoint "$ck" --n 300 --batch 4 --seed 6 --sampler ddpm --trajectory --out "$work/cut.h5"
+cmp -s "$work/cut.h5.part" "$work/part.keep" && pass "the other run's progress file is left as it was" \
+  || fail "a refused run changed the progress file"
+$DDPM sample --checkpoint "$ck" "${sopt[@]}" --out "$work/cut.h5" >"$work/cut2.log" 2>&1 \
+  && grep -q "resuming $work/cut.h5.part: $((done_n / 4)) of 75 chunks of 4 images already done" "$work/cut2.log" \
+  && [ ! -e "$work/cut.h5.part" ] && h5diff -q "$work/whole.h5" "$work/cut.h5" \
+  && pass "the rerun resumes at chunk $((done_n / 4)) of 75 and ends with the uninterrupted run's file (images, trajectory, attributes)" \
+  || fail "resumed sampling: $(tail -2 "$work/cut2.log"); h5diff $(h5diff -q "$work/whole.h5" "$work/cut.h5" 2>&1 | head -2)"
+$DDPM sample --checkpoint "$ck" "${sopt[@]}" --out "$work/kill.h5" >/dev/null 2>&1 & pid=$!
+for _ in $(seq 200); do [ -e "$work/kill.h5.part" ] && break; sleep 0.05; done
+sleep 0.5; kill -9 $pid; wait $pid 2>/dev/null
+[ -e "$work/kill.h5.part" ] && [ ! -e "$work/kill.h5" ] && run_ok $DDPM sample --checkpoint "$ck" "${sopt[@]}" --out "$work/kill.h5" \
+  && h5diff -q "$work/whole.h5" "$work/kill.h5" && pass "after kill -9 the rerun finishes with the uninterrupted run's images" \
+  || fail "resume after kill -9"
+
 # 4. bad input: one clear line, non-zero exit, no good file overwritten
 printf '[train]\nbatsh = 3\n' >"$work/typo.ini"
 expect_error "config typo" "did you mean [train] batch" $DDPM train --config "$work/typo.ini" --out "$work/x"

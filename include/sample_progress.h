@@ -1,0 +1,44 @@
+/* sample_progress.h: the completed chunks of a `ddpm sample` run, kept in OUT.part so that a
+ * run stopped by a signal (a Slurm preemption, a time limit) or killed outright resumes where
+ * it left off instead of starting again.
+ *
+ * The images are sampled in chunks of `batch` (chunk c: images [c batch, (c+1) batch) of n);
+ * after every round of chunks (one per rank) their rows of /samples and their flags in
+ * /done_chunks are written and flushed, so at most one round is lost. The file's resume_key
+ * attribute names everything the images depend on (checkpoint, sampler settings, n, batch, seed,
+ * classes, initial noise): a rerun with the same options resumes, one with other options is
+ * refused rather than mixing two runs' images. Since each image's noise is keyed by its index,
+ * a resumed run's images are bit-identical to those of an uninterrupted one, for any rank
+ * counts before and after. All calls are collective under MPI. */
+#ifndef DDPM_SAMPLE_PROGRESS_H
+#define DDPM_SAMPLE_PROGRESS_H
+
+#include <hdf5.h>
+
+#include "sampling.h"
+
+typedef struct {
+    hid_t f;
+    char path[1100];
+    int n, batch, nchunks, c, s;
+    int resumed;                  /* the file existed: this run continues it */
+    int traj_images, traj_frames; /* 0: no trajectory kept */
+    int *done;                     /* [nchunks]: 1 = the chunk's images are in the file */
+} SampleProgress;
+
+/* Open out's progress file (out + ".part"), resuming it when it holds the same key, or create
+ * it. traj: the trajectory's shape when one is asked for (NULL: none). */
+void progress_open(SampleProgress *p, const char *out, const char *key, int n, int batch, int c,
+                   int s, const Trajectory *traj);
+/* One round: this rank's chunk (-1: none this round) with its images x, and, when the chunk
+ * held trajectory images, traj (else NULL). Marks the chunks done and flushes. */
+void progress_write_round(SampleProgress *p, int chunk, const float *x, const Trajectory *traj);
+/* Close the file (collective). */
+void progress_close(SampleProgress *p);
+/* Once every chunk is done and the file is closed: images [first, first + count) into x and,
+ * with a trajectory, this rank's held rows and the frame timesteps into traj. */
+void progress_read(const SampleProgress *p, float *x, int first, int count, Trajectory *traj);
+/* Remove the progress file (rank 0), after the samples file is in place. */
+void progress_remove(SampleProgress *p);
+
+#endif

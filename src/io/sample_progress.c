@@ -1,0 +1,163 @@
+/* sample_progress.c: a sampling run's completed chunks in OUT.part (see sample_progress.h). */
+#include "sample_progress.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dist.h"
+#include "h5attr.h"
+#include "h5shared.h"
+#include "h5tensor.h"
+#include "util.h"
+
+#define KIND "ddpm-sample-progress"
+
+static void describe(hid_t f, const char *path, const char *text) {
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    if (d < 0) die("cannot open dataset %s", path);
+    h5a_write_string(d, "description", text);
+    H5Dclose(d);
+}
+
+static void flush(const SampleProgress *p) {
+    if (H5Fflush(p->f, H5F_SCOPE_GLOBAL) < 0) die("%s: cannot flush (disk full?)", p->path);
+}
+
+/* The first item (", "-separated) in which two keys differ, as "name value" each. */
+static void first_difference(const char *a, const char *b, char *ia, char *ib, size_t len) {
+    for (;;) {
+        const size_t na = strcspn(a, ","), nb = strcspn(b, ",");
+        if (na != nb || strncmp(a, b, na) || !a[na] || !b[nb]) {
+            snprintf(ia, len, "%.*s", (int)na, a);
+            snprintf(ib, len, "%.*s", (int)nb, b);
+            return;
+        }
+        a += na + 1 + (a[na + 1] == ' ');
+        b += nb + 1 + (b[nb + 1] == ' ');
+    }
+}
+
+/* Every rank: the done flags of an existing progress file, after checking that it is one and
+ * that it belongs to this run (its key). */
+static void read_existing(SampleProgress *p, const char *key) {
+    hid_t f = h5t_open_read(p->path);
+    char *kind = h5a_read_string(f, "kind");
+    char *held = h5a_read_string(f, "resume_key");
+    if (!kind || strcmp(kind, KIND) || !held)
+        die("%s exists but is not a ddpm sampling progress file; move it away", p->path);
+    if (strcmp(held, key)) {
+        char its[300], this[300];
+        first_difference(held, key, its, this, sizeof its);
+        die("%s holds the progress of another sampling run (%s, where this one has %s): rerun "
+            "with that run's options to finish it, or remove the file to start over",
+            p->path, its, this);
+    }
+    int nd = 0;
+    long long dims[H5T_MAX_DIMS];
+    if (!h5t_dims(f, "/done_chunks", &nd, dims) || nd != 1 || dims[0] != p->nchunks)
+        die("%s: /done_chunks is missing or not [%d]", p->path, p->nchunks);
+    h5t_read_i32(f, "/done_chunks", p->done, 1, (long long[]){p->nchunks});
+    free(kind);
+    free(held);
+    h5t_close(f);
+}
+
+void progress_open(SampleProgress *p, const char *out, const char *key, int n, int batch, int c,
+                   int s, const Trajectory *traj) {
+    memset(p, 0, sizeof *p);
+    if (snprintf(p->path, sizeof p->path, "%s.part", out) >= (int)sizeof p->path)
+        die("%s: path too long", out);
+    p->n = n, p->batch = batch, p->c = c, p->s = s;
+    p->nchunks = (n + batch - 1) / batch;
+    if (traj) p->traj_images = traj->images, p->traj_frames = traj->frames;
+    p->done = xcalloc((size_t)p->nchunks, sizeof(int));
+    const int exists = access(p->path, F_OK) == 0;
+    if (dist_max_int(exists) != exists) die("%s: not visible to every rank", p->path);
+    if (exists) {
+        p->resumed = 1;
+        read_existing(p, key);
+        dist_barrier(); /* every rank has closed it before it is opened for writing */
+        p->f = h5s_open_rw(p->path);
+        return;
+    }
+    p->f = h5s_create(p->path);
+    h5a_write_string(p->f, "kind", KIND);
+    h5a_write_long(p->f, "format_version", 1);
+    h5a_write_string(p->f, "description",
+                     "the images of an unfinished `ddpm sample` run, chunk by chunk; rerun the "
+                     "same command to finish it");
+    h5a_write_string(p->f, "resume_key", key);
+    h5a_write_long(p->f, "n", n);
+    h5a_write_long(p->f, "batch", batch);
+    h5s_write_rows_f32(p->f, "/samples", NULL, 4, (long long[]){n, c, s, s}, 0, 0);
+    describe(p->f, "/samples", "generated images of the chunks marked done, [N, C, H, W]");
+    h5s_write_rows_i32(p->f, "/done_chunks", p->done, 1, (long long[]){p->nchunks}, 0,
+                       dist_is_root() ? p->nchunks : 0);
+    describe(p->f, "/done_chunks",
+             "1 where chunk c (images c batch .. (c+1) batch - 1) is in /samples, [chunks]");
+    if (traj) {
+        h5s_write_rows_f32(p->f, "/trajectory", NULL, 5,
+                           (long long[]){traj->images, traj->frames, c, s, s}, 0, 0);
+        describe(p->f, "/trajectory", "x_t along the reverse process for the first images, "
+                                      "once chunk 0 is done");
+        h5s_write_rows_i32(p->f, "/trajectory_t", NULL, 1, (long long[]){traj->frames}, 0, 0);
+        describe(p->f, "/trajectory_t", "timestep of each frame, once chunk 0 is done");
+    }
+    flush(p);
+}
+
+void progress_write_round(SampleProgress *p, int chunk, const float *x, const Trajectory *traj) {
+    const int first = chunk >= 0 ? chunk * p->batch : 0;
+    const int count = chunk < 0 ? 0 : (first + p->batch <= p->n ? p->batch : p->n - first);
+    const int C = p->c, S = p->s;
+    h5s_write_rows_f32(p->f, "/samples", x, 4, (long long[]){p->n, C, S, S}, first, count);
+    if (p->traj_images) {
+        const int held = traj ? trajectory_images_held(traj, first, count) : 0;
+        h5s_write_rows_f32(p->f, "/trajectory", traj ? traj->out : NULL, 5,
+                           (long long[]){p->traj_images, p->traj_frames, C, S, S},
+                           held ? first : 0, held);
+        h5s_write_rows_i32(p->f, "/trajectory_t", traj ? traj->timesteps : NULL, 1,
+                           (long long[]){p->traj_frames}, 0, held ? p->traj_frames : 0);
+    }
+    flush(p); /* the images are on disk before their chunk is marked done */
+    const int one = 1;
+    h5s_write_rows_i32(p->f, "/done_chunks", &one, 1, (long long[]){p->nchunks},
+                       chunk >= 0 ? chunk : 0, chunk >= 0);
+    flush(p);
+    /* every rank learns which chunks the others finished */
+    double *flags = xcalloc((size_t)p->nchunks, sizeof(double));
+    if (chunk >= 0) flags[chunk] = 1;
+    dist_sum_doubles(flags, (size_t)p->nchunks);
+    for (int r = 0; r < p->nchunks; r++) p->done[r] = p->done[r] || flags[r] > 0;
+    free(flags);
+}
+
+void progress_close(SampleProgress *p) {
+    h5t_close(p->f);
+    p->f = -1;
+    dist_barrier();
+}
+
+void progress_read(const SampleProgress *p, float *x, int first, int count, Trajectory *traj) {
+    hid_t f = h5t_open_read(p->path);
+    const int C = p->c, S = p->s;
+    h5s_read_rows_f32(f, "/samples", x, 4, (long long[]){p->n, C, S, S}, first, count);
+    if (traj) {
+        const int held = trajectory_images_held(traj, first, count);
+        h5s_read_rows_f32(f, "/trajectory", traj->out, 5,
+                          (long long[]){p->traj_images, p->traj_frames, C, S, S},
+                          held ? first : 0, held);
+        h5t_read_i32(f, "/trajectory_t", traj->timesteps, 1, (long long[]){p->traj_frames});
+    }
+    h5t_close(f);
+}
+
+void progress_remove(SampleProgress *p) {
+    if (dist_is_root() && unlink(p->path) != 0)
+        die("%s: cannot remove: %s", p->path, strerror(errno));
+    free(p->done);
+    p->done = NULL;
+}
