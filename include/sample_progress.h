@@ -30,6 +30,10 @@ typedef struct {
  * it. traj: the trajectory's shape when one is asked for (NULL: none). */
 void progress_open(SampleProgress *p, const char *out, const char *key, int n, int batch, int c,
                    int s, const Trajectory *traj);
+/* Images in chunk c: batch, or fewer in the last chunk. */
+static inline int progress_chunk_images(const SampleProgress *p, int c) {
+    return c * p->batch + p->batch <= p->n ? p->batch : p->n - c * p->batch;
+}
 /* One round: this rank's chunk (-1: none this round) with its images x, and, when the chunk
  * held trajectory images, traj (else NULL). Marks the chunks done and flushes. */
 void progress_write_round(SampleProgress *p, int chunk, const float *x, const Trajectory *traj);

@@ -262,13 +262,14 @@ int cmd_sample(int argc, char **argv) {
         /* a signal (on any rank) stops every rank before the next round */
         if ((stopped = dist_max_int(stop_signal_pending() != 0))) break;
         for (int i = j * P; i < (j + 1) * P && i < nt; i++)
-            fresh += todo[i] * batch + batch <= n ? batch : n - todo[i] * batch;
+            fresh += progress_chunk_images(&prog, todo[i]);
         const int mine = j * P + dist()->rank;
         const int chunk = mine < nt ? todo[mine] : -1;
         Trajectory *tc = NULL;
         if (chunk >= 0) {
-            const int first = chunk * batch, count = first + batch <= n ? batch : n - first;
-            if (init_x) memcpy(xc, init_x + (size_t)first * dim, dim * (size_t)count * sizeof(float));
+            const int first = chunk * batch, count = progress_chunk_images(&prog, chunk);
+            if (init_x)
+                memcpy(xc, init_x + (size_t)first * dim, dim * (size_t)count * sizeof(float));
             else sample_initial_noise(xc, count, first, dim, spec.seed);
             if (lc) sample_class_labels(lc, lo, k, n, first, count);
             if (tp && trajectory_images_held(tp, first, count)) tc = tp;
@@ -285,7 +286,7 @@ int cmd_sample(int argc, char **argv) {
     if (stopped) {
         long held = 0;
         for (int c = 0; c < prog.nchunks; c++)
-            if (prog.done[c]) held += (long)c * batch + batch <= n ? batch : n - (long)c * batch;
+            if (prog.done[c]) held += progress_chunk_images(&prog, c);
         if (dist_is_root())
             printf("stopped by a signal with %ld of %d images done (%s); run the same command "
                    "again to finish\n", held, n, prog.path);

@@ -39,15 +39,21 @@ hid_t h5s_open_rw(const char *path) {
     return f;
 }
 
+/* 1 when the dataset at path exists, 0 when not; dies when it exists with another shape. */
+static int exists_with_shape(hid_t f, const char *path, int ndim, const long long *dims) {
+    int nd = 0;
+    long long have[H5T_MAX_DIMS];
+    if (!h5t_dims(f, path, &nd, have)) return 0;
+    int same = nd == ndim;
+    for (int i = 0; same && i < ndim; i++) same = have[i] == dims[i];
+    if (!same) die("dataset %s exists with another shape", path);
+    return 1;
+}
+
 /* The dataset at path: opened when it exists (its shape must be dims), else created. */
 static hid_t open_or_create(hid_t f, const char *path, hid_t file_type, int ndim,
                             const long long *dims, hid_t space) {
-    int nd = 0;
-    long long have[H5T_MAX_DIMS];
-    if (h5t_dims(f, path, &nd, have)) {
-        int same = nd == ndim;
-        for (int i = 0; same && i < ndim; i++) same = have[i] == dims[i];
-        if (!same) die("dataset %s exists with another shape", path);
+    if (exists_with_shape(f, path, ndim, dims)) {
         hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
         if (d < 0) die("cannot open dataset %s", path);
         return d;
@@ -95,12 +101,7 @@ static void write_rows(hid_t f, const char *path, const void *rows, hid_t file_t
 
 void h5s_read_rows_f32(hid_t f, const char *path, float *rows, int ndim, const long long *dims,
                        long long first, long long count) {
-    int nd = 0;
-    long long have[H5T_MAX_DIMS];
-    if (!h5t_dims(f, path, &nd, have)) die("no dataset %s", path);
-    int same = nd == ndim;
-    for (int i = 0; same && i < ndim; i++) same = have[i] == dims[i];
-    if (!same) die("dataset %s does not have the expected shape", path);
+    if (!exists_with_shape(f, path, ndim, dims)) die("no dataset %s", path);
     if (first < 0 || count < 0 || first + count > dims[0])
         die("%s: rows [%lld, %lld) outside [0, %lld)", path, first, first + count, dims[0]);
     if (count == 0) return;

@@ -111,7 +111,7 @@ void progress_open(SampleProgress *p, const char *out, const char *key, int n, i
 
 void progress_write_round(SampleProgress *p, int chunk, const float *x, const Trajectory *traj) {
     const int first = chunk >= 0 ? chunk * p->batch : 0;
-    const int count = chunk < 0 ? 0 : (first + p->batch <= p->n ? p->batch : p->n - first);
+    const int count = chunk >= 0 ? progress_chunk_images(p, chunk) : 0;
     const int C = p->c, S = p->s;
     h5s_write_rows_f32(p->f, "/samples", x, 4, (long long[]){p->n, C, S, S}, first, count);
     if (p->traj_images) {
