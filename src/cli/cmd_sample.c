@@ -291,44 +291,38 @@ int cmd_sample(int argc, char **argv) {
             printf("stopped by a signal with %ld of %d images done (%s); run the same command "
                    "again to finish\n", held, n, prog.path);
         free(prog.done);
-        free(traj.out);
-        free(traj.timesteps);
-        schedule_free(&sched);
-        arenas_free(&a);
-        model_free(&m);
-        return TRAIN_EXIT_STOPPED;
+    } else {
+        /* every chunk is in OUT.part: the samples file, each rank its contiguous share */
+        long first, count;
+        dist_share_chunks(n, batch, dist()->rank, dist()->size, &first, &count);
+        float *x = floats_alloc(dim * (size_t)(count > 0 ? count : 1));
+        int *labels = NULL;
+        if (k > 0) {
+            labels = xcalloc((size_t)count + 1, sizeof(int));
+            sample_class_labels(labels, lo, k, n, (int)first, (int)count);
+        }
+        progress_read(&prog, x, (int)first, (int)count, tp);
+        SamplesMeta meta = {.step = saved.step, .weights = weights, .source = ckpt,
+                            .T = cfg.diffusion.T, .schedule = schedule_name(sched.kind),
+                            .labels = labels, .guidance = spec.guidance};
+        samples_write(out, x, (int)first, (int)count, n, C, S, &spec, &meta, tp);
+        progress_remove(&prog);
+        if (dist_is_root()) draw_pictures(out, png, n, C, S, k > 1 && n % k == 0 ? n / k : 8, tp);
+        const int evals = sampler_evaluations(&spec, cfg.diffusion.T) *
+                          (k > 0 && spec.guidance != 0 ? 2 : 1);
+        if (dist_is_root() && k > 0)
+            printf("classes %d..%d, guidance %g\n", lo, lo + k - 1, spec.guidance);
+        if (dist_is_root())
+            printf("sampled %d images with %s (%d network evaluations each) in %.1f s (%.0f "
+                   "image-steps/s) on %d rank%s: %s\n", n, sampler_name(spec.kind), evals, dt,
+                   (double)fresh * evals / dt, dist()->size, dist()->size == 1 ? "" : "s", out);
+        free(x);
+        free(labels);
     }
-
-    /* every chunk is in OUT.part: the samples file, each rank its contiguous share */
-    long first, count;
-    dist_share_chunks(n, batch, dist()->rank, dist()->size, &first, &count);
-    float *x = floats_alloc(dim * (size_t)(count > 0 ? count : 1));
-    int *labels = NULL;
-    if (k > 0) {
-        labels = xcalloc((size_t)count + 1, sizeof(int));
-        sample_class_labels(labels, lo, k, n, (int)first, (int)count);
-    }
-    progress_read(&prog, x, (int)first, (int)count, tp);
-    SamplesMeta meta = {.step = saved.step, .weights = weights, .source = ckpt,
-                        .T = cfg.diffusion.T, .schedule = schedule_name(sched.kind),
-                        .labels = labels, .guidance = spec.guidance};
-    samples_write(out, x, (int)first, (int)count, n, C, S, &spec, &meta, tp);
-    progress_remove(&prog);
-    if (dist_is_root()) draw_pictures(out, png, n, C, S, k > 1 && n % k == 0 ? n / k : 8, tp);
-    const int evals = sampler_evaluations(&spec, cfg.diffusion.T) *
-                      (k > 0 && spec.guidance != 0 ? 2 : 1);
-    if (dist_is_root() && k > 0)
-        printf("classes %d..%d, guidance %g\n", lo, lo + k - 1, spec.guidance);
-    if (dist_is_root())
-        printf("sampled %d images with %s (%d network evaluations each) in %.1f s (%.0f "
-               "image-steps/s) on %d rank%s: %s\n", n, sampler_name(spec.kind), evals, dt,
-               (double)fresh * evals / dt, dist()->size, dist()->size == 1 ? "" : "s", out);
-    free(x);
-    free(labels);
     free(traj.out);
     free(traj.timesteps);
     schedule_free(&sched);
     arenas_free(&a);
     model_free(&m);
-    return 0;
+    return stopped ? TRAIN_EXIT_STOPPED : 0;
 }
