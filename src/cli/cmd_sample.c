@@ -62,8 +62,21 @@ static void usage(FILE *f) {
             "                       (/trajectory in the output, and FILE_trajectory.png with --png)\n"
             "  --batch B            images per network evaluation (default 128); under MPI each\n"
             "                       rank takes whole chunks of B images\n"
+            "  --progress S         a progress line (images done, image-steps/s, time left) at\n"
+            "                       most every S seconds while chunks remain (default 60; 0:\n"
+            "                       after every round of chunks)\n"
             "  --help               this text\n",
             TRAJ_FRAMES, TRAJ_IMAGES);
+}
+
+/* Rank 0: "progress: D of N images (...)", the rate of this invocation and the time it implies
+ * for the rest. fresh: images sampled by this invocation so far, in dt seconds. */
+static void print_progress(long held, int n, long fresh, int evals, double dt) {
+    const double rate = dt > 0 ? (double)fresh * evals / dt : 0; /* image-steps/s */
+    const long left = rate > 0 ? (long)((double)(n - held) * evals / rate + 0.5) : 0;
+    printf("progress: %ld of %d images, %.0f image-steps/s, about %ldh%02ldm%02lds left\n", held,
+           n, rate, left / 3600, left / 60 % 60, left % 60);
+    fflush(stdout); /* batch logs are files: show it now, not at exit */
 }
 
 static int parse_int(const char *flag, const char *v, int lo, int hi) {
@@ -100,7 +113,7 @@ int cmd_sample(int argc, char **argv) {
     const char *ckpt = NULL, *out = NULL, *png = NULL, *init = NULL, *weights = "ema";
     const char *sampler = NULL, *class_one = NULL, *class_range = NULL, *spacing = NULL;
     int n = -1, steps = -1, seed = -1, clip = -1, trajectory = 0, batch = 128;
-    double eta = -1, guidance = -1, eps_scale = 1.0;
+    double eta = -1, guidance = -1, eps_scale = 1.0, every = 60;
     /* the value after the flag at argv[i]; advances i (only for known flags) */
 #define TAKE_VALUE() cli_value("sample", argc, argv, &i)
     for (int i = 1; i < argc; i++) {
@@ -129,6 +142,7 @@ int cmd_sample(int argc, char **argv) {
         else if (!strcmp(a, "--eps-scale"))
             eps_scale = cli_double("sample", a, TAKE_VALUE(), 0.5, 2.0);
         else if (!strcmp(a, "--eta")) eta = cli_double("sample", a, TAKE_VALUE(), 0, 1);
+        else if (!strcmp(a, "--progress")) every = cli_double("sample", a, TAKE_VALUE(), 0, 86400);
         else {
             return cli_unexpected("sample", a);
         }
@@ -222,8 +236,8 @@ int cmd_sample(int argc, char **argv) {
     Trajectory traj = {0}, *tp = NULL;
     if (trajectory) {
         traj.images = n < TRAJ_IMAGES ? n : TRAJ_IMAGES;
-        const int evals = sampler_evaluations(&spec, cfg.diffusion.T);
-        traj.frames = evals + 1 < TRAJ_FRAMES ? evals + 1 : TRAJ_FRAMES; /* one per step at most */
+        const int nsteps = sampler_evaluations(&spec, cfg.diffusion.T);
+        traj.frames = nsteps + 1 < TRAJ_FRAMES ? nsteps + 1 : TRAJ_FRAMES; /* one per step at most */
         traj.out = floats_alloc(dim * (size_t)traj.images * traj.frames);
         traj.timesteps = xcalloc((size_t)traj.frames, sizeof(int));
         tp = &traj;
@@ -255,9 +269,15 @@ int cmd_sample(int argc, char **argv) {
     float *xc = floats_alloc(dim * (size_t)nb);
     int *lc = k > 0 ? xcalloc((size_t)nb, sizeof(int)) : NULL;
     const int P = dist()->size;
-    long fresh = 0; /* images sampled by this invocation, all ranks */
+    /* network evaluations per image (guidance evaluates the network twice per step) */
+    const int evals = sampler_evaluations(&spec, cfg.diffusion.T) *
+                      (k > 0 && spec.guidance != 0 ? 2 : 1);
+    long fresh = 0, held = 0; /* images sampled by this invocation; images in OUT.part */
+    for (int c = 0; c < prog.nchunks; c++)
+        if (prog.done[c]) held += progress_chunk_images(&prog, c);
     int stopped = 0;
     const double t0 = now_seconds();
+    double shown = t0; /* when the last progress line was printed */
     for (int j = 0; j * P < nt; j++) {
         /* a signal (on any rank) stops every rank before the next round */
         if ((stopped = dist_max_int(stop_signal_pending() != 0))) break;
@@ -276,6 +296,11 @@ int cmd_sample(int argc, char **argv) {
             sample_run(&m, w, &sched, &spec, xc, lc, count, first, tc);
         }
         progress_write_round(&prog, chunk, xc, tc);
+        const double t = now_seconds();
+        if (dist_is_root() && (j + 1) * P < nt && t - shown >= every) {
+            print_progress(held + fresh, n, fresh, evals, t - t0);
+            shown = t;
+        }
     }
     const double dt = now_seconds() - t0;
     progress_close(&prog);
@@ -284,12 +309,9 @@ int cmd_sample(int argc, char **argv) {
     free(init_x);
     free(todo);
     if (stopped) {
-        long held = 0;
-        for (int c = 0; c < prog.nchunks; c++)
-            if (prog.done[c]) held += progress_chunk_images(&prog, c);
         if (dist_is_root())
             printf("stopped by a signal with %ld of %d images done (%s); run the same command "
-                   "again to finish\n", held, n, prog.path);
+                   "again to finish\n", held + fresh, n, prog.path);
         free(prog.done);
     } else {
         /* every chunk is in OUT.part: the samples file, each rank its contiguous share */
@@ -308,8 +330,6 @@ int cmd_sample(int argc, char **argv) {
         samples_write(out, x, (int)first, (int)count, n, C, S, &spec, &meta, tp);
         progress_remove(&prog);
         if (dist_is_root()) draw_pictures(out, png, n, C, S, k > 1 && n % k == 0 ? n / k : 8, tp);
-        const int evals = sampler_evaluations(&spec, cfg.diffusion.T) *
-                          (k > 0 && spec.guidance != 0 ? 2 : 1);
         if (dist_is_root() && k > 0)
             printf("classes %d..%d, guidance %g\n", lo, lo + k - 1, spec.guidance);
         if (dist_is_root())

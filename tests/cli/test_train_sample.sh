@@ -173,6 +173,8 @@ assert h5py.File(sys.argv[2], "r").attrs["eps_scale"] == 1.0
 PY
 expect_error "--eps-scale out of range" "--eps-scale 3: expected a number 0.5..2" \
   $DDPM sample --checkpoint "$ck" --eps-scale 3 --out "$work/never.h5"
+expect_error "--progress negative" "--progress -5: expected a number 0..86400" \
+  $DDPM sample --checkpoint "$ck" --progress -5 --out "$work/never.h5"
 # DPM-Solver++(2M): with 3 steps all are first order (the first has no earlier estimate, the
 # second goes into t = 0, the last lands on x0), i.e. DDIM eta 0; with 10 the second-order
 # steps make other samples
@@ -229,11 +231,19 @@ expect_error "a progress file of other options" "holds the progress of another s
   $DDPM sample --checkpoint "$ck" --n 300 --batch 4 --seed 6 --sampler ddpm --trajectory --out "$work/cut.h5"
 cmp -s "$work/cut.h5.part" "$work/part.keep" && pass "the other run's progress file is left as it was" \
   || fail "a refused run changed the progress file"
-$DDPM sample --checkpoint "$ck" "${sopt[@]}" --out "$work/cut.h5" >"$work/cut2.log" 2>&1 \
+$DDPM sample --checkpoint "$ck" "${sopt[@]}" --out "$work/cut.h5" --progress 0 >"$work/cut2.log" 2>&1 \
   && grep -q "resuming $work/cut.h5.part: $((done_n / 4)) of 75 chunks of 4 images already done" "$work/cut2.log" \
   && [ ! -e "$work/cut.h5.part" ] && h5diff -q "$work/whole.h5" "$work/cut.h5" \
   && pass "the rerun resumes at chunk $((done_n / 4)) of 75 and ends with the uninterrupted run's file (images, trajectory, attributes)" \
   || fail "resumed sampling: $(tail -2 "$work/cut2.log"); h5diff $(h5diff -q "$work/whole.h5" "$work/cut.h5" 2>&1 | head -2)"
+# --progress 0 (not part of the options a progress file must match): a line after every round
+# but the last, counting the images already in OUT.part
+lines=$(grep -c "^progress: [0-9]* of 300 images, [0-9]* image-steps/s, about [0-9]*h[0-9][0-9]m[0-9][0-9]s left$" "$work/cut2.log")
+first=$(grep -m1 -o "^progress: [0-9]*" "$work/cut2.log" | cut -d' ' -f2)
+last=$(grep "^progress: " "$work/cut2.log" | tail -1 | cut -d' ' -f2)
+[ "$lines" -eq $((75 - done_n / 4 - 1)) ] && [ "$first" = $((done_n + 4)) ] && [ "$last" = 296 ] \
+  && pass "--progress 0: $lines progress lines, from $first to 296 of 300 images" \
+  || fail "--progress 0: $lines lines (expected $((75 - done_n / 4 - 1))), first '$first', last '$last'"
 $DDPM sample --checkpoint "$ck" "${sopt[@]}" --out "$work/kill.h5" >/dev/null 2>&1 & pid=$!
 for _ in $(seq 200); do [ -e "$work/kill.h5.part" ] && break; sleep 0.05; done
 sleep 0.5; kill -9 $pid; wait $pid 2>/dev/null
