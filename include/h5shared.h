@@ -24,7 +24,8 @@ void h5s_write_rows_i32(hid_t f, const char *path, const int *rows, int ndim,
  * rank, any file open for reading). */
 void h5s_read_rows_f32(hid_t f, const char *path, float *rows, int ndim, const long long *dims,
                        long long first, long long count);
-/* Close (collective); then rank 0 renames tmp over path once every rank is done. */
+/* Close (collective); once every rank is done, rank 0 syncs tmp to disk, renames it over path
+ * and syncs the directory: after a machine crash path is the old file or the whole new one. */
 void h5s_close_and_publish(hid_t f, const char *tmp, const char *path);
 
 #endif

@@ -27,6 +27,12 @@
 int png_write_grid(const char *path, const float *images, int n, int channels, int h, int w,
                    int ncols, int scale, char *err, size_t errlen);
 
+/* 0 when png_write_grid could draw n images of h x w in ncols columns at this scale, else -1
+ * with the reason in err (the same check it makes): to refuse a picture before the work that
+ * makes its images. */
+int png_grid_check(const char *path, int n, int channels, int h, int w, int ncols, int scale,
+                   char *err, size_t errlen);
+
 /* frames is [nrows, nframes, channels, h, w]: one row per image, one column per time step
  * (a noising or denoising trajectory). Same layout and errors as png_write_grid. */
 int png_write_strip(const char *path, const float *frames, int nrows, int nframes, int channels,

@@ -4,7 +4,8 @@
  *
  * The images are sampled in chunks of `batch` (chunk c: images [c batch, (c+1) batch) of n);
  * after every round of chunks (one per rank) their rows of /samples and their flags in
- * /done_chunks are written and flushed, so at most one round is lost. The file's resume_key
+ * /done_chunks are written and synced to disk (the images before their flags), so at most one
+ * round is lost, also to a machine crash. The file's resume_key
  * attribute names everything the images depend on (checkpoint, sampler settings, n, batch, seed,
  * classes, initial noise): a rerun with the same options resumes, one with other options is
  * refused rather than mixing two runs' images. Since each image's noise is keyed by its index,

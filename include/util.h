@@ -26,6 +26,12 @@ float *floats_alloc(size_t count);
 /* mkdir -p: create path and its missing parents; dies naming the path on failure. */
 void make_dirs(const char *path);
 
+/* Force a file's data (sync_file) or a directory's entries (sync_dir_of: the directory that
+ * holds path) to stable storage, so that a renamed file survives a machine crash; dies naming the
+ * path when a file cannot be synced (a directory that refuses fsync is accepted). */
+void sync_file(const char *path);
+void sync_dir_of(const char *path);
+
 /* Wall-clock seconds from a monotonic clock. */
 double now_seconds(void);
 

@@ -26,6 +26,7 @@ need=(
   "py:numpy python3-numpy"
   "cmd:npm npm"
   "cmd:clang clang"
+  "cmd:strace strace"
   "file:/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz dataset-fashion-mnist"
 )
 

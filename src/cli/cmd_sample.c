@@ -79,6 +79,22 @@ static void print_progress(long held, int n, long fresh, int evals, double dt) {
     fflush(stdout); /* batch logs are files: show it now, not at exit */
 }
 
+/* Rank 0, when every image is written: what this invocation sampled, at what rate. */
+static void print_summary(int n, long fresh, const SamplerSpec *spec, int evals, double dt,
+                          const char *out) {
+    const int P = dist()->size;
+    if (fresh == 0) {
+        printf("wrote %d images sampled by earlier runs (all in the progress file): %s\n", n, out);
+        return;
+    }
+    printf("sampled %ld images with %s (%d network evaluations each) in %.1f s (%.0f "
+           "image-steps/s) on %d rank%s",
+           fresh, sampler_name(spec->kind), evals, dt, dt > 0 ? (double)fresh * evals / dt : 0.0,
+           P, P == 1 ? "" : "s");
+    if (fresh < n) printf("; with %ld from earlier runs", n - fresh);
+    printf(": %d images in %s\n", n, out);
+}
+
 static int parse_int(const char *flag, const char *v, int lo, int hi) {
     return (int)cli_int("sample", flag, v, lo, hi);
 }
@@ -220,6 +236,12 @@ int cmd_sample(int argc, char **argv) {
     } else if (n < 0) {
         n = cfg.sample.n;
     }
+    const int columns = k > 1 && n % k == 0 ? n / k : 8; /* grid columns of --png */
+    if (png) { /* refuse an impossible picture now, not after hours of sampling */
+        char err[1400];
+        if (png_grid_check(png, n, C, S, S, columns, 2, err, sizeof err) != 0)
+            die("sample: --png %s", err);
+    }
     Model m;
     const int nb = n < batch ? n : batch; /* images per network evaluation */
     model_build_inference(&m, &cfg.model, nb);
@@ -247,18 +269,26 @@ int cmd_sample(int argc, char **argv) {
      * done: a stopped run resumes there. A chunk is the same network input for any rank count
      * and each image's noise is keyed by its index, so the samples are bit-identical for any
      * number of ranks and any interruptions. */
-    char key[3000];
-    snprintf(key, sizeof key,
-             "checkpoint %s, step %ld, weights %s, checksum %016llx, sampler %s, steps %d, eta "
-             "%.17g, spacing %d, clip %d, eps_scale %.17g, seed %llu, n %d, batch %d, classes "
-             "%d+%d, guidance %.17g, init %s, trajectory %d",
-             ckpt, saved.step, weights, (unsigned long long)float_bits_hash(w, m.table.total),
-             sampler_name(spec.kind), sampler_evaluations(&spec, cfg.diffusion.T), spec.eta,
-             spec.spacing, spec.clip, spec.eps_scale, (unsigned long long)spec.seed, n, batch,
-             lo, k, spec.guidance, init ? init : "-", trajectory);
+    char init_id[1200] = "-"; /* the initial noise: its file and a checksum of its values */
+    if (init)
+        snprintf(init_id, sizeof init_id, "%.1100s checksum %016llx", init,
+                 (unsigned long long)float_bits_hash(init_x, dim * (size_t)n));
+    const size_t key_len = strlen(ckpt) + strlen(init_id) + 600;
+    char *key = xmalloc(key_len);
+    const int used = snprintf(
+        key, key_len,
+        "checkpoint %s, step %ld, weights %s, checksum %016llx, sampler %s, steps %d, eta %.17g, "
+        "spacing %d, clip %d, eps_scale %.17g, seed %llu, n %d, batch %d, classes %d+%d, "
+        "guidance %.17g, init %s, trajectory %d",
+        ckpt, saved.step, weights, (unsigned long long)float_bits_hash(w, m.table.total),
+        sampler_name(spec.kind), sampler_evaluations(&spec, cfg.diffusion.T), spec.eta,
+        spec.spacing, spec.clip, spec.eps_scale, (unsigned long long)spec.seed, n, batch, lo, k,
+        spec.guidance, init_id, trajectory);
+    if (used < 0 || (size_t)used >= key_len) die("sample: the resume key does not fit"); /* a bug */
     stop_signal_install(); /* main installs it for `ddpm sample`; this covers other callers */
     SampleProgress prog;
     progress_open(&prog, out, key, n, batch, C, S, tp);
+    free(key);
     int *todo = xcalloc((size_t)prog.nchunks, sizeof(int)), nt = 0;
     for (int c = 0; c < prog.nchunks; c++)
         if (!prog.done[c]) todo[nt++] = c;
@@ -329,13 +359,10 @@ int cmd_sample(int argc, char **argv) {
                             .labels = labels, .guidance = spec.guidance};
         samples_write(out, x, (int)first, (int)count, n, C, S, &spec, &meta, tp);
         progress_remove(&prog);
-        if (dist_is_root()) draw_pictures(out, png, n, C, S, k > 1 && n % k == 0 ? n / k : 8, tp);
+        if (dist_is_root()) draw_pictures(out, png, n, C, S, columns, tp);
         if (dist_is_root() && k > 0)
             printf("classes %d..%d, guidance %g\n", lo, lo + k - 1, spec.guidance);
-        if (dist_is_root())
-            printf("sampled %d images with %s (%d network evaluations each) in %.1f s (%.0f "
-                   "image-steps/s) on %d rank%s: %s\n", n, sampler_name(spec.kind), evals, dt,
-                   (double)fresh * evals / dt, dist()->size, dist()->size == 1 ? "" : "s", out);
+        if (dist_is_root()) print_summary(n, fresh, &spec, evals, dt, out);
         free(x);
         free(labels);
     }

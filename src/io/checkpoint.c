@@ -2,11 +2,8 @@
 #include "checkpoint.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "h5attr.h"
@@ -33,13 +30,6 @@ void checkpoint_write_group(hid_t f, const char *group, const ParamTable *t, con
         h5a_write_long(ds, "index", i);
         H5Dclose(ds);
     }
-}
-
-static void fsync_path(const char *path, int directory) {
-    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) die("%s: cannot open to sync: %s", path, strerror(errno));
-    if (fsync(fd) != 0 && !directory) die("%s: fsync failed: %s", path, strerror(errno));
-    close(fd);
 }
 
 void checkpoint_save(const char *path, const ParamTable *t, const Arenas *a, const TrainState *s,
@@ -75,11 +65,9 @@ void checkpoint_save(const char *path, const ParamTable *t, const Arenas *a, con
 void checkpoint_publish(hid_t f, const char *tmp, const char *path) {
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) die("%s: cannot flush (disk full?)", tmp);
     h5t_close(f);
-    fsync_path(tmp, 0);
+    sync_file(tmp);
     if (rename(tmp, path) != 0) die("%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-    char dir[1100];
-    snprintf(dir, sizeof dir, "%s", path);
-    fsync_path(dirname(dir), 1);
+    sync_dir_of(path);
 }
 
 /* Open a checkpoint and check it is one this program can read. */

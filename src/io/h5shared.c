@@ -46,7 +46,11 @@ static int exists_with_shape(hid_t f, const char *path, int ndim, const long lon
     if (!h5t_dims(f, path, &nd, have)) return 0;
     int same = nd == ndim;
     for (int i = 0; same && i < ndim; i++) same = have[i] == dims[i];
-    if (!same) die("dataset %s exists with another shape", path);
+    if (!same) {
+        char name[1024] = "?";
+        H5Fget_name(f, name, sizeof name);
+        die("%s: dataset %s exists with another shape", name, path);
+    }
     return 1;
 }
 
@@ -133,7 +137,10 @@ void h5s_write_rows_i32(hid_t f, const char *path, const int *rows, int ndim,
 void h5s_close_and_publish(hid_t f, const char *tmp, const char *path) {
     h5t_close(f);
     dist_barrier();
-    if (dist_is_root() && rename(tmp, path) != 0)
-        die("%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+    if (dist_is_root()) { /* on disk before it takes the name, and the name before we go on */
+        sync_file(tmp);
+        if (rename(tmp, path) != 0) die("%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+        sync_dir_of(path);
+    }
     dist_barrier();
 }

@@ -118,29 +118,47 @@ static int write_png(FILE *fp, const Grid *g, png_byte *row, PngErr *e) {
     return 0;
 }
 
-int png_write_grid(const char *path, const float *images, int n, int channels, int h, int w,
-                   int ncols, int scale, char *err, size_t errlen) {
-    if (!path) path = "(null)";
-    if (!images || n < 1 || (channels != 1 && channels != 3) || h < 1 || w < 1 || ncols < 1 ||
-        scale < 1)
+/* g's geometry from its n, h, w and scale and the column count; -1 with err when it cannot be
+ * a PNG. */
+static int grid_layout(Grid *g, const char *path, int ncols, char *err, size_t errlen) {
+    Grid r = *g;
+    const int n = r.n, h = r.h, w = r.w, scale = r.scale;
+    if (n < 1 || (r.channels != 1 && r.channels != 3) || h < 1 || w < 1 || ncols < 1 || scale < 1)
         return fail(err, errlen,
                     "%s: bad image grid arguments (n=%d, channels=%d, h=%d, w=%d, ncols=%d, "
                     "scale=%d)",
-                    path, n, channels, h, w, ncols, scale);
-    Grid g = {.images = images, .n = n, .channels = channels, .h = h, .w = w, .scale = scale};
-    g.cols = ncols < n ? ncols : n;
-    g.rows = (n + g.cols - 1) / g.cols;
+                    path, n, r.channels, h, w, ncols, scale);
+    r.cols = ncols < n ? ncols : n;
+    r.rows = (n + r.cols - 1) / r.cols;
     /* Bound each factor first so the products below cannot overflow a long. */
     if ((long)w * scale > MAX_SIDE || (long)h * scale > MAX_SIDE)
         return fail(err, errlen, "%s: image of %dx%d scaled by %d is too large for a PNG", path,
                     h, w, scale);
-    g.cell_w = (long)w * scale + PNG_GRID_PAD;
-    g.cell_h = (long)h * scale + PNG_GRID_PAD;
-    g.width = PNG_GRID_PAD + g.cols * g.cell_w;
-    g.height = PNG_GRID_PAD + g.rows * g.cell_h;
-    if (g.width > MAX_SIDE || g.height > MAX_SIDE)
-        return fail(err, errlen, "%s: grid of %ldx%ld pixels is too large for a PNG", path,
-                    g.height, g.width);
+    r.cell_w = (long)w * scale + PNG_GRID_PAD;
+    r.cell_h = (long)h * scale + PNG_GRID_PAD;
+    r.width = PNG_GRID_PAD + r.cols * r.cell_w;
+    r.height = PNG_GRID_PAD + r.rows * r.cell_h;
+    if (r.width > MAX_SIDE || r.height > MAX_SIDE)
+        return fail(err, errlen,
+                    "%s: a grid of %d images in %d columns would be %ldx%ld pixels, too large "
+                    "for a PNG (at most %ld a side)",
+                    path, n, r.cols, r.height, r.width, MAX_SIDE);
+    *g = r;
+    return 0;
+}
+
+int png_grid_check(const char *path, int n, int channels, int h, int w, int ncols, int scale,
+                   char *err, size_t errlen) {
+    Grid g = {.n = n, .channels = channels, .h = h, .w = w, .scale = scale};
+    return grid_layout(&g, path ? path : "(null)", ncols, err, errlen);
+}
+
+int png_write_grid(const char *path, const float *images, int n, int channels, int h, int w,
+                   int ncols, int scale, char *err, size_t errlen) {
+    if (!path) path = "(null)";
+    if (!images) return fail(err, errlen, "%s: no images for the grid", path);
+    Grid g = {.images = images, .n = n, .channels = channels, .h = h, .w = w, .scale = scale};
+    if (grid_layout(&g, path, ncols, err, errlen) != 0) return -1;
 
     size_t tmp_len = strlen(path) + 32;
     char *tmp = malloc(tmp_len);

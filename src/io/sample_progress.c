@@ -22,8 +22,11 @@ static void describe(hid_t f, const char *path, const char *text) {
     H5Dclose(d);
 }
 
+/* Everything written so far is on disk (not only handed to the OS): a machine crash after it
+ * keeps it. */
 static void flush(const SampleProgress *p) {
     if (H5Fflush(p->f, H5F_SCOPE_GLOBAL) < 0) die("%s: cannot flush (disk full?)", p->path);
+    if (dist_is_root()) sync_file(p->path);
 }
 
 /* The first item (", "-separated) in which two keys differ, as "name value" each. */
@@ -43,14 +46,19 @@ static void first_difference(const char *a, const char *b, char *ia, char *ib, s
 /* Every rank: the done flags of an existing progress file, after checking that it is one and
  * that it belongs to this run (its key). */
 static void read_existing(SampleProgress *p, const char *key) {
+    if (H5Fis_hdf5(p->path) <= 0)
+        die("%s exists but cannot be read as HDF5 (cut short by a crash or a full disk?): remove "
+            "it to start the run over",
+            p->path);
     hid_t f = h5t_open_read(p->path);
     char *kind = h5a_read_string(f, "kind");
     char *held = h5a_read_string(f, "resume_key");
     if (!kind || strcmp(kind, KIND) || !held)
         die("%s exists but is not a ddpm sampling progress file; move it away", p->path);
     if (strcmp(held, key)) {
-        char its[300], this[300];
-        first_difference(held, key, its, this, sizeof its);
+        const size_t len = strlen(held) + strlen(key) + 1;
+        char *its = xmalloc(len), *this = xmalloc(len);
+        first_difference(held, key, its, this, len);
         die("%s holds the progress of another sampling run (%s, where this one has %s): rerun "
             "with that run's options to finish it, or remove the file to start over",
             p->path, its, this);
@@ -58,7 +66,9 @@ static void read_existing(SampleProgress *p, const char *key) {
     int nd = 0;
     long long dims[H5T_MAX_DIMS];
     if (!h5t_dims(f, "/done_chunks", &nd, dims) || nd != 1 || dims[0] != p->nchunks)
-        die("%s: /done_chunks is missing or not [%d]", p->path, p->nchunks);
+        die("%s: /done_chunks is missing or not [%d] (a damaged progress file): remove it to start "
+            "the run over",
+            p->path, p->nchunks);
     h5t_read_i32(f, "/done_chunks", p->done, 1, (long long[]){p->nchunks});
     free(kind);
     free(held);
@@ -102,9 +112,9 @@ void progress_open(SampleProgress *p, const char *out, const char *key, int n, i
         h5s_write_rows_f32(p->f, "/trajectory", NULL, 5,
                            (long long[]){traj->images, traj->frames, c, s, s}, 0, 0);
         describe(p->f, "/trajectory", "x_t along the reverse process for the first images, "
-                                      "once chunk 0 is done");
+                                      "once their chunks are done");
         h5s_write_rows_i32(p->f, "/trajectory_t", NULL, 1, (long long[]){traj->frames}, 0, 0);
-        describe(p->f, "/trajectory_t", "timestep of each frame, once chunk 0 is done");
+        describe(p->f, "/trajectory_t", "timestep of each frame, once the first chunk is done");
     }
     flush(p);
 }

@@ -1,13 +1,16 @@
-/* util.c: error reporting, checked allocation, clocks. */
+/* util.c: error reporting, checked allocation, directories and file syncs, clocks. */
 #define _POSIX_C_SOURCE 200809L
 #include "util.h"
 
 #include <stdarg.h>
 #include <string.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void (*die_hook)(const char *message) = NULL;
 
@@ -62,6 +65,22 @@ void make_dirs(const char *path) {
     }
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) die("%s: not a directory", path);
+}
+
+static void sync_path(const char *path, int directory) {
+    const int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) die("%s: cannot open to sync: %s", path, strerror(errno));
+    if (fsync(fd) != 0 && !directory) die("%s: fsync failed: %s", path, strerror(errno));
+    close(fd);
+}
+
+void sync_file(const char *path) { sync_path(path, 0); }
+
+void sync_dir_of(const char *path) {
+    char dir[4096];
+    if (strlen(path) >= sizeof dir) die("%s: path too long", path);
+    snprintf(dir, sizeof dir, "%s", path);
+    sync_path(dirname(dir), 1);
 }
 
 double now_seconds(void) {

@@ -234,6 +234,7 @@ cmp -s "$work/cut.h5.part" "$work/part.keep" && pass "the other run's progress f
 $DDPM sample --checkpoint "$ck" "${sopt[@]}" --out "$work/cut.h5" --progress 0 >"$work/cut2.log" 2>&1 \
   && grep -q "resuming $work/cut.h5.part: $((done_n / 4)) of 75 chunks of 4 images already done" "$work/cut2.log" \
   && [ ! -e "$work/cut.h5.part" ] && h5diff -q "$work/whole.h5" "$work/cut.h5" \
+  && grep -q "^sampled $((300 - done_n)) images with ddpm (100 network evaluations each) in .*; with $done_n from earlier runs: 300 images in $work/cut.h5$" "$work/cut2.log" \
   && pass "the rerun resumes at chunk $((done_n / 4)) of 75 and ends with the uninterrupted run's file (images, trajectory, attributes)" \
   || fail "resumed sampling: $(tail -2 "$work/cut2.log"); h5diff $(h5diff -q "$work/whole.h5" "$work/cut.h5" 2>&1 | head -2)"
 # --progress 0 (not part of the options a progress file must match): a line after every round
@@ -250,6 +251,34 @@ sleep 0.5; kill -9 $pid; wait $pid 2>/dev/null
 [ -e "$work/kill.h5.part" ] && [ ! -e "$work/kill.h5" ] && run_ok $DDPM sample --checkpoint "$ck" "${sopt[@]}" --out "$work/kill.h5" \
   && h5diff -q "$work/whole.h5" "$work/kill.h5" && pass "after kill -9 the rerun finishes with the uninterrupted run's images" \
   || fail "resume after kill -9"
+# what a machine crash could take: each round's images and flags are synced to disk (fsync) as
+# the run goes; the samples file is synced before it takes its name and the name (its directory)
+# before the progress file is removed
+OMP_NUM_THREADS=1 strace -f -y --seccomp-bpf -o "$work/sync.trace" -e trace=fsync,rename,renameat,renameat2,unlink,unlinkat \
+  $DDPM sample --checkpoint "$ck" --n 8 --batch 4 --seed 5 --sampler ddim --steps 5 --out "$work/sync.h5" >/dev/null 2>&1
+out=$($PY - "$work/sync.trace" "$work" <<'PY' 2>&1
+import re, sys
+work = sys.argv[2]
+ev = []
+for line in open(sys.argv[1]):
+    m = re.search(r"fsync\(\d+<([^>]*)>\)\s+= 0", line)  # strace pads short calls with spaces
+    if m:
+        ev.append(("fsync", m.group(1)))
+    elif re.search(r"rename(at2?)?\(.*sync\.h5\.tmp.*sync\.h5\".*= 0", line):
+        ev.append(("rename", ""))
+    elif re.search(r"unlink(at)?\(.*sync\.h5\.part\".*= 0", line):
+        ev.append(("unlink", ""))
+def first(e):
+    return ev.index(e)
+part = [i for i, e in enumerate(ev) if e == ("fsync", work + "/sync.h5.part")]
+assert len(part) >= 4, f"progress file synced {len(part)} times, expected two per round of two: {ev}"
+tmp, ren, unl = first(("fsync", work + "/sync.h5.tmp")), first(("rename", "")), first(("unlink", ""))
+dir_sync = first(("fsync", work))
+assert part[-1] < tmp < ren < dir_sync < unl, ev
+print(len(part))
+PY
+) && pass "sampling syncs the progress file every round ($out times) and the samples file and its name before the progress file goes" \
+  || fail "sync order: $out"
 
 # 4. bad input: one clear line, non-zero exit, no good file overwritten
 printf '[train]\nbatsh = 3\n' >"$work/typo.ini"
@@ -277,6 +306,21 @@ expect_error "parallel launch of a one-process command refused" "only train, sam
   env SLURM_NTASKS=2 $DDPM export --checkpoint "$ck" --out "$work/x.h5"
 expect_error "not a checkpoint" "not a ddpm checkpoint" $DDPM sample --checkpoint "$work/init.h5" --out "$work/o.h5"
 expect_error "missing checkpoint" "$work/none.h5" $DDPM sample --checkpoint "$work/none.h5" --out "$work/o.h5"
+expect_error "a --png grid too large for a PNG, refused before sampling" "would be 1015002x466 pixels, too large for a PNG" \
+  $DDPM sample --checkpoint "$ck" --n 140000 --png "$work/big.png" --out "$work/big.h5"
+[ ! -e "$work/big.h5.part" ] && pass "nothing sampled for an impossible --png" || fail "an impossible --png started sampling"
+: >"$work/empty.h5.part"
+expect_error "an empty progress file (a crash while creating it)" "cannot be read as HDF5 (cut short by a crash or a full disk?): remove it to start the run over" \
+  $DDPM sample --checkpoint "$ck" --n 4 --out "$work/empty.h5"
+# the initial noise is part of what a progress file must match: its contents, not only its name
+$PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['x'] = np.random.default_rng(7).standard_normal((300, 1, 28, 28)).astype(np.float32)" "$work/x300.h5"
+$DDPM sample --checkpoint "$ck" --init "$work/x300.h5" --batch 4 --sampler ddpm --out "$work/in.h5" >/dev/null 2>&1 & pid=$!
+for _ in $(seq 200); do [ -e "$work/in.h5.part" ] && break; sleep 0.05; done
+kill -USR1 $pid; wait $pid; rc=$?
+$PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['x'] = np.random.default_rng(8).standard_normal((300, 1, 28, 28)).astype(np.float32)" "$work/x300.h5"
+[ $rc -eq 75 ] && expect_error "a progress file of other initial noise under the same file name" "where this one has init $work/x300.h5 checksum" \
+  $DDPM sample --checkpoint "$ck" --init "$work/x300.h5" --batch 4 --sampler ddpm --out "$work/in.h5" \
+  || fail "stopping a run from --init: rc $rc"
 
 # v-prediction: the run's config records it; predict writes the network's output /v and the noise
 # it implies, /eps = sqrt(abar_t) v + sqrt(1 - abar_t) x_t (abar from the run's own schedule);
