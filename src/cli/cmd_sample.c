@@ -269,10 +269,12 @@ int cmd_sample(int argc, char **argv) {
      * done: a stopped run resumes there. A chunk is the same network input for any rank count
      * and each image's noise is keyed by its index, so the samples are bit-identical for any
      * number of ranks and any interruptions. */
-    char init_id[1200] = "-"; /* the initial noise: its file and a checksum of its values */
+    /* the initial noise: its file and a checksum of its values */
+    char *init_id = xmalloc((init ? strlen(init) : 0) + 40);
     if (init)
-        snprintf(init_id, sizeof init_id, "%.1100s checksum %016llx", init,
-                 (unsigned long long)float_bits_hash(init_x, dim * (size_t)n));
+        sprintf(init_id, "%s checksum %016llx", init,
+                (unsigned long long)float_bits_hash(init_x, dim * (size_t)n));
+    else strcpy(init_id, "-");
     const size_t key_len = strlen(ckpt) + strlen(init_id) + 600;
     char *key = xmalloc(key_len);
     const int used = snprintf(
@@ -289,6 +291,7 @@ int cmd_sample(int argc, char **argv) {
     SampleProgress prog;
     progress_open(&prog, out, key, n, batch, C, S, tp);
     free(key);
+    free(init_id);
     int *todo = xcalloc((size_t)prog.nchunks, sizeof(int)), nt = 0;
     for (int c = 0; c < prog.nchunks; c++)
         if (!prog.done[c]) todo[nt++] = c;
