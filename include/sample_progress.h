@@ -40,9 +40,11 @@ static inline int progress_chunk_images(const SampleProgress *p, int c) {
 void progress_write_round(SampleProgress *p, int chunk, const float *x, const Trajectory *traj);
 /* Close the file (collective). */
 void progress_close(SampleProgress *p);
-/* Once every chunk is done and the file is closed: images [first, first + count) into x and,
- * with a trajectory, this rank's held rows and the frame timesteps into traj. */
-void progress_read(const SampleProgress *p, float *x, int first, int count, Trajectory *traj);
+/* Once every chunk is done and the file is closed: images [first, first + count) into x. */
+void progress_read_rows(const SampleProgress *p, float *x, long first, long count);
+/* Likewise the trajectory: the frames of this rank's images among them (its share: images
+ * [first, first + count)) and the frame timesteps, into traj. */
+void progress_read_trajectory(const SampleProgress *p, Trajectory *traj, long first, long count);
 /* Remove the progress file (rank 0), after the samples file is in place. */
 void progress_remove(SampleProgress *p);
 

@@ -8,6 +8,8 @@
 #ifndef DDPM_SAMPLES_FILE_H
 #define DDPM_SAMPLES_FILE_H
 
+#include <hdf5.h>
+
 #include "sampling.h"
 
 typedef struct {
@@ -16,14 +18,32 @@ typedef struct {
     const char *source;  /* checkpoint path or "training run" */
     int T;
     const char *schedule;
-    const int *labels; /* conditional samples: this rank's count labels (NULL: unconditional) */
-    double guidance;   /* with labels: the guidance scale W */
+    int conditional; /* 1: the images have classes (/labels, and the attribute guidance) */
+    double guidance; /* conditional: the guidance scale W */
 } SamplesMeta;
 
-/* Every rank passes its share x = images [first, first + count) of the n (count may be 0) and,
- * with a trajectory, the frames of those of its images among the first traj->images. Collective
- * under MPI (one shared file, parallel HDF5); renamed into place once every rank is done. */
-void samples_write(const char *path, const float *x, int first, int count, int n, int c, int s,
-                   const SamplerSpec *spec, const SamplesMeta *meta, const Trajectory *traj);
+/* A samples file being written, piece by piece, so that no rank holds all its images at once. */
+typedef struct {
+    hid_t f;
+    char tmp[1100], path[1100];
+    int n, c, s, conditional;
+} SamplesFile;
+
+/* Create path's temporary file for n images [c, s, s]. Collective. */
+void samples_begin(SamplesFile *sf, const char *path, int n, int c, int s, int conditional);
+/* This rank's images [first, first + count) (count may be 0) and, for a conditional file, their
+ * classes. Collective: every rank makes the same number of calls. */
+void samples_put(SamplesFile *sf, const float *x, const int *labels, long first, long count);
+/* The attributes and, with a trajectory, the frames of this rank's images among the first
+ * traj->images (its share: images [first, first + count)); then the file takes its name once
+ * every rank is done. Collective. */
+void samples_end(SamplesFile *sf, const SamplerSpec *spec, const SamplesMeta *meta,
+                 const Trajectory *traj, long first, long count);
+
+/* All at once: every rank passes its share x = images [first, first + count) of the n (count
+ * may be 0), with their labels for a conditional model (else NULL). Collective. */
+void samples_write(const char *path, const float *x, const int *labels, int first, int count,
+                   int n, int c, int s, const SamplerSpec *spec, const SamplesMeta *meta,
+                   const Trajectory *traj);
 
 #endif

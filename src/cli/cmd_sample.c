@@ -17,6 +17,8 @@
 
 #define TRAJ_IMAGES 8
 #define TRAJ_FRAMES 10
+/* chunks of images a rank copies from OUT.part to OUT at a time, when all are sampled */
+#define ASSEMBLY_CHUNKS 32
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -347,20 +349,29 @@ int cmd_sample(int argc, char **argv) {
                    "again to finish\n", held + fresh, n, prog.path);
         free(prog.done);
     } else {
-        /* every chunk is in OUT.part: the samples file, each rank its contiguous share */
+        /* every chunk is in OUT.part: into the samples file, each rank its contiguous share,
+         * ASSEMBLY_CHUNKS chunks at a time (a rank holds that many images, not its share) */
         long first, count;
         dist_share_chunks(n, batch, dist()->rank, dist()->size, &first, &count);
-        float *x = floats_alloc(dim * (size_t)(count > 0 ? count : 1));
-        int *labels = NULL;
-        if (k > 0) {
-            labels = xcalloc((size_t)count + 1, sizeof(int));
-            sample_class_labels(labels, lo, k, n, (int)first, (int)count);
+        const long piece = (long)ASSEMBLY_CHUNKS * batch;
+        const int pieces = dist_max_int((int)((count + piece - 1) / piece));
+        const long most = count < piece ? count : piece;
+        float *x = floats_alloc(dim * (size_t)(most > 0 ? most : 1));
+        int *labels = k > 0 ? xcalloc((size_t)most + 1, sizeof(int)) : NULL;
+        SamplesFile sf;
+        samples_begin(&sf, out, n, C, S, k > 0);
+        for (int i = 0; i < pieces; i++) { /* the same number of (collective) writes on every rank */
+            const long left = count - i * piece, got = left <= 0 ? 0 : left < piece ? left : piece;
+            const long at = got > 0 ? first + i * piece : 0;
+            progress_read_rows(&prog, x, at, got);
+            if (labels && got > 0) sample_class_labels(labels, lo, k, n, (int)at, (int)got);
+            samples_put(&sf, x, labels, at, got);
         }
-        progress_read(&prog, x, (int)first, (int)count, tp);
+        if (tp) progress_read_trajectory(&prog, tp, first, count);
         SamplesMeta meta = {.step = saved.step, .weights = weights, .source = ckpt,
                             .T = cfg.diffusion.T, .schedule = schedule_name(sched.kind),
-                            .labels = labels, .guidance = spec.guidance};
-        samples_write(out, x, (int)first, (int)count, n, C, S, &spec, &meta, tp);
+                            .conditional = k > 0, .guidance = spec.guidance};
+        samples_end(&sf, &spec, &meta, tp, first, count);
         progress_remove(&prog);
         if (dist_is_root()) draw_pictures(out, png, n, C, S, columns, tp);
         if (dist_is_root() && k > 0)

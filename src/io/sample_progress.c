@@ -151,17 +151,19 @@ void progress_close(SampleProgress *p) {
     dist_barrier();
 }
 
-void progress_read(const SampleProgress *p, float *x, int first, int count, Trajectory *traj) {
+void progress_read_rows(const SampleProgress *p, float *x, long first, long count) {
     hid_t f = h5t_open_read(p->path);
-    const int C = p->c, S = p->s;
-    h5s_read_rows_f32(f, "/samples", x, 4, (long long[]){p->n, C, S, S}, first, count);
-    if (traj) {
-        const int held = trajectory_images_held(traj, first, count);
-        h5s_read_rows_f32(f, "/trajectory", traj->out, 5,
-                          (long long[]){p->traj_images, p->traj_frames, C, S, S},
-                          held ? first : 0, held);
-        h5t_read_i32(f, "/trajectory_t", traj->timesteps, 1, (long long[]){p->traj_frames});
-    }
+    h5s_read_rows_f32(f, "/samples", x, 4, (long long[]){p->n, p->c, p->s, p->s}, first, count);
+    h5t_close(f);
+}
+
+void progress_read_trajectory(const SampleProgress *p, Trajectory *traj, long first, long count) {
+    hid_t f = h5t_open_read(p->path);
+    const int held = trajectory_images_held(traj, (int)first, (int)count);
+    h5s_read_rows_f32(f, "/trajectory", traj->out, 5,
+                      (long long[]){p->traj_images, p->traj_frames, p->c, p->s, p->s},
+                      held ? first : 0, held);
+    h5t_read_i32(f, "/trajectory_t", traj->timesteps, 1, (long long[]){p->traj_frames});
     h5t_close(f);
 }
 

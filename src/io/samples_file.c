@@ -10,15 +10,40 @@
 #include "h5tensor.h"
 #include "util.h"
 
-void samples_write(const char *path, const float *x, int first, int count, int n, int c, int s,
-                   const SamplerSpec *spec, const SamplesMeta *meta, const Trajectory *traj) {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    hid_t f = h5s_create(tmp);
-    h5s_write_rows_f32(f, "/samples", x, 4, (long long[]){n, c, s, s}, first, count);
-    hid_t ds = H5Dopen2(f, "/samples", H5P_DEFAULT);
-    h5a_write_string(ds, "description", "generated images, float32 in [-1, 1], [N, C, H, W]");
-    H5Dclose(ds);
+static void describe(hid_t f, const char *dataset, const char *text) {
+    hid_t d = H5Dopen2(f, dataset, H5P_DEFAULT);
+    if (d < 0) die("cannot open dataset %s", dataset);
+    h5a_write_string(d, "description", text);
+    H5Dclose(d);
+}
+
+void samples_begin(SamplesFile *sf, const char *path, int n, int c, int s, int conditional) {
+    if (snprintf(sf->path, sizeof sf->path, "%s", path) >= (int)sizeof sf->path ||
+        snprintf(sf->tmp, sizeof sf->tmp, "%s.tmp", path) >= (int)sizeof sf->tmp)
+        die("%s: path too long", path);
+    sf->n = n, sf->c = c, sf->s = s, sf->conditional = conditional;
+    sf->f = h5s_create(sf->tmp);
+    /* the datasets exist from the start, whatever rows come */
+    h5s_write_rows_f32(sf->f, "/samples", NULL, 4, (long long[]){n, c, s, s}, 0, 0);
+    describe(sf->f, "/samples", "generated images, float32 in [-1, 1], [N, C, H, W]");
+    if (conditional) {
+        h5s_write_rows_i32(sf->f, "/labels", NULL, 1, (long long[]){n}, 0, 0);
+        describe(sf->f, "/labels", "the class each image was generated for, [N]");
+    }
+}
+
+void samples_put(SamplesFile *sf, const float *x, const int *labels, long first, long count) {
+    h5s_write_rows_f32(sf->f, "/samples", x, 4, (long long[]){sf->n, sf->c, sf->s, sf->s}, first,
+                       count);
+    if (sf->conditional) {
+        if (count > 0 && !labels) die("%s: conditional samples without their labels", sf->path);
+        h5s_write_rows_i32(sf->f, "/labels", labels, 1, (long long[]){sf->n}, first, count);
+    }
+}
+
+void samples_end(SamplesFile *sf, const SamplerSpec *spec, const SamplesMeta *meta,
+                 const Trajectory *traj, long first, long count) {
+    hid_t f = sf->f;
     h5a_write_string(f, "kind", "ddpm-samples");
     h5a_write_long(f, "format_version", 1);
     h5a_write_long(f, "step", meta->step);
@@ -37,29 +62,30 @@ void samples_write(const char *path, const float *x, int first, int count, int n
     h5a_write_string(f, "source", meta->source);
     h5a_write_long(f, "T", meta->T);
     h5a_write_string(f, "schedule", meta->schedule);
-    if (meta->labels) {
-        h5s_write_rows_i32(f, "/labels", meta->labels, 1, (long long[]){n}, first, count);
-        hid_t ls = H5Dopen2(f, "/labels", H5P_DEFAULT);
-        h5a_write_string(ls, "description", "the class each image was generated for, [N]");
-        H5Dclose(ls);
-        h5a_write_double(f, "guidance", meta->guidance);
-    }
+    if (sf->conditional) h5a_write_double(f, "guidance", meta->guidance);
     if (traj) {
-        const int held = trajectory_images_held(traj, first, count);
+        const int held = trajectory_images_held(traj, (int)first, (int)count);
+        const int c = sf->c, s = sf->s;
         h5s_write_rows_f32(f, "/trajectory", traj->out, 5,
                            (long long[]){traj->images, traj->frames, c, s, s}, held ? first : 0,
                            held);
-        hid_t tr = H5Dopen2(f, "/trajectory", H5P_DEFAULT);
-        h5a_write_string(tr, "description",
-                         "x_t along the reverse process for the first images: [images, frames, "
-                         "C, H, W], frame 0 = pure noise, last = the sample");
-        H5Dclose(tr);
+        describe(f, "/trajectory",
+                 "x_t along the reverse process for the first images: [images, frames, C, H, W], "
+                 "frame 0 = pure noise, last = the sample");
         /* the frame timesteps are the same on every rank: rank 0 writes them */
         h5s_write_rows_i32(f, "/trajectory_t", traj->timesteps, 1, (long long[]){traj->frames},
                            0, dist_is_root() ? traj->frames : 0);
-        hid_t td = H5Dopen2(f, "/trajectory_t", H5P_DEFAULT);
-        h5a_write_string(td, "description", "timestep of each frame; T = pure noise, -1 = final");
-        H5Dclose(td);
+        describe(f, "/trajectory_t", "timestep of each frame; T = pure noise, -1 = final");
     }
-    h5s_close_and_publish(f, tmp, path);
+    h5s_close_and_publish(f, sf->tmp, sf->path);
+    sf->f = -1;
+}
+
+void samples_write(const char *path, const float *x, const int *labels, int first, int count,
+                   int n, int c, int s, const SamplerSpec *spec, const SamplesMeta *meta,
+                   const Trajectory *traj) {
+    SamplesFile sf;
+    samples_begin(&sf, path, n, c, s, meta->conditional);
+    samples_put(&sf, x, labels, first, count);
+    samples_end(&sf, spec, meta, traj, first, count);
 }

@@ -113,11 +113,11 @@ static void write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Sche
     sample_run(m, a->ema, s, &spec, mine, labels, (int)count, (int)first, NULL);
     char path[1200], err[1400], file[256];
     SamplesMeta meta = {.step = step, .weights = "ema", .source = "training run", .T = s->T,
-                        .schedule = schedule_name(s->kind), .labels = labels,
+                        .schedule = schedule_name(s->kind), .conditional = labels != NULL,
                         .guidance = spec.guidance};
     snprintf(file, sizeof file, "samples/%s.h5", name);
     join(path, sizeof path, o->run_dir, file);
-    samples_write(path, mine, (int)first, (int)count, n, c, S, &spec, &meta, NULL);
+    samples_write(path, mine, labels, (int)first, (int)count, n, c, S, &spec, &meta, NULL);
     float *all = o->root ? floats_alloc(dim * (size_t)n) : NULL;
     dist_gather_shares(all, mine, n, dim);
     snprintf(file, sizeof file, "samples/%s.png", name);

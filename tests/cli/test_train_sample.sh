@@ -237,6 +237,15 @@ $DDPM sample --checkpoint "$ck" "${sopt[@]}" --out "$work/cut.h5" --progress 0 >
   && grep -q "^sampled $((300 - done_n)) images with ddpm (100 network evaluations each) in .*; with $done_n from earlier runs: 300 images in $work/cut.h5$" "$work/cut2.log" \
   && pass "the rerun resumes at chunk $((done_n / 4)) of 75 and ends with the uninterrupted run's file (images, trajectory, attributes)" \
   || fail "resumed sampling: $(tail -2 "$work/cut2.log"); h5diff $(h5diff -q "$work/whole.h5" "$work/cut.h5" 2>&1 | head -2)"
+# the finished file holds the progress file's images where they were kept (75 chunks of 4 are
+# copied 32 chunks at a time: three pieces)
+$PY - "$work/part.keep" "$work/cut.h5" <<'PY' && pass "the images kept in OUT.part are the finished file's, row for row" || fail "OUT.part's images moved or changed in the finished file"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as p, h5py.File(sys.argv[2], "r") as f:
+    done = np.repeat(p["done_chunks"][:] == 1, 4)
+    assert done.any() and not done.all()
+    assert np.array_equal(p["samples"][()][done], f["samples"][()][done])
+PY
 # --progress 0 (not part of the options a progress file must match): a line after every round
 # but the last, counting the images already in OUT.part
 lines=$(grep -c "^progress: [0-9]* of 300 images, [0-9]* image-steps/s, about [0-9]*h[0-9][0-9]m[0-9][0-9]s left$" "$work/cut2.log")
