@@ -350,7 +350,7 @@ int cmd_sample(int argc, char **argv) {
         free(prog.done);
     } else {
         /* every chunk is in OUT.part: into the samples file, each rank its contiguous share,
-         * ASSEMBLY_CHUNKS chunks at a time (a rank holds that many images, not its share) */
+         * at most ASSEMBLY_CHUNKS chunks at a time (not its whole share at once) */
         long first, count;
         dist_share_chunks(n, batch, dist()->rank, dist()->size, &first, &count);
         const long piece = (long)ASSEMBLY_CHUNKS * batch;
