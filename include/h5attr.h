@@ -9,6 +9,8 @@
 void h5a_write_long(hid_t obj, const char *name, long long value);
 void h5a_write_double(hid_t obj, const char *name, double value);
 void h5a_write_string(hid_t obj, const char *name, const char *value);
+/* The "description" attribute of dataset `dataset` in file f. */
+void h5a_describe(hid_t f, const char *dataset, const char *text);
 
 int h5a_read_long(hid_t obj, const char *name, long long *value);
 int h5a_read_double(hid_t obj, const char *name, double *value);

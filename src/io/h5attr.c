@@ -33,6 +33,13 @@ void h5a_write_string(hid_t obj, const char *name, const char *value) {
     H5Tclose(type);
 }
 
+void h5a_describe(hid_t f, const char *dataset, const char *text) {
+    hid_t d = H5Dopen2(f, dataset, H5P_DEFAULT);
+    if (d < 0) die("cannot open dataset %s", dataset);
+    h5a_write_string(d, "description", text);
+    H5Dclose(d);
+}
+
 static int read_attr(hid_t obj, const char *name, hid_t mem_type, void *out, H5T_class_t want) {
     if (H5Aexists(obj, name) <= 0) return 0;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);

@@ -15,13 +15,6 @@
 
 #define KIND "ddpm-sample-progress"
 
-static void describe(hid_t f, const char *path, const char *text) {
-    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    if (d < 0) die("cannot open dataset %s", path);
-    h5a_write_string(d, "description", text);
-    H5Dclose(d);
-}
-
 /* Everything written so far is on disk (not only handed to the OS): a machine crash after it
  * keeps it. */
 static void flush(const SampleProgress *p) {
@@ -103,18 +96,18 @@ void progress_open(SampleProgress *p, const char *out, const char *key, int n, i
     h5a_write_long(p->f, "n", n);
     h5a_write_long(p->f, "batch", batch);
     h5s_write_rows_f32(p->f, "/samples", NULL, 4, (long long[]){n, c, s, s}, 0, 0);
-    describe(p->f, "/samples", "generated images of the chunks marked done, [N, C, H, W]");
+    h5a_describe(p->f, "/samples", "generated images of the chunks marked done, [N, C, H, W]");
     h5s_write_rows_i32(p->f, "/done_chunks", p->done, 1, (long long[]){p->nchunks}, 0,
                        dist_is_root() ? p->nchunks : 0);
-    describe(p->f, "/done_chunks",
+    h5a_describe(p->f, "/done_chunks",
              "1 where chunk c (images c batch .. (c+1) batch - 1) is in /samples, [chunks]");
     if (traj) {
         h5s_write_rows_f32(p->f, "/trajectory", NULL, 5,
                            (long long[]){traj->images, traj->frames, c, s, s}, 0, 0);
-        describe(p->f, "/trajectory", "x_t along the reverse process for the first images, "
+        h5a_describe(p->f, "/trajectory", "x_t along the reverse process for the first images, "
                                       "once their chunks are done");
         h5s_write_rows_i32(p->f, "/trajectory_t", NULL, 1, (long long[]){traj->frames}, 0, 0);
-        describe(p->f, "/trajectory_t", "timestep of each frame, once the first chunk is done");
+        h5a_describe(p->f, "/trajectory_t", "timestep of each frame, once the first chunk is done");
     }
     flush(p);
 }

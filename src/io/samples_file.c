@@ -10,13 +10,6 @@
 #include "h5tensor.h"
 #include "util.h"
 
-static void describe(hid_t f, const char *dataset, const char *text) {
-    hid_t d = H5Dopen2(f, dataset, H5P_DEFAULT);
-    if (d < 0) die("cannot open dataset %s", dataset);
-    h5a_write_string(d, "description", text);
-    H5Dclose(d);
-}
-
 void samples_begin(SamplesFile *sf, const char *path, int n, int c, int s, int conditional) {
     if (snprintf(sf->path, sizeof sf->path, "%s", path) >= (int)sizeof sf->path ||
         snprintf(sf->tmp, sizeof sf->tmp, "%s.tmp", path) >= (int)sizeof sf->tmp)
@@ -25,10 +18,10 @@ void samples_begin(SamplesFile *sf, const char *path, int n, int c, int s, int c
     sf->f = h5s_create(sf->tmp);
     /* the datasets exist from the start, whatever rows come */
     h5s_write_rows_f32(sf->f, "/samples", NULL, 4, (long long[]){n, c, s, s}, 0, 0);
-    describe(sf->f, "/samples", "generated images, float32 in [-1, 1], [N, C, H, W]");
+    h5a_describe(sf->f, "/samples", "generated images, float32 in [-1, 1], [N, C, H, W]");
     if (conditional) {
         h5s_write_rows_i32(sf->f, "/labels", NULL, 1, (long long[]){n}, 0, 0);
-        describe(sf->f, "/labels", "the class each image was generated for, [N]");
+        h5a_describe(sf->f, "/labels", "the class each image was generated for, [N]");
     }
 }
 
@@ -69,13 +62,13 @@ void samples_end(SamplesFile *sf, const SamplerSpec *spec, const SamplesMeta *me
         h5s_write_rows_f32(f, "/trajectory", traj->out, 5,
                            (long long[]){traj->images, traj->frames, c, s, s}, held ? first : 0,
                            held);
-        describe(f, "/trajectory",
+        h5a_describe(f, "/trajectory",
                  "x_t along the reverse process for the first images: [images, frames, C, H, W], "
                  "frame 0 = pure noise, last = the sample");
         /* the frame timesteps are the same on every rank: rank 0 writes them */
         h5s_write_rows_i32(f, "/trajectory_t", traj->timesteps, 1, (long long[]){traj->frames},
                            0, dist_is_root() ? traj->frames : 0);
-        describe(f, "/trajectory_t", "timestep of each frame; T = pure noise, -1 = final");
+        h5a_describe(f, "/trajectory_t", "timestep of each frame; T = pure noise, -1 = final");
     }
     h5s_close_and_publish(f, sf->tmp, sf->path);
     sf->f = -1;
