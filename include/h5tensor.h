@@ -16,6 +16,8 @@ hid_t h5t_open_read(const char *path);
 /* Create (truncate) a file for writing; dies naming the path on failure. */
 hid_t h5t_create(const char *path);
 void h5t_close(hid_t f);
+/* The file's name, for messages (a static buffer: print it before the next call). */
+const char *h5t_file_name(hid_t f);
 
 /* 1 when the object at path exists (any intermediate group may be missing: then 0). */
 int h5t_exists(hid_t f, const char *path);

@@ -70,6 +70,7 @@ int cmd_noise_strip(int argc, char **argv) {
     if (h5) {
         char tmp[1100];
         snprintf(tmp, sizeof tmp, "%s.tmp", h5);
+        tmp_file_begin(tmp);
         hid_t f = h5t_create(tmp);
         h5t_write_f32(f, "/x_t", out, 5, (long long[]){n, frames, 1, d.rows, d.cols});
         h5t_write_i32(f, "/t", ts, 1, (long long[]){frames});
@@ -78,6 +79,7 @@ int cmd_noise_strip(int argc, char **argv) {
         h5a_write_long(f, "T", s.T);
         h5t_close(f);
         if (rename(tmp, h5) != 0) die("%s: cannot rename %s over it: %s", h5, tmp, strerror(errno));
+        tmp_file_done(tmp);
     }
     printf("forward process of %d images at t =", n);
     for (int f = 0; f < frames; f++) printf(" %d", ts[f]);

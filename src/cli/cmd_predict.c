@@ -90,6 +90,7 @@ int cmd_predict(int argc, char **argv) {
     schedule_free(&sched);
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    tmp_file_begin(tmp);
     hid_t g = h5t_create(tmp);
     h5t_write_f32(g, "/eps", eps, 4, dims);
     if (cfg.diffusion.prediction == PREDICT_V) h5t_write_f32(g, "/v", out_net, 4, dims);
@@ -100,6 +101,7 @@ int cmd_predict(int argc, char **argv) {
     if (cls >= 0) h5a_write_long(g, "class", cls);
     h5t_close(g);
     if (rename(tmp, out) != 0) die("%s: cannot rename %s over it", out, tmp);
+    tmp_file_done(tmp);
     printf("predicted the noise of %d images at t = %ld (%s weights): %s\n", n, t, weights, out);
     free(x), free(ts), free(ys), free(eps);
     arenas_free(&a);

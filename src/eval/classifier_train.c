@@ -63,6 +63,7 @@ static void save(const ClassifierTrainOptions *o, const Classifier *c, const flo
                  double acc) {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
+    tmp_file_begin(tmp); /* checkpoint_publish ends it */
     hid_t f = h5t_create(tmp);
     h5a_write_string(f, "kind", KIND);
     h5a_write_long(f, "format_version", 1);

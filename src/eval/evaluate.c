@@ -227,6 +227,7 @@ static void write_json(const EvalOptions *o, const char *source, long n, long n_
                        double accuracy, const PerClass *pc) {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", o->out_json);
+    tmp_file_begin(tmp);
     FILE *f = fopen(tmp, "w");
     if (!f) die("%s: cannot write: %s", tmp, strerror(errno));
     fprintf(f, "{\n  \"source\": \"%s\",\n  \"n\": %ld,\n", source, n);
@@ -256,6 +257,7 @@ static void write_json(const EvalOptions *o, const char *source, long n, long n_
     }
     fprintf(f, "\n}\n");
     if (fclose(f) != 0 || rename(tmp, o->out_json) != 0) die("%s: cannot write: %s", o->out_json, strerror(errno));
+    tmp_file_done(tmp);
 }
 
 /* FID between the features summed in a and in b (after scores_reduce); its |mu_a - mu_b|^2 term

@@ -36,6 +36,7 @@ void checkpoint_save(const char *path, const ParamTable *t, const Arenas *a, con
                      const Config *cfg, CheckpointContent content) {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    tmp_file_begin(tmp); /* checkpoint_publish ends it */
     hid_t f = h5t_create(tmp);
     char *text = config_text(cfg);
     h5a_write_string(f, "kind", KIND);
@@ -67,6 +68,7 @@ void checkpoint_publish(hid_t f, const char *tmp, const char *path) {
     h5t_close(f);
     sync_file(tmp);
     if (rename(tmp, path) != 0) die("%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+    tmp_file_done(tmp);
     sync_dir_of(path);
 }
 

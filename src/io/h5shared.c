@@ -96,7 +96,7 @@ static void write_rows(hid_t f, const char *path, const void *rows, hid_t file_t
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     if (shared()) H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
     if (H5Dwrite(d, mem_type, mem, space, dxpl, rows) < 0)
-        die("cannot write dataset %s (disk full?)", path);
+        die("%s: cannot write dataset %s (disk full?)", h5t_file_name(f), path);
     H5Pclose(dxpl);
     H5Sclose(mem);
     H5Dclose(d);
@@ -143,4 +143,5 @@ void h5s_close_and_publish(hid_t f, const char *tmp, const char *path) {
         sync_dir_of(path);
     }
     dist_barrier();
+    tmp_file_done(tmp);
 }

@@ -17,8 +17,7 @@ static void quiet_hdf5(void) {
     }
 }
 
-/* The file's name, for messages (a static buffer; messages are printed right away). */
-static const char *file_name(hid_t f) {
+const char *h5t_file_name(hid_t f) {
     static char buf[1024];
     if (H5Fget_name(f, buf, sizeof buf) < 0) snprintf(buf, sizeof buf, "(unnamed HDF5 file)");
     return buf;
@@ -55,7 +54,7 @@ hid_t h5t_create(const char *path) {
 void h5t_close(hid_t f) {
     if (f < 0) return;
     char name[1024];
-    snprintf(name, sizeof name, "%s", file_name(f));
+    snprintf(name, sizeof name, "%s", h5t_file_name(f));
     if (H5Fclose(f) < 0) die("%s: error closing HDF5 file (disk full?)", name);
 }
 
@@ -63,7 +62,7 @@ int h5t_exists(hid_t f, const char *path) {
     size_t len = strlen(path);
     if (len == 0) return 0;
     char buf[1024];
-    if (len >= sizeof buf) die("%s: HDF5 path too long: %s", file_name(f), path);
+    if (len >= sizeof buf) die("%s: HDF5 path too long: %s", h5t_file_name(f), path);
     memcpy(buf, path, len + 1);
     /* Check each prefix in turn: H5Lexists fails (rather than returning 0) when a group
      * above the last component is missing. */
@@ -82,12 +81,12 @@ int h5t_exists(hid_t f, const char *path) {
 int h5t_dims(hid_t f, const char *path, int *ndim, long long dims[H5T_MAX_DIMS]) {
     if (!h5t_exists(f, path)) return 0;
     hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    if (d < 0) die("%s: %s exists but is not a dataset", file_name(f), path);
+    if (d < 0) die("%s: %s exists but is not a dataset", h5t_file_name(f), path);
     hid_t sp = H5Dget_space(d);
     int nd = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
-    if (nd < 0) die("%s: %s: cannot read the dataspace", file_name(f), path);
+    if (nd < 0) die("%s: %s: cannot read the dataspace", h5t_file_name(f), path);
     if (nd > H5T_MAX_DIMS)
-        die("%s: %s has %d dimensions, at most %d supported", file_name(f), path, nd,
+        die("%s: %s has %d dimensions, at most %d supported", h5t_file_name(f), path, nd,
             H5T_MAX_DIMS);
     hsize_t h[H5T_MAX_DIMS] = {0};
     H5Sget_simple_extent_dims(sp, h, NULL);
@@ -105,18 +104,18 @@ static void read_checked(hid_t f, const char *path, void *out, hid_t mem_type, i
     long long have[H5T_MAX_DIMS];
     char want_s[128], have_s[128];
     if (!h5t_dims(f, path, &nd, have))
-        die("%s: dataset %s is missing (expected shape %s)", file_name(f), path,
+        die("%s: dataset %s is missing (expected shape %s)", h5t_file_name(f), path,
             shape_str(want_s, sizeof want_s, ndim, dims));
     int same = nd == ndim;
     for (int i = 0; same && i < ndim; i++) same = have[i] == dims[i];
     if (!same)
-        die("%s: dataset %s has shape %s, expected %s", file_name(f), path,
+        die("%s: dataset %s has shape %s, expected %s", h5t_file_name(f), path,
             shape_str(have_s, sizeof have_s, nd, have),
             shape_str(want_s, sizeof want_s, ndim, dims));
     hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
     if (d < 0 || H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
         die("%s: cannot read dataset %s (corrupt, or a type that does not convert)",
-            file_name(f), path);
+            h5t_file_name(f), path);
     H5Dclose(d);
 }
 
@@ -131,21 +130,21 @@ void h5t_read_i32(hid_t f, const char *path, int *out, int ndim, const long long
 static void write_dataset(hid_t f, const char *path, const void *data, hid_t file_type,
                           hid_t mem_type, int ndim, const long long *dims) {
     if (ndim < 0 || ndim > H5T_MAX_DIMS)
-        die("%s: dataset %s: %d dimensions, at most %d supported", file_name(f), path, ndim,
+        die("%s: dataset %s: %d dimensions, at most %d supported", h5t_file_name(f), path, ndim,
             H5T_MAX_DIMS);
     hsize_t h[H5T_MAX_DIMS];
     for (int i = 0; i < ndim; i++) {
-        if (dims[i] < 0) die("%s: dataset %s: negative dimension", file_name(f), path);
+        if (dims[i] < 0) die("%s: dataset %s: negative dimension", h5t_file_name(f), path);
         h[i] = (hsize_t)dims[i];
     }
     hid_t sp = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, h, NULL);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     if (sp < 0 || lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0)
-        die("%s: dataset %s: cannot set up the dataspace", file_name(f), path);
+        die("%s: dataset %s: cannot set up the dataspace", h5t_file_name(f), path);
     hid_t d = H5Dcreate2(f, path, file_type, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    if (d < 0) die("%s: cannot create dataset %s (already exists?)", file_name(f), path);
+    if (d < 0) die("%s: cannot create dataset %s (already exists?)", h5t_file_name(f), path);
     if (H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-        die("%s: cannot write dataset %s (disk full?)", file_name(f), path);
+        die("%s: cannot write dataset %s (disk full?)", h5t_file_name(f), path);
     H5Dclose(d);
     H5Pclose(lcpl);
     H5Sclose(sp);

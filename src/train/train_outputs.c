@@ -36,11 +36,13 @@ void train_outputs_open(TrainOutputs *o, const Config *cfg, const char *run_dir,
     char path[1200], tmp[1300];
     join(path, sizeof path, run_dir, "config.ini");
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    tmp_file_begin(tmp);
     FILE *f = fopen(tmp, "w");
     if (!f) die("%s: cannot write: %s", tmp, strerror(errno));
     fprintf(f, "; effective config of this run (defaults, file and --set overrides)\n");
     config_write(cfg, f);
     if (fclose(f) != 0 || rename(tmp, path) != 0) die("%s: cannot write: %s", path, strerror(errno));
+    tmp_file_done(tmp);
     join(path, sizeof path, run_dir, "metrics.h5");
     metrics_open(&o->metrics, path, step, step / steps_per_epoch);
     printf("training: %zu parameters, batch %d, %ld steps per epoch, %d epochs%s; run dir %s\n",

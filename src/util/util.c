@@ -1,4 +1,5 @@
-/* util.c: error reporting, checked allocation, directories and file syncs, clocks. */
+/* util.c: error reporting, checked allocation, directories, file syncs and temporary files,
+ * clocks. */
 #define _POSIX_C_SOURCE 200809L
 #include "util.h"
 
@@ -14,7 +15,11 @@
 
 void (*die_hook)(const char *message) = NULL;
 
+static char pending_tmp[8][4096]; /* temporary files being written; "" marks a free slot */
+
 void die(const char *fmt, ...) {
+    for (size_t i = 0; i < ARRAY_LEN(pending_tmp); i++) /* may be gone already: not an error */
+        if (pending_tmp[i][0]) unlink(pending_tmp[i]), pending_tmp[i][0] = 0;
     va_list ap;
     va_start(ap, fmt);
     if (die_hook) {
@@ -81,6 +86,21 @@ void sync_dir_of(const char *path) {
     if (strlen(path) >= sizeof dir) die("%s: path too long", path);
     snprintf(dir, sizeof dir, "%s", path);
     sync_path(dirname(dir), 1);
+}
+
+void tmp_file_begin(const char *tmp) {
+    if (strlen(tmp) >= sizeof pending_tmp[0]) die("%s: path too long", tmp);
+    for (size_t i = 0; i < ARRAY_LEN(pending_tmp); i++)
+        if (!pending_tmp[i][0]) {
+            snprintf(pending_tmp[i], sizeof pending_tmp[i], "%s", tmp);
+            return;
+        }
+    die("%s: more than %zu temporary files at once", tmp, ARRAY_LEN(pending_tmp));
+}
+
+void tmp_file_done(const char *tmp) {
+    for (size_t i = 0; i < ARRAY_LEN(pending_tmp); i++)
+        if (strcmp(pending_tmp[i], tmp) == 0) pending_tmp[i][0] = 0;
 }
 
 double now_seconds(void) {

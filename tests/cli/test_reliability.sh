@@ -2,7 +2,7 @@
 # test_reliability.sh: nothing saved is lost. SIGKILL at random moments (many during checkpoint
 # writes) always leaves a latest.h5 that opens and resumes; broken or foreign checkpoints are
 # refused with one clear line; `--help` agrees with the parsers; a full disk is
-# reported and the previous checkpoint survives.
+# reported, the previous checkpoint survives and no temporary file is left holding the space.
 set -u
 source "$(dirname "$0")/checks.sh"
 tiny=(--config configs/tiny.ini --set train.max_steps=100000 --set train.checkpoint_every=1)
@@ -108,6 +108,26 @@ import sys, h5py
 with h5py.File(sys.argv[1], "r") as f:
     assert len(f["params"]) == 80 and len(f["adam/v"]) == 80 and f.attrs["step"] >= 1
 PY
+  [ ! -e "$full/run/checkpoints/latest.h5.tmp" ] && pass "disk full: the failed latest.h5.tmp is removed (its space given back)" \
+    || fail "disk full: latest.h5.tmp left behind"
+  # 4b. the disk fills while the samples file is assembled from OUT.part (which fits, twice does
+  #     not): no OUT.tmp left, OUT.part kept; with room, the same command finishes without sampling
+  sfull="$work/sfull"; mkdir -p "$sfull"
+  if mount -t tmpfs -o size=1000k tmpfs "$sfull" 2>/dev/null; then
+    mounts+=("$sfull")
+    scmd=($DDPM sample --checkpoint "$ck" --n 200 --sampler ddim --steps 2 --out "$sfull/s.h5")
+    err=$("${scmd[@]}" 2>&1 >/dev/null); rc=$?
+    if [ $rc -ne 0 ] && grep -q "s.h5.tmp: cannot write" <<<"$err" && [ ! -e "$sfull/s.h5.tmp" ] &&
+       [ -f "$sfull/s.h5.part" ] && [ ! -e "$sfull/s.h5" ]; then
+      pass "disk full while assembling samples: $(tail -1 <<<"$err"); s.h5.tmp removed, s.h5.part kept"
+    else fail "disk full while assembling samples: rc=$rc: $err; left: $(ls "$sfull")"; fi
+    mount -o remount,size=2000k "$sfull"
+    out=$("${scmd[@]}" 2>&1); rc=$?
+    if [ $rc -eq 0 ] && grep -q "200 images sampled by earlier runs" <<<"$out" && [ "$(ls "$sfull")" = s.h5 ] &&
+       $PY -c "import h5py,sys; assert h5py.File(sys.argv[1],'r')['samples'].shape == (200, 1, 28, 28)" "$sfull/s.h5"; then
+      pass "with room again the same command writes s.h5 from s.h5.part without sampling"
+    else fail "finishing after the full disk: rc=$rc: $out; left: $(ls "$sfull")"; fi
+  fi
   # 5. a run directory that cannot be written
   ro="$work/ro"; mkdir -p "$ro"
   if mount -t tmpfs -o ro,size=100k tmpfs "$ro" 2>/dev/null; then
