@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_tools.sh: the HDF5 layout of every file kind against docs/hdf5-layout.md (h5dump -H), and
 # the analysis tools in tools/ on real outputs: plot_metrics.py, show_samples.py, torch_load.py,
-# recipe.sh, recipe_runs.sh, plot_recipe.py and device_recipe.sh.
+# recipe.sh, recipe_runs.sh, plot_recipe.py, average_weights.py and device_recipe.sh.
 set -u
 source "$(dirname "$0")/checks.sh"
 LAYOUT="$PY tests/cli/hdf5_layout.py check docs/hdf5-layout.md"
@@ -143,6 +143,29 @@ out=$(tools/recipe_runs.sh cosine bogus 2>&1) && fail "recipe_runs.sh took an un
   || pass "recipe_runs.sh refuses an unknown row before training anything: $out"
 out=$(tools/recipe_runs.sh cosine+bogus 2>&1) && fail "recipe_runs.sh took an unknown change in a joined row" \
   || pass "recipe_runs.sh refuses an unknown change in a joined row (cosine+bogus)"
+# average_weights.py: the output's /ema is the tensor-wise mean of the checkpoints' /ema (here of
+# one run at step 4 and, resumed with more steps, at step 6), /params the last one's; ddpm samples
+# from it; a checkpoint of another network is refused
+run_ok $DDPM train --config configs/tiny.ini --set train.max_steps=4 --out "$work/avg"
+cp "$work/avg/checkpoints/latest.h5" "$work/avg4.h5"
+run_ok $DDPM train --config configs/tiny.ini --set train.max_steps=6 --out "$work/avg" --resume
+if $PY tools/average_weights.py "$work/avgw.h5" ema "$work/avg4.h5" "$work/avg/checkpoints/latest.h5" >"$work/avg.log" 2>&1 &&
+   $PY - "$work/avgw.h5" "$work/avg4.h5" "$work/avg/checkpoints/latest.h5" <<'PY'
+import sys, h5py, numpy as np
+o, a, b = (h5py.File(p, "r") for p in sys.argv[1:])
+assert a.attrs["step"] == 4 and b.attrs["step"] == 6 and o.attrs["content"] == b"weights" and "adam" not in o
+assert len(o["ema"]) == len(b["ema"]) == 80
+for n in b["ema"]:
+    want = ((a["ema"][n][()].astype(np.float64) + b["ema"][n][()]) / 2).astype(np.float32)
+    assert np.array_equal(o["ema"][n][()], want), n
+    assert np.array_equal(o["params"][n][()], b["params"][n][()]), n
+assert not np.array_equal(a["ema"]["out_conv.weight"][()], b["ema"]["out_conv.weight"][()])
+PY
+then pass "average_weights.py: /ema the mean of steps 4 and 6, tensor by tensor; $(cat "$work/avg.log")"
+else fail "average_weights.py: $(cat "$work/avg.log")"; fi
+run_ok $DDPM sample --checkpoint "$work/avgw.h5" --n 2 --sampler ddim --steps 2 --out "$work/avgs.h5"
+out=$($PY tools/average_weights.py "$work/bad.h5" ema "$work/avg4.h5" "$work/cond/checkpoints/latest.h5" 2>&1) \
+  && fail "average_weights.py averaged two networks" || pass "average_weights.py refuses another network: $out"
 # device_recipe.sh (for the device machine) here, with a stand-in for its carried runtime: each
 # column's JSON is `ddpm eval`'s on the images `ddpm sample` draws with the same settings
 dev=$work/dev
