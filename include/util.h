@@ -33,11 +33,12 @@ void sync_file(const char *path);
 void sync_dir_of(const char *path);
 
 /* Temporary files of the write-then-rename pattern (OUT.tmp renamed over OUT once complete).
- * A writer calls tmp_file_begin(tmp) before creating it and tmp_file_done(tmp) once it is
- * renamed; die() in between (a full disk, a failed read) removes it first, so a failed write
- * leaves no partial OUT and no OUT.tmp holding the disk space. A kill (SIGKILL, a second
- * Ctrl-C) leaves one; the next writer truncates it. At most 8 at once. */
-void tmp_file_begin(const char *tmp);
+ * A writer calls tmp_file_begin(tmp, sizeof tmp, OUT), which names tmp "OUT.tmp" (dying if the
+ * name does not fit), before creating it and tmp_file_done(tmp) once it is renamed; die() in
+ * between (a full disk, a failed read) removes it first, so a failed write leaves no partial OUT
+ * and no OUT.tmp holding the disk space. A kill (SIGKILL, a second Ctrl-C) leaves one; the
+ * next writer truncates it. At most 8 at once. */
+void tmp_file_begin(char *tmp, size_t size, const char *path);
 void tmp_file_done(const char *tmp);
 
 /* Wall-clock seconds from a monotonic clock. */

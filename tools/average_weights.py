@@ -63,6 +63,18 @@ def main(argv):
         if sorted(f[group].keys()) != names or any(f[group][n].shape != last[group][n].shape for n in names):
             fail(f"{c}: other tensors in /{group} than {ckpts[-1]}")
     tmp = out + ".tmp"
+    try:
+        write(tmp, group, ckpts, files, names)
+    except BaseException:
+        if os.path.exists(tmp):  # a failed write (a full disk) leaves no partial file behind
+            os.unlink(tmp)
+        raise
+    os.replace(tmp, out)
+    print(f"{out}: /ema = mean of /{group} over {len(ckpts)} checkpoints ({len(names)} tensors)")
+
+
+def write(tmp, group, ckpts, files, names):
+    last = files[-1]
     with h5py.File(tmp, "w") as o:
         for k, v in last.attrs.items():
             o.attrs[k] = v
@@ -76,8 +88,6 @@ def main(argv):
             d = o["ema"].create_dataset(n, data=mean.astype(np.float32))
             for k, v in last[group][n].attrs.items():
                 d.attrs[k] = v
-    os.replace(tmp, out)
-    print(f"{out}: /ema = mean of /{group} over {len(ckpts)} checkpoints ({len(names)} tensors)")
 
 
 if __name__ == "__main__":

@@ -69,8 +69,7 @@ int cmd_noise_strip(int argc, char **argv) {
     if (png_write_strip(png, out, n, frames, 1, d.rows, d.cols, 2, err, sizeof err)) die("%s", err);
     if (h5) {
         char tmp[1100];
-        snprintf(tmp, sizeof tmp, "%s.tmp", h5);
-        tmp_file_begin(tmp);
+        tmp_file_begin(tmp, sizeof tmp, h5);
         hid_t f = h5t_create(tmp);
         h5t_write_f32(f, "/x_t", out, 5, (long long[]){n, frames, 1, d.rows, d.cols});
         h5t_write_i32(f, "/t", ts, 1, (long long[]){frames});

@@ -89,8 +89,7 @@ int cmd_predict(int argc, char **argv) {
     if (cfg.diffusion.prediction == PREDICT_V) diffusion_eps_from_v(eps, x, (int)t, count, &sched);
     schedule_free(&sched);
     char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", out);
-    tmp_file_begin(tmp);
+    tmp_file_begin(tmp, sizeof tmp, out);
     hid_t g = h5t_create(tmp);
     h5t_write_f32(g, "/eps", eps, 4, dims);
     if (cfg.diffusion.prediction == PREDICT_V) h5t_write_f32(g, "/v", out_net, 4, dims);

@@ -62,8 +62,7 @@ static void shift_images(float *x, int n, uint64_t seed, int epoch, int step) {
 static void save(const ClassifierTrainOptions *o, const Classifier *c, const float *params,
                  double acc) {
     char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
-    tmp_file_begin(tmp); /* checkpoint_publish ends it */
+    tmp_file_begin(tmp, sizeof tmp, o->out); /* checkpoint_publish ends it */
     hid_t f = h5t_create(tmp);
     h5a_write_string(f, "kind", KIND);
     h5a_write_long(f, "format_version", 1);

@@ -226,8 +226,7 @@ static void write_json(const EvalOptions *o, const char *source, long n, long n_
                        double precision, double recall, long n_pr, double cls_acc,
                        double accuracy, const PerClass *pc) {
     char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", o->out_json);
-    tmp_file_begin(tmp);
+    tmp_file_begin(tmp, sizeof tmp, o->out_json);
     FILE *f = fopen(tmp, "w");
     if (!f) die("%s: cannot write: %s", tmp, strerror(errno));
     fprintf(f, "{\n  \"source\": \"%s\",\n  \"n\": %ld,\n", source, n);

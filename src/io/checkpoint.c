@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -38,25 +39,29 @@ void checkpoint_write_group(hid_t f, const char *group, const ParamTable *t, con
 /* Refuse a checkpoint that cannot fit before HDF5 meets the full disk (Debian's HDF5 1.10
  * crashes in its exit handler after a failed flush, status 139 instead of 1). The estimate is a
  * lower bound, the tensors' bytes plus 256 bytes of metadata each (measured: about 400), so a
- * write that fits is never refused; one that fails later is still reported by the flush. */
-static void check_room(const char *path, const ParamTable *t, int groups) {
-    char dir[1100];
-    snprintf(dir, sizeof dir, "%s", path);
+ * write that fits is never refused; one that fails later is still reported by the flush. The
+ * space of a stale tmp (left by a kill) counts as free: the write truncates it. */
+static void check_room(const char *path, const char *tmp, const ParamTable *t, int groups) {
+    char dir[4096];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) return;
     struct statvfs v;
-    if (statvfs(dirname(dir), &v) != 0) return; /* cannot tell: let the write find out */
-    const double free_bytes = (double)(geteuid() == 0 ? v.f_bfree : v.f_bavail) * (double)v.f_frsize;
+    if (statvfs(dirname(dir), &v) != 0 || v.f_blocks == 0)
+        return; /* cannot tell (a file system that reports no sizes): let the write find out */
+    double free_bytes = (double)(geteuid() == 0 ? v.f_bfree : v.f_bavail) * (double)v.f_frsize;
+    struct stat st;
+    if (stat(tmp, &st) == 0 && S_ISREG(st.st_mode)) free_bytes += (double)st.st_blocks * 512.0;
     const double need = (double)groups * ((double)t->total * sizeof(float) + 256.0 * t->count);
     if (free_bytes < need)
         die("%s: not enough disk space for the checkpoint: it needs at least %.2f MB, %.2f MB "
-            "are free (the previous checkpoint is kept)", path, need / 1e6, free_bytes / 1e6);
+            "are free%s", path, need / 1e6, free_bytes / 1e6,
+            access(path, F_OK) == 0 ? " (the previous checkpoint is kept)" : "");
 }
 
 void checkpoint_save(const char *path, const ParamTable *t, const Arenas *a, const TrainState *s,
                      const Config *cfg, CheckpointContent content) {
-    check_room(path, t, content == CKPT_FULL ? 4 : 2);
     char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    tmp_file_begin(tmp); /* checkpoint_publish ends it */
+    tmp_file_begin(tmp, sizeof tmp, path); /* checkpoint_publish ends it */
+    check_room(path, tmp, t, content == CKPT_FULL ? 4 : 2);
     hid_t f = h5t_create(tmp);
     char *text = config_text(cfg);
     h5a_write_string(f, "kind", KIND);

@@ -11,11 +11,10 @@
 #include "util.h"
 
 void samples_begin(SamplesFile *sf, const char *path, int n, int c, int s, int conditional) {
-    if (snprintf(sf->path, sizeof sf->path, "%s", path) >= (int)sizeof sf->path ||
-        snprintf(sf->tmp, sizeof sf->tmp, "%s.tmp", path) >= (int)sizeof sf->tmp)
+    if (snprintf(sf->path, sizeof sf->path, "%s", path) >= (int)sizeof sf->path)
         die("%s: path too long", path);
     sf->n = n, sf->c = c, sf->s = s, sf->conditional = conditional;
-    tmp_file_begin(sf->tmp); /* h5s_close_and_publish ends it */
+    tmp_file_begin(sf->tmp, sizeof sf->tmp, path); /* h5s_close_and_publish ends it */
     sf->f = h5s_create(sf->tmp);
     /* the datasets exist from the start, whatever rows come */
     h5s_write_rows_f32(sf->f, "/samples", NULL, 4, (long long[]){n, c, s, s}, 0, 0);

@@ -35,8 +35,7 @@ void train_outputs_open(TrainOutputs *o, const Config *cfg, const char *run_dir,
     if (!o->root) return;
     char path[1200], tmp[1300];
     join(path, sizeof path, run_dir, "config.ini");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    tmp_file_begin(tmp);
+    tmp_file_begin(tmp, sizeof tmp, path);
     FILE *f = fopen(tmp, "w");
     if (!f) die("%s: cannot write: %s", tmp, strerror(errno));
     fprintf(f, "; effective config of this run (defaults, file and --set overrides)\n");

@@ -88,8 +88,11 @@ void sync_dir_of(const char *path) {
     sync_path(dirname(dir), 1);
 }
 
-void tmp_file_begin(const char *tmp) {
-    if (strlen(tmp) >= sizeof pending_tmp[0]) die("%s: path too long", tmp);
+void tmp_file_begin(char *tmp, size_t size, const char *path) {
+    /* a truncated name could be PATH itself: the write would then clobber it, die() remove it */
+    const int len = snprintf(tmp, size, "%s.tmp", path);
+    if (len < 0 || (size_t)len >= size || (size_t)len >= sizeof pending_tmp[0])
+        die("%s: path too long", path);
     for (size_t i = 0; i < ARRAY_LEN(pending_tmp); i++)
         if (!pending_tmp[i][0]) {
             snprintf(pending_tmp[i], sizeof pending_tmp[i], "%s", tmp);

@@ -109,7 +109,7 @@ import sys, h5py
 with h5py.File(sys.argv[1], "r") as f:
     assert len(f["params"]) == 80 and len(f["adam/v"]) == 80 and f.attrs["step"] >= 1
 PY
-  [ ! -e "$full/run/checkpoints/latest.h5.tmp" ] && pass "disk full: no latest.h5.tmp left" \
+  [ ! -e "$full/run/checkpoints/latest.h5.tmp" ] && pass "disk full: refused before latest.h5.tmp was written" \
     || fail "disk full: latest.h5.tmp left behind"
   # 4b. the disk fills while the samples file is assembled from OUT.part (which fits, twice does
   #     not): no OUT.tmp left, OUT.part kept; with room, the same command finishes without sampling
@@ -129,6 +129,20 @@ PY
       pass "with room again the same command writes s.h5 from s.h5.part without sampling"
     else fail "finishing after the full disk: rc=$rc: $out; left: $(ls "$sfull")"; fi
   fi
+  # 4c. a stale latest.h5.tmp (a kill during a checkpoint write) fills the disk: its space counts
+  #     as free, since the next write truncates it, so the resumed run is not refused
+  stale="$work/stale"; mkdir -p "$stale"
+  if mount -t tmpfs -o size=1400k tmpfs "$stale" 2>/dev/null; then
+    mounts+=("$stale")
+    $DDPM train "${tiny[@]}" --set train.max_steps=1 --out "$stale/run" >/dev/null 2>&1
+    cp "$stale/run/checkpoints/latest.h5" "$stale/run/checkpoints/latest.h5.tmp"
+    free_k=$(($(df -k --output=avail "$stale" | tail -1)))
+    out=$($DDPM train "${tiny[@]}" --set train.max_steps=3 --out "$stale/run" --resume 2>&1); rc=$?
+    if [ "$free_k" -lt 200 ] && [ $rc -eq 0 ] && grep -q "done: step 3" <<<"$out" &&
+       [ "$(ls "$stale/run/checkpoints")" = latest.h5 ]; then
+      pass "a stale latest.h5.tmp filling the disk (${free_k} KB free) does not refuse the resumed run"
+    else fail "stale latest.h5.tmp: ${free_k} KB free, rc=$rc: $out; left: $(ls "$stale/run/checkpoints")"; fi
+  fi
   # 5. a run directory that cannot be written
   ro="$work/ro"; mkdir -p "$ro"
   if mount -t tmpfs -o ro,size=100k tmpfs "$ro" 2>/dev/null; then
@@ -138,5 +152,17 @@ PY
 else
   echo "SKIP disk-full and read-only checks: cannot mount a tmpfs here (needs root)"
 fi
+
+# 6. an output whose temporary name (OUT.tmp) would not fit in its buffer is refused, and a file
+#    already at OUT is untouched (a name cut to 1,099 characters was OUT itself: written in place)
+long="$work"
+while [ ${#long} -lt 950 ]; do long="$long/$(printf 'd%.0s' {1..100})"; done
+mkdir -p "$long"
+long="$long/$(printf 'w%.0s' $(seq $((1099 - ${#long} - 1))))"
+echo "not a checkpoint" >"$long"
+err=$($DDPM export --checkpoint "$ck" --out "$long" 2>&1 >/dev/null); rc=$?
+if [ ${#long} -eq 1099 ] && [ $rc -eq 1 ] && grep -q "path too long" <<<"$err" && [ "$(cat "$long")" = "not a checkpoint" ]; then
+  pass "an output path of 1,099 characters is refused (path too long) and the file there is untouched"
+else fail "long output path: length ${#long}, rc=$rc, file now: $(head -c 20 "$long" | tr -cd '[:print:]')"; fi
 
 finish "reliability"

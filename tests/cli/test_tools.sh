@@ -164,8 +164,21 @@ PY
 then pass "average_weights.py: /ema the mean of steps 4 and 6, tensor by tensor; $(cat "$work/avg.log")"
 else fail "average_weights.py: $(cat "$work/avg.log")"; fi
 run_ok $DDPM sample --checkpoint "$work/avgw.h5" --n 2 --sampler ddim --steps 2 --out "$work/avgs.h5"
-out=$($PY tools/average_weights.py "$work/bad.h5" ema "$work/avg4.h5" "$work/cond/checkpoints/latest.h5" 2>&1) \
-  && fail "average_weights.py averaged two networks" || pass "average_weights.py refuses another network: $out"
+$LAYOUT "Averaged weights:" "$work/avgw.h5" && pass "average_weights.py's file matches docs/hdf5-layout.md (h5dump -H)" \
+  || fail "average_weights.py's file differs from docs/hdf5-layout.md"
+# refused: the same tensors under another diffusion (T = 50), another network (class-conditional),
+# a file with one tensor missing
+run_ok $DDPM train --config configs/tiny.ini --set diffusion.T=50 --set train.max_steps=1 --out "$work/avgT"
+cp "$work/avg4.h5" "$work/avgcut.h5"
+$PY -c "import h5py, sys; del h5py.File(sys.argv[1], 'a')['ema/out_conv.bias']" "$work/avgcut.h5"
+for other in "$work/avgT/checkpoints/latest.h5:another network or diffusion" \
+             "$work/cond/checkpoints/latest.h5:another network or diffusion" \
+             "$work/avgcut.h5:other tensors in /ema"; do
+  out=$($PY tools/average_weights.py "$work/bad.h5" ema "$work/avg4.h5" "${other%%:*}" 2>&1); rc=$?
+  if [ $rc -eq 2 ] && grep -q "${other#*:}" <<<"$out" && [ ! -e "$work/bad.h5" ] && [ ! -e "$work/bad.h5.tmp" ]; then
+    pass "average_weights.py refuses ${other#*:}: $out"
+  else fail "average_weights.py with ${other%%:*}: rc=$rc: $out"; fi
+done
 # device_recipe.sh (for the device machine) here, with a stand-in for its carried runtime: each
 # column's JSON is `ddpm eval`'s on the images `ddpm sample` draws with the same settings
 dev=$work/dev
