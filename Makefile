@@ -26,7 +26,7 @@ TESTS   := $(patsubst tests/%.c,bin/tests/%,$(wildcard tests/test_*.c))
 SCRIPTS := $(wildcard tests/cli/test_*.sh)
 BENCHES := $(patsubst bench/%.c,bin/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all deps slurm-deps figure-deps bench-compare test bench clean check-deps reference data demo figures fuzz test-sanitize test-valgrind
+.PHONY: all deps slurm-deps figure-deps bench-compare test bench clean check-deps reference data run demo figures fuzz test-sanitize test-valgrind
 all: check-deps bin/ddpm
 
 # Install missing Debian packages (only when something is missing; never needed where modules
@@ -139,8 +139,22 @@ bench-compare: check-deps data bin/ddpm $(BENCHES)
 bench: check-deps $(BENCHES)
 	bin/bench/bench_unet
 
-# The README's first command: install, build, fetch MNIST, train configs/tiny.ini briefly and
-# write a sample grid; then, when the committed reference weights exist, sample digits from them.
+# The README's first command: install what is missing, build, fetch MNIST, then the main job:
+# train the default config (configs/unet-s.ini, the reference recipe, 20 epochs) on NP MPI ranks
+# into RUN, continuing where a stopped run left off (run it again after a kill or a logout), and
+# draw 64 DDPM samples from the EMA weights into RUN/samples/final-ddpm.{h5,png}. TRAIN_ARGS
+# passes more train options (e.g. --set train.epochs=5). `make figures` then draws the rest.
+NP ?= 2
+RUN ?= results/runs/unet-s
+TRAIN_ARGS ?=
+run: check-deps data bin/ddpm
+	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np $(NP) bin/ddpm train \
+	  --config configs/unet-s.ini --out $(RUN) --resume $(TRAIN_ARGS)
+	bin/ddpm sample --checkpoint $(RUN)/checkpoints/latest.h5 --sampler ddpm --n 64 --seed 1 \
+	  --out $(RUN)/samples/final-ddpm.h5 --png $(RUN)/samples/final-ddpm.png
+
+# A 30-second look instead of run: train configs/tiny.ini briefly and write a sample grid; then,
+# when the committed reference weights exist, sample digits from them.
 demo: check-deps data bin/ddpm
 	bin/ddpm train --config configs/tiny.ini --out results/runs/tiny
 	@if [ -f results/unet-s/final.h5 ]; then \
@@ -150,7 +164,6 @@ demo: check-deps data bin/ddpm
 # Figures of a training run (default the reference run) into FIG: loss curve, samples per
 # epoch, a DDPM-300 and a DDIM-50 grid from the EMA weights with a denoising strip, and the
 # noising process. Every picture in results/ comes from here; see results/README.md.
-RUN ?= results/runs/unet-s
 FIG ?= results/unet-s
 figures: bin/ddpm figure-deps
 	mkdir -p $(FIG)
