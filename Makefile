@@ -141,10 +141,11 @@ bench: check-deps $(BENCHES)
 
 # The README's first command: install what is missing, build, fetch MNIST, then the main job:
 # train the default config (configs/unet-s.ini, the reference recipe, 20 epochs) on NP MPI ranks
-# into RUN, continuing where a stopped run left off (run it again after a kill or a logout), and
-# draw 64 DDPM samples from the EMA weights into RUN/samples/final-ddpm.{h5,png}. TRAIN_ARGS
+# (default 2, 1 on a one-core machine; each rank takes cores / NP threads) into RUN, continuing
+# where a stopped run left off (run it again after a kill or a logout), and draw 64 DDPM
+# samples from the EMA weights into RUN/samples/final-ddpm.{h5,png}. TRAIN_ARGS
 # passes more train options (e.g. --set train.epochs=5). `make figures` then draws the rest.
-NP ?= 2
+NP ?= $(shell [ "$$(nproc)" -ge 2 ] && echo 2 || echo 1)
 RUN ?= results/runs/unet-s
 TRAIN_ARGS ?=
 run: check-deps data bin/ddpm
