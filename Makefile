@@ -141,18 +141,20 @@ bench: check-deps $(BENCHES)
 
 # The README's first command: install what is missing, build, fetch MNIST, then the main job:
 # train the default config (configs/unet-s.ini, the reference recipe, 20 epochs) on NP MPI ranks
-# (default 2, 1 on a one-core machine; each rank takes cores / NP threads) into RUN, continuing
-# where a stopped run left off (run it again after a kill or a logout), and draw 64 DDPM
-# samples from the EMA weights into RUN/samples/final-ddpm.{h5,png}. TRAIN_ARGS
-# passes more train options (e.g. --set train.epochs=5). `make figures` then draws the rest.
-NP ?= $(shell [ "$$(nproc)" -ge 2 ] && echo 2 || echo 1)
+# into RUN, continuing where a stopped run left off (run it again after a kill or a logout), and
+# draw 64 DDPM samples from the EMA weights into RUN/samples/final-ddpm.{h5,png}. NP: 2, or 1 on
+# a one-core machine (nproc without OMP_NUM_THREADS, which nproc would report instead); the
+# ranks are not bound to one core each, so each takes cores / NP threads. TRAIN_ARGS passes more
+# train options (e.g. --set train.epochs=5). `make figures FIG=DIR` then draws the rest.
+NP ?= $(shell [ "$$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" -ge 2 ] && echo 2 || echo 1)
 RUN ?= results/runs/unet-s
 TRAIN_ARGS ?=
+MPIRUN_RUN = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np $(NP) \
+  --bind-to none --oversubscribe
 run: check-deps data bin/ddpm
-	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np $(NP) bin/ddpm train \
-	  --config configs/unet-s.ini --out $(RUN) --resume $(TRAIN_ARGS)
-	bin/ddpm sample --checkpoint $(RUN)/checkpoints/latest.h5 --sampler ddpm --n 64 --seed 1 \
-	  --out $(RUN)/samples/final-ddpm.h5 --png $(RUN)/samples/final-ddpm.png
+	$(MPIRUN_RUN) bin/ddpm train --config configs/unet-s.ini --out "$(RUN)" --resume $(TRAIN_ARGS)
+	$(MPIRUN_RUN) bin/ddpm sample --checkpoint "$(RUN)/checkpoints/latest.h5" --sampler ddpm \
+	  --n 64 --seed 1 --out "$(RUN)/samples/final-ddpm.h5" --png "$(RUN)/samples/final-ddpm.png"
 
 # A 30-second look instead of run: train configs/tiny.ini briefly and write a sample grid; then,
 # when the committed reference weights exist, sample digits from them.
