@@ -8,6 +8,14 @@
  * GCC computes 1 / (1 + inf) with an approximate reciprocal and a Newton step, which gives NaN. */
 static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(fminf(-x, 80.0f))); }
 
+/* The derivative s (1 + x (1 - s)) with 1 - s taken as e s (e = exp(-x)), not by subtraction:
+ * for large x the approximate reciprocal may leave s one ulp above 1, and x (1 - s) would
+ * multiply that rounding by x (1e-5 at x = 175 on some CPUs); e s is 0 there. */
+static inline float silu_grad(float x) {
+    const float e = expf(fminf(-x, 80.0f)), s = 1.0f / (1.0f + e);
+    return s * (1.0f + x * (e * s));
+}
+
 void silu_forward(float *out, const float *inp, size_t count) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < count; i++) out[i] = inp[i] * sigmoid(inp[i]);
@@ -16,7 +24,6 @@ void silu_forward(float *out, const float *inp, size_t count) {
 void silu_backward(float *dinp, const float *dout, const float *inp, size_t count) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < count; i++) {
-        float s = sigmoid(inp[i]);
-        dinp[i] += dout[i] * s * (1.0f + inp[i] * (1.0f - s));
+        dinp[i] += dout[i] * silu_grad(inp[i]);
     }
 }
