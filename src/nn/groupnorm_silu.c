@@ -14,15 +14,9 @@
 #include <stdint.h>
 
 #include "nn.h"
+#include "silu_math.h"
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
-/* silu.c's sigmoid, exp's argument capped at 80 for the reason given there */
-static inline float sigmoid(float y) { return 1.0f / (1.0f + expf(fminf(-y, 80.0f))); }
-/* and its derivative, 1 - s taken as e s for the reason given there */
-static inline float silu_grad(float y) {
-    const float e = expf(fminf(-y, 80.0f)), s = 1.0f / (1.0f + e);
-    return s * (1.0f + y * (e * s));
-}
 
 void groupnorm_silu_forward(float *out, float *mean, float *rstd, const float *inp,
                             const float *gamma, const float *beta, int n, int c, int hw,
