@@ -27,9 +27,10 @@
 int png_write_grid(const char *path, const float *images, int n, int channels, int h, int w,
                    int ncols, int scale, char *err, size_t errlen);
 
-/* 0 when png_write_grid could draw n images of h x w in ncols columns at this scale, else -1
- * with the reason in err (the same check it makes): to refuse a picture before the work that
- * makes its images. */
+/* 0 when png_write_grid could draw n images of h x w in ncols columns at this scale into path,
+ * else -1 with the reason in err: the grid's size (the same check it makes), and path's
+ * temporary file created and removed again in path's directory (a missing or read-only
+ * directory, or path a directory). To refuse a picture before the work that makes its images. */
 int png_grid_check(const char *path, int n, int channels, int h, int w, int ncols, int scale,
                    char *err, size_t errlen);
 

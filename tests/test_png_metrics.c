@@ -207,6 +207,37 @@ static void test_png_failures(void **state) {
     assert_int_equal(access(path, F_OK), -1);
 }
 
+/* png_grid_check refuses, before any images exist, the paths png_write_grid would fail on, and
+ * leaves nothing behind either way. */
+static void test_png_grid_check(void **state) {
+    (void)state;
+    char path[400], err[512];
+    in_dir(path, sizeof path, "checked.png");
+    assert_int_equal(png_grid_check(path, 10, 1, 28, 28, 5, 2, err, sizeof err), 0);
+    assert_int_equal(access(path, F_OK), -1); /* checked, not written */
+    assert_int_equal(temp_files_left(), 0);
+
+    in_dir(path, sizeof path, "no_such_dir/x.png");
+    err[0] = '\0';
+    assert_int_equal(png_grid_check(path, 10, 1, 28, 28, 5, 2, err, sizeof err), -1);
+    printf("  error: %s\n", err);
+    assert_non_null(strstr(err, "cannot create"));
+
+    in_dir(path, sizeof path, "a_directory.png"); /* made by test_png_failures, or here */
+    if (access(path, F_OK) != 0) assert_int_equal(mkdir(path, 0700), 0);
+    err[0] = '\0';
+    assert_int_equal(png_grid_check(path, 10, 1, 28, 28, 5, 2, err, sizeof err), -1);
+    printf("  error: %s\n", err);
+    assert_non_null(strstr(err, "is a directory"));
+
+    assert_int_equal(png_grid_check("", 10, 1, 28, 28, 5, 2, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no path"));
+    in_dir(path, sizeof path, "huge.png"); /* too large a grid: the size check still comes first */
+    assert_int_equal(png_grid_check(path, 1000000, 1, 28, 28, 1, 2, err, sizeof err), -1);
+    assert_non_null(strstr(err, "too large"));
+    assert_int_equal(temp_files_left(), 0);
+}
+
 /* ---- metrics ---- */
 
 static double loss_of(long i) { return 1.0 / (double)(i + 1); }
@@ -429,6 +460,7 @@ int main(void) {
         cmocka_unit_test(test_grey_grid),
         cmocka_unit_test(test_rgb_strip),
         cmocka_unit_test(test_png_failures),
+        cmocka_unit_test(test_png_grid_check),
         cmocka_unit_test(test_metrics_write_and_resume),
         cmocka_unit_test(test_metrics_h5py_reader),
         cmocka_unit_test(test_metrics_failures),

@@ -18,24 +18,33 @@ int cmd_noise_strip(int argc, char **argv) {
     Config cfg;
     config_defaults(&cfg);
     const char *png = NULL, *h5 = NULL;
-    int n = 8, frames = 10, seed = 0;
+    int n = 8, frames = 10, seed = 0, nsets = 0;
+    const char *sets[64]; /* --set overrides, applied after --config wherever they stand */
     /* the value after the flag at argv[i]; advances i (only for known flags) */
 #define TAKE_VALUE() cli_value("noise-strip", argc, argv, &i)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: ddpm noise-strip --out FILE.png [--config FILE] [--set k=v ...]\n"
+            printf("usage: ddpm noise-strip --out FILE.png [--config FILE] [--set section.key=v ...]\n"
                    "                        [--n 8] [--frames 10] [--seed 0] [--h5 FILE.h5]\n\n"
                    "Noise the first N training images of [data] dir at FRAMES timesteps evenly\n"
                    "spaced over 0..T-1 with the config's schedule (default: unet-s's linear\n"
                    "T = 300) and write a strip: one row per image, noise growing to the right.\n"
-                   "--h5 also writes /x_t [N, FRAMES, 1, 28, 28] and /t [FRAMES].\n");
+                   "  --config FILE        the INI config whose [diffusion] and [data] are used\n"
+                   "  --set section.key=v  override one config key (repeatable; after --config)\n"
+                   "  --n N                images, the first N of the training set (1..1000)\n"
+                   "  --frames F           timesteps per image, first 0 and last T-1 (2..1000)\n"
+                   "  --seed S             seed of the noise eps\n"
+                   "  --h5 FILE.h5         also write /x_t [N, FRAMES, 1, 28, 28] and /t [FRAMES]\n");
             return 0;
         }
         if (!strcmp(a, "--out")) png = TAKE_VALUE();
         else if (!strcmp(a, "--h5")) h5 = TAKE_VALUE();
         else if (!strcmp(a, "--config")) config_load(&cfg, TAKE_VALUE());
-        else if (!strcmp(a, "--set")) config_set(&cfg, TAKE_VALUE());
+        else if (!strcmp(a, "--set")) {
+            if (nsets == (int)ARRAY_LEN(sets)) die("noise-strip: too many --set options");
+            sets[nsets++] = TAKE_VALUE();
+        }
         else if (!strcmp(a, "--n")) n = (int)cli_int("noise-strip", a, TAKE_VALUE(), 1, 1000);
         else if (!strcmp(a, "--frames")) frames = (int)cli_int("noise-strip", a, TAKE_VALUE(), 2, 1000);
         else if (!strcmp(a, "--seed")) seed = (int)cli_int("noise-strip", a, TAKE_VALUE(), 0, 2147483647);
@@ -43,10 +52,14 @@ int cmd_noise_strip(int argc, char **argv) {
     }
 #undef TAKE_VALUE
     if (!png) die("noise-strip: --out FILE.png is required");
+    for (int i = 0; i < nsets; i++) config_set(&cfg, sets[i]);
     config_validate(&cfg, "noise-strip");
     Dataset d;
     dataset_load_or_die(&d, cfg.data.dir, "train");
     if (n > d.count) n = d.count;
+    char err[1400];
+    if (png_grid_check(png, n * frames, 1, d.rows, d.cols, frames, 2, err, sizeof err) != 0)
+        die("noise-strip: --out %s", err);
     Schedule s;
     schedule_build(&s, (ScheduleKind)cfg.diffusion.schedule, cfg.diffusion.T,
                    cfg.diffusion.beta_start, cfg.diffusion.beta_end);
@@ -65,7 +78,6 @@ int cmd_noise_strip(int argc, char **argv) {
                             1, dim, &s);
         }
     }
-    char err[1400];
     if (png_write_strip(png, out, n, frames, 1, d.rows, d.cols, 2, err, sizeof err)) die("%s", err);
     if (h5) {
         char tmp[1100];

@@ -14,13 +14,17 @@
 #include "util.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: ddpm predict --checkpoint FILE --x X.h5 --t T --out EPS.h5 [--weights ema|model]\n"
+    fprintf(f, "usage: ddpm predict --checkpoint FILE --x X.h5 --t T --out EPS.h5\n"
+               "                    [--weights ema|model] [--class K]\n"
                "\n"
                "One evaluation of the noise-prediction network: reads x_t from dataset /x\n"
                "[N, C, S, S] of X.h5, writes eps_theta(x_t, t) to /eps of EPS.h5 (same shape);\n"
                "for a v-prediction network ([diffusion] prediction = v) /eps is the noise its\n"
                "output implies, and /v the output itself.\n"
+               "  --checkpoint FILE   a checkpoint or weights-only file (ddpm train / export)\n"
+               "  --x X.h5            the inputs x_t: dataset /x, float32 [N, C, S, S]\n"
                "  --t T               timestep 0..T-1 of the checkpoint's schedule, for every image\n"
+               "  --out EPS.h5        the output file (/eps, and /v for a v-prediction network)\n"
                "  --weights ema|model the EMA weights (default) or the raw trained weights\n"
                "  --class K           conditional models: class K for every image (K = [model]\n"
                "                      classes is the null label, the default)\n");
@@ -52,7 +56,8 @@ int cmd_predict(int argc, char **argv) {
     if (strcmp(weights, "ema") && strcmp(weights, "model")) die("predict: --weights %s: expected ema or model", weights);
     Config cfg;
     checkpoint_read_config(ckpt, &cfg);
-    if (t >= cfg.diffusion.T) die("predict: --t %ld: the checkpoint's T is %d", t, cfg.diffusion.T);
+    if (t >= cfg.diffusion.T) die("predict: --t %ld: must be in 0..%d (the checkpoint's T is %d)", t,
+                                      cfg.diffusion.T - 1, cfg.diffusion.T);
     if (cls >= 0 && cfg.model.classes == 0)
         die("predict: --class: the checkpoint's model is unconditional ([model] classes = 0)");
     if (cls > cfg.model.classes)

@@ -57,7 +57,8 @@ static void usage(FILE *f) {
             "                       eps = (1+W) eps(x,class) - W eps(x,null); 0 = plain conditional\n"
             "                       (default: the checkpoint's [sample] guidance)\n"
             "  --eps-scale S        divide the network's noise estimate by S at every step, every\n"
-            "                       sampler (Ning et al.'s epsilon scaling; default 1: none)\n"
+            "                       sampler, S in 0.5..2 (Ning et al.'s epsilon scaling;\n"
+            "                       default 1: none)\n"
             "  --weights ema|model  EMA weights (default) or the raw trained weights\n"
             "  --init FILE.h5       x_T from dataset /x [N,1,28,28] instead of the seed\n"
             "  --trajectory         also record x_t at %d points for the first %d images\n"
@@ -101,6 +102,15 @@ static int parse_int(const char *flag, const char *v, int lo, int hi) {
     return (int)cli_int("sample", flag, v, lo, hi);
 }
 
+/* The trajectory strip beside the grid: FILE.png -> FILE_trajectory.png. */
+static void strip_path(const char *png, char *strip, size_t size) {
+    const size_t len = strlen(png);
+    const int stem = (int)(len > 4 && !strcmp(png + len - 4, ".png") ? len - 4 : len);
+    if ((size_t)snprintf(strip, size, "%.*s_trajectory.png", stem, png) >= size)
+        die("sample: --png %s: path too long for its trajectory strip (at most %zu characters)",
+            png, size - sizeof "_trajectory.png");
+}
+
 /* Rank 0: the PNG grid (and trajectory strip) of the file just written, read back from it. */
 static void draw_pictures(const char *out, const char *png, int n, int C, int S, int columns,
                           const Trajectory *tp) {
@@ -109,18 +119,17 @@ static void draw_pictures(const char *out, const char *png, int n, int C, int S,
     hid_t f = h5t_open_read(out);
     float *all = floats_alloc((size_t)n * C * S * S);
     h5t_read_f32(f, "/samples", all, 4, (long long[]){n, C, S, S});
-    if (png_write_grid(png, all, n, C, S, S, columns, 2, err, sizeof err) != 0) die("%s", err);
+    if (png_write_grid(png, all, n, C, S, S, columns, 2, err, sizeof err) != 0)
+        die("%s (the samples are saved in %s)", err, out);
     free(all);
     if (tp) {
         const size_t frames = (size_t)tp->images * tp->frames;
         float *tr = floats_alloc(frames * C * S * S);
         h5t_read_f32(f, "/trajectory", tr, 5, (long long[]){tp->images, tp->frames, C, S, S});
-        char strip[1100];
-        const size_t len = strlen(png);
-        const int stem = (int)(len > 4 && !strcmp(png + len - 4, ".png") ? len - 4 : len);
-        snprintf(strip, sizeof strip, "%.*s_trajectory.png", stem, png);
+        char strip[4096];
+        strip_path(png, strip, sizeof strip);
         if (png_write_strip(strip, tr, tp->images, tp->frames, C, S, S, 2, err, sizeof err))
-            die("%s", err);
+            die("%s (the samples are saved in %s)", err, out);
         printf("trajectory strip: %s\n", strip);
         free(tr);
     }
@@ -239,10 +248,18 @@ int cmd_sample(int argc, char **argv) {
         n = cfg.sample.n;
     }
     const int columns = k > 1 && n % k == 0 ? n / k : 8; /* grid columns of --png */
-    if (png) { /* refuse an impossible picture now, not after hours of sampling */
+    if (png) { /* refuse an impossible or unwritable picture now, not after hours of sampling */
         char err[1400];
         if (png_grid_check(png, n, C, S, S, columns, 2, err, sizeof err) != 0)
             die("sample: --png %s", err);
+        if (trajectory) {
+            char strip[4096];
+            strip_path(png, strip, sizeof strip);
+            const int images = n < TRAJ_IMAGES ? n : TRAJ_IMAGES;
+            if (png_grid_check(strip, images * TRAJ_FRAMES, C, S, S, TRAJ_FRAMES, 2, err,
+                               sizeof err) != 0)
+                die("sample: --trajectory %s", err);
+        }
     }
     Model m;
     const int nb = n < batch ? n : batch; /* images per network evaluation */

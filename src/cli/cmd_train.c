@@ -62,9 +62,14 @@ int cmd_train(int argc, char **argv) {
     config_validate(&cfg, origin);
     char run_dir[1024];
     if (out) {
+        if (strlen(out) >= sizeof run_dir)
+            die("train: --out %s: path too long (at most %zu characters)", out, sizeof run_dir - 1);
         snprintf(run_dir, sizeof run_dir, "%s", out);
     } else {
         char copy[1024];
+        if (strlen(config_path) >= sizeof copy)
+            die("train: --config %s: path too long to name the run directory after it; give --out",
+                config_path);
         snprintf(copy, sizeof copy, "%s", config_path);
         char *name = basename(copy), *dot = strrchr(name, '.');
         if (dot) *dot = 0;

@@ -13,7 +13,7 @@ static void usage(FILE *f) {
             "\n"
             "commands:\n"
             "  train     train the noise-prediction U-Net on MNIST-like IDX images\n"
-            "  sample    generate images from a checkpoint (DDPM or DDIM)\n"
+            "  sample    generate images from a checkpoint (DDPM, DDIM or DPM-Solver++(2M))\n"
             "  model     print the U-Net of a config: parameters, FLOPs, per-layer table\n"
             "  inspect   show what an HDF5 file of ours holds (attributes, datasets)\n"
             "  export    weights-only copy of a checkpoint (params + EMA) for sampling\n"
@@ -29,7 +29,9 @@ static void usage(FILE *f) {
 /* Commands other than train, sample and eval run as one process: several processes of one launch
  * (mpirun -np P, srun -n P) would each do the whole job into the same files. */
 static void refuse_parallel_launch(const char *cmd) {
-    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"};
+    /* SLURM_STEP_NUM_TASKS: the tasks of this srun step; a batch script's shell, one process,
+     * sees only the allocation's SLURM_NTASKS */
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i]);
         if (v && atoi(v) > 1) {

@@ -86,9 +86,11 @@ void dist_init(int *argc, char ***argv, const char *who) {
         MPI_Allreduce(&first_on_node, &nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
         world.nodes = nodes;
     }
-    const int slurm_tasks = env_count("SLURM_NTASKS");
+    /* SLURM_STEP_NUM_TASKS, not SLURM_NTASKS: srun sets it for the tasks of a step, while a batch
+     * script's own shell (one process) inherits the allocation's SLURM_NTASKS as well */
+    const int slurm_tasks = env_count("SLURM_STEP_NUM_TASKS");
     if (slurm_tasks > 1 && world.size == 1)
-        die("%s: Slurm started %d tasks (SLURM_NTASKS) but this process is not connected to the "
+        die("%s: srun started %d tasks (SLURM_STEP_NUM_TASKS) but this process is not connected to the "
             "others through MPI, so each would run the whole job alone. Launch with "
             "`srun --mpi=pmix bin/ddpm ...` or `mpirun bin/ddpm ...` inside the allocation, or "
             "ask for one task (srun -n 1)", who, slurm_tasks);

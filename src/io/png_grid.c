@@ -8,6 +8,7 @@
 #include "png_grid.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <png.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* libpng's default limit on either dimension (PNG_USER_WIDTH_MAX / PNG_USER_HEIGHT_MAX). */
@@ -147,10 +149,34 @@ static int grid_layout(Grid *g, const char *path, int ncols, char *err, size_t e
     return 0;
 }
 
+/* Can path be written the way png_write_grid writes it: its "<path>.tmp.<pid>" created (then
+ * removed again) and renamed over path, i.e. path not a directory? */
+static int check_creatable(const char *path, char *err, size_t errlen) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return fail(err, errlen, "%s: is a directory", path);
+    size_t tmp_len = strlen(path) + 32;
+    char *tmp = malloc(tmp_len);
+    if (!tmp) return fail(err, errlen, "%s: out of memory", path);
+    snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+        rc = fail(err, errlen, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+    else {
+        close(fd);
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
 int png_grid_check(const char *path, int n, int channels, int h, int w, int ncols, int scale,
                    char *err, size_t errlen) {
     Grid g = {.n = n, .channels = channels, .h = h, .w = w, .scale = scale};
-    return grid_layout(&g, path ? path : "(null)", ncols, err, errlen);
+    if (!path || !*path) return fail(err, errlen, "'%s': no path for the PNG", path ? path : "");
+    if (grid_layout(&g, path, ncols, err, errlen) != 0) return -1;
+    return check_creatable(path, err, errlen);
 }
 
 int png_write_grid(const char *path, const float *images, int n, int channels, int h, int w,

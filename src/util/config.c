@@ -172,8 +172,11 @@ static void apply_int_list(char *base, const KeySpec *k, const char *value, cons
     char copy[256];
     if (strlen(value) >= sizeof copy) die("%s: [%s] %s: value too long", origin, k->section, k->key);
     snprintf(copy, sizeof copy, "%s", value);
-    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
+    if (!copy[strspn(copy, " ")]) die("%s: [%s] %s is empty (%s)", origin, k->section, k->key, k->help);
+    /* split at every comma by hand: strtok would merge "1,,2" into "1,2" and drop a trailing "," */
+    for (char *tok = copy, *next; tok; tok = next) {
+        next = strchr(tok, ',');
+        if (next) *next++ = 0;
         while (*tok == ' ') tok++;
         long v;
         if (!parse_long(tok, &v))
@@ -186,7 +189,6 @@ static void apply_int_list(char *base, const KeySpec *k, const char *value, cons
             die("%s: [%s] %s: at most %d entries", origin, k->section, k->key, MODEL_MAX_LEVELS);
         list[n++] = (int)v;
     }
-    if (n == 0) die("%s: [%s] %s is empty (%s)", origin, k->section, k->key, k->help);
     *(int *)(base + k->count_offset) = n;
 }
 
@@ -337,7 +339,7 @@ void config_validate(const Config *c, const char *origin) {
     if (c->diffusion.beta_end < c->diffusion.beta_start)
         die("%s: [diffusion] beta_end (%g) is below beta_start (%g)", origin,
             c->diffusion.beta_end, c->diffusion.beta_start);
-    if (c->sample.steps > c->diffusion.T)
+    if (c->sample.sampler != 0 && c->sample.steps > c->diffusion.T) /* DDPM takes all T steps */
         die("%s: [sample] steps (%d) exceeds [diffusion] T (%d)", origin, c->sample.steps,
             c->diffusion.T);
 }

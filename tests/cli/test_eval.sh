@@ -192,4 +192,10 @@ expect_error "classifier --lr not a number" "classifier: --lr fast: expected a n
 expect_error "classifier --epochs 0" "classifier: --epochs 0: expected an integer 1..1000" $DDPM classifier train --epochs 0
 expect_error "noise-strip --n not a number" "noise-strip: --n x: expected an integer 1..1000" \
   $DDPM noise-strip --out "$work/strip.png" --n x
+expect_error "noise-strip --out empty, refused before the work" "no path for the PNG" $DDPM noise-strip --out ""
+# --set applies after --config wherever it stands on the command line
+$DDPM noise-strip --set diffusion.T=50 --config configs/tiny.ini --out "$work/strip50.png" --h5 "$work/strip50.h5" >/dev/null \
+  && [ "$($PY -c 'import h5py, sys; print(int(h5py.File(sys.argv[1], "r")["t"][-1]))' "$work/strip50.h5")" = 49 ] \
+  && pass "noise-strip: --set before --config still applies (T = 50: last frame t = 49)" \
+  || fail "noise-strip: a --set before --config was dropped"
 finish "eval"

@@ -3,7 +3,8 @@
 # and munged started here with all state in a temporary directory, stopped at the end): a 2-task
 # training job; a job sent USR1 checkpoints, requeues itself, resumes and ends with the same
 # weights as an uninterrupted one; an array sweep; a train -> sample chain with
-# --dependency=afterok; a sampling job sent USR1 resumes its images; the scripts outside Slurm. configs/tiny.ini on real MNIST.
+# --dependency=afterok; a sampling job sent USR1 resumes its images; in a 2-task allocation the
+# batch shell's own process runs and unconnected srun tasks are refused; the scripts outside Slurm. configs/tiny.ini on real MNIST.
 set -u
 source "$(dirname "$0")/checks.sh"
 source tests/slurm/cluster.sh
@@ -114,6 +115,17 @@ reason=$(squeue -h -j "$j8" -o %r 2>/dev/null)
 [ ! -e "$work/after-bad.h5" ] && [ "$reason" = DependencyNeverSatisfied ] \
   && pass "a job after a failed one does not run ($reason)" || fail "afterok on a failed job: reason '$reason'"
 scancel "$j8" 2>/dev/null
+
+# 5a. inside a 2-task allocation: one process started by the batch shell itself runs (it sees the
+# allocation's SLURM_NTASKS = 2 but is one process), two srun tasks MPI does not connect are refused
+j10=$(sbatch --parsable --ntasks=2 --output="$work/launch.log" --wrap "set -x; \
+  $DDPM export --checkpoint $work/chain/checkpoints/latest.h5 --out $work/launch-w.h5; \
+  srun --mpi=none -n 2 $DDPM sample --checkpoint $work/launch-w.h5 --n 4 --out $work/launch-s.h5")
+wait_job "$j10" 60 || fail "job $j10 did not finish in 60 s"
+[ -s "$work/launch-w.h5" ] && grep -q "srun started 2 tasks (SLURM_STEP_NUM_TASKS) but this process is not connected" "$work/launch.log" \
+  && [ ! -e "$work/launch-s.h5" ] \
+  && pass "2-task allocation: the batch shell's own process runs, srun --mpi=none -n 2 refused" \
+  || fail "launch detection in a 2-task allocation: $(grep -v '^+' "$work/launch.log" | tail -3)"
 
 # 5b. a sampling job sent USR1 keeps its finished chunks, requeues itself and finishes from them:
 # the same bits as an uninterrupted sampling of the same images

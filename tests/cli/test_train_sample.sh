@@ -295,6 +295,14 @@ expect_error "config typo" "did you mean [train] batch" $DDPM train --config "$w
 printf '[model]\nbase = -3\n' >"$work/range.ini"
 expect_error "out-of-range value" "out of range" $DDPM train --config "$work/range.ini" --out "$work/x"
 expect_error "--set without =" "expected section.key=value" $DDPM train --config configs/tiny.ini --set train.lr
+expect_error "an empty field in a list" "[model] mult = '1,,2': '' is not an integer" \
+  $DDPM model --config configs/tiny.ini --set model.mult=1,,2
+expect_error "a trailing comma in a list" "[model] mult = '1,2,': '' is not an integer" \
+  $DDPM model --config configs/tiny.ini --set model.mult=1,2,
+expect_error "DDIM steps beyond T" "[sample] steps (20) exceeds [diffusion] T (10)" \
+  $DDPM model --config configs/tiny.ini --set diffusion.T=10 --set sample.sampler=ddim
+run_ok $DDPM model --config configs/tiny.ini --set diffusion.T=10 --set sample.sampler=ddpm
+pass "[sample] steps not held against T when the sampler is DDPM (it takes all T steps)"
 expect_error "missing data" "$work/nodata" $DDPM train --config configs/tiny.ini --set data.dir="$work/nodata" --out "$work/x"
 cp "$ck" "$work/keep.h5"
 expect_error "checkpoint that does not fit the config" "[model] base = 8 in the checkpoint, 16 now" \
@@ -309,15 +317,33 @@ h5diff -q "$work/s1.h5" "$work/s4.h5" /samples /samples && pass "export: the wei
 mkdir -p "$work/w/checkpoints" && cp "$work/weights.h5" "$work/w/checkpoints/latest.h5"
 expect_error "resume from weights only" "holds weights only" \
   $DDPM train --config configs/tiny.ini --out "$work/w" --resume
+# srun's tasks carry SLURM_STEP_NUM_TASKS; a batch script's own shell only the allocation's SLURM_NTASKS
 expect_error "Slurm tasks without MPI refused" "not connected to the others through MPI" \
-  env SLURM_NTASKS=2 $DDPM train --config configs/tiny.ini --out "$work/x"
+  env SLURM_NTASKS=2 SLURM_STEP_NUM_TASKS=2 $DDPM train --config configs/tiny.ini --out "$work/x"
 expect_error "parallel launch of a one-process command refused" "only train, sample and eval run over several MPI ranks" \
-  env SLURM_NTASKS=2 $DDPM export --checkpoint "$ck" --out "$work/x.h5"
+  env SLURM_NTASKS=2 SLURM_STEP_NUM_TASKS=2 $DDPM export --checkpoint "$ck" --out "$work/x.h5"
+env SLURM_NTASKS=2 $DDPM export --checkpoint "$ck" --out "$work/x.h5" >/dev/null 2>&1 \
+  && h5diff -q "$work/weights.h5" "$work/x.h5" \
+  && pass "one process in a 2-task batch script (SLURM_NTASKS=2, no step) runs: export" \
+  || fail "a batch script's own process refused as a parallel launch"
+env SLURM_NTASKS=2 $DDPM sample --checkpoint "$work/weights.h5" --n 4 --seed 3 --out "$work/s5.h5" >/dev/null 2>&1 \
+  && h5diff -q "$work/s4.h5" "$work/s5.h5" /samples /samples \
+  && pass "one process in a 2-task batch script samples the same images" \
+  || fail "a batch script's own sample process refused or different"
 expect_error "not a checkpoint" "not a ddpm checkpoint" $DDPM sample --checkpoint "$work/init.h5" --out "$work/o.h5"
 expect_error "missing checkpoint" "$work/none.h5" $DDPM sample --checkpoint "$work/none.h5" --out "$work/o.h5"
 expect_error "a --png grid too large for a PNG, refused before sampling" "would be 1015002x466 pixels, too large for a PNG" \
   $DDPM sample --checkpoint "$ck" --n 140000 --png "$work/big.png" --out "$work/big.h5"
 [ ! -e "$work/big.h5.part" ] && pass "nothing sampled for an impossible --png" || fail "an impossible --png started sampling"
+expect_error "a --png in a missing directory, refused before sampling" "cannot create $work/nodir/g.png.tmp" \
+  $DDPM sample --checkpoint "$ck" --n 4 --png "$work/nodir/g.png" --out "$work/nodir.h5"
+[ ! -e "$work/nodir.h5.part" ] && [ ! -e "$work/nodir.h5" ] && pass "nothing sampled for an unwritable --png" \
+  || fail "an unwritable --png started sampling"
+mkdir -p "$work/g_trajectory.png"
+expect_error "a --trajectory strip that cannot be written, refused before sampling" "g_trajectory.png: is a directory" \
+  $DDPM sample --checkpoint "$ck" --n 4 --png "$work/g.png" --trajectory --out "$work/strip.h5"
+[ ! -e "$work/strip.h5.part" ] && [ ! -e "$work/strip.h5" ] && pass "nothing sampled for an unwritable strip" \
+  || fail "an unwritable strip started sampling"
 : >"$work/empty.h5.part"
 expect_error "an empty progress file (a crash while creating it)" "cannot be read as HDF5 (cut short by a crash or a full disk?): remove it to start the run over" \
   $DDPM sample --checkpoint "$ck" --n 4 --out "$work/empty.h5"
