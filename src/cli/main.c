@@ -44,8 +44,11 @@ static void refuse_parallel_launch(const char *cmd) {
     }
 }
 
-/* train, sample and eval: MPI (when launched by mpirun/srun), threads per rank, then the command. */
+/* train, sample and eval: MPI (when launched by mpirun/srun), threads per rank, then the command.
+ * Asked for --help, the command only prints it: no MPI, and no refusal of the launch. */
 static int run_distributed(int (*command)(int, char **), int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return command(argc, argv);
     dist_init(&argc, &argv, argv[0]);
     const int status = command(argc, argv);
     dist_finalize();

@@ -322,6 +322,8 @@ expect_error "Slurm tasks without MPI refused" "not connected to the others thro
   env SLURM_NTASKS=2 SLURM_STEP_NUM_TASKS=2 $DDPM train --config configs/tiny.ini --out "$work/x"
 expect_error "parallel launch of a one-process command refused" "only train, sample and eval run over several MPI ranks" \
   env SLURM_NTASKS=2 SLURM_STEP_NUM_TASKS=2 $DDPM export --checkpoint "$ck" --out "$work/x.h5"
+env SLURM_NTASKS=2 SLURM_STEP_NUM_TASKS=2 $DDPM train --help | grep -q "^usage: ddpm train" \
+  && pass "--help under an unconnected multi-task launch still prints the help" || fail "train --help refused under srun -n 2"
 env SLURM_NTASKS=2 $DDPM export --checkpoint "$ck" --out "$work/x.h5" >/dev/null 2>&1 \
   && h5diff -q "$work/weights.h5" "$work/x.h5" \
   && pass "one process in a 2-task batch script (SLURM_NTASKS=2, no step) runs: export" \
