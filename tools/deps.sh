@@ -6,6 +6,10 @@
 # run ddpm, so a cluster's login node without slurmctld still builds).
 set -euo pipefail
 mode=${1:-check}
+case $mode in
+  check | install | figures | slurm | valgrind) ;;
+  *) echo "deps: unknown mode '$mode' (check, install, figures, slurm or valgrind)" >&2; exit 2 ;;
+esac
 
 # header-or-command probe -> Debian package
 need=(

@@ -32,7 +32,11 @@ source "$dir/debs/mpi-prefix.sh" env "$dir/debs" >/dev/null 2>&1
 ldd "$dir/bin/ddpm" | grep "not found" && { echo "libraries missing"; exit 3; }
 for f in "$dir"/mnist/t10k-*.gz; do gunzip -c "$f" >"$work/mnist/$(basename "$f" .gz)"; done
 end=$((SECONDS + secs))
-ddpm() { OMP_NUM_THREADS=1 timeout $((end - SECONDS)) orterun -np "$np" --bind-to core "$dir/bin/ddpm" "$@"; }
+ddpm() { # what is left of the time: `timeout 0` would mean no limit at all, so stop instead
+  local left=$((end - SECONDS))
+  [ "$left" -ge 1 ] || { echo "out of time before: ddpm $*"; return 124; }
+  OMP_NUM_THREADS=1 timeout "$left" orterun -np "$np" --bind-to core "$dir/bin/ddpm" "$@"
+}
 log=$out/recipe.log
 for col in "$@"; do
   IFS=: read -r row eta n <<<"$col"

@@ -22,10 +22,13 @@ source "$dir/debs/mpi-prefix.sh" env "$dir/debs" >/dev/null 2>&1
 { date -u; nproc; lscpu | head -25; } >"$out/cpu.txt" 2>&1
 ldd "$dir/bin/ddpm" | grep "not found" && { echo "libraries missing"; exit 3; }
 # the stop: every rank gets SIGUSR1, finishes its step, and the run checkpoints (exit status 75)
-(sleep "$secs"; pkill -USR1 -f "$dir/bin/ddpm train") &
+(sleep "$secs"; pkill -USR1 -f "$dir/bin/ddpm train") >/dev/null 2>&1 &
+stopper=$!
 OMP_NUM_THREADS=1 orterun -np "$np" --bind-to core "$dir/bin/ddpm" train "$@" \
   --set data.dir="$dir/mnist" --out "$run" --resume >"$out/train.log" 2>&1
 echo "train rc $?" >>"$out/train.log"
+# a run that ended before the stop: the stopper must not linger and signal a later run
+pkill -P "$stopper" sleep 2>/dev/null; kill "$stopper" 2>/dev/null
 c=$run/checkpoints/latest.h5
 sha256sum "$c" >"$out/latest.sha256"
 split -b 15000000 "$c" "$out/latest.h5.part-"

@@ -6,7 +6,7 @@
 # digits of that class); plus the same checkpoint sampled unconditionally (null label) and the
 # per-digit floor: N real training digits with their true labels, scored the same way. Prints
 # the markdown table of results/quality.md; samples and JSON go to OUTDIR (a rerun resumes).
-set -eu
+set -euo pipefail # a failed `ddpm sample | tail -1` must stop the script
 ck=${1:?usage: tools/guidance.sh CHECKPOINT OUTDIR [N]}
 out=${2:?usage: tools/guidance.sh CHECKPOINT OUTDIR [N]}
 N=${3:-1000}

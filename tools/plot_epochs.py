@@ -24,7 +24,11 @@ def main():
     if len(sys.argv) not in (3, 4):
         sys.exit("usage: tools/plot_epochs.py RUN_DIR OUT.png [EVERY_K_EPOCHS]")
     run, out = sys.argv[1], sys.argv[2]
-    every = int(sys.argv[3]) if len(sys.argv) == 4 else 1
+    every = 1
+    if len(sys.argv) == 4:
+        every = int(sys.argv[3]) if sys.argv[3].isdigit() else 0
+        if every < 1:
+            sys.exit(f"plot_epochs.py: EVERY_K_EPOCHS must be a whole number >= 1, not {sys.argv[3]}")
     files = sorted(glob.glob(os.path.join(run, "samples", "epoch_*.h5")))
     files = [f for i, f in enumerate(files) if i % every == 0 or i == len(files) - 1]
     if not files:

@@ -2,7 +2,7 @@
 """plot_recipe.py DIR OUT.png [--n N] [ROW ...]: the recipe table of results/recipe.md as bars.
 
 For each row (a folder DIR/ROW written by tools/recipe.sh; default: every folder of DIR that has
-the three files), the FID of DDPM over all T steps, of deterministic DDIM-50 (eta 0) and of
+at least one of the three files), the FID of DDPM over all T steps, of deterministic DDIM-50 (eta 0) and of
 stochastic DDIM-50 (eta 1), read from ddpm-clip-nN.json, ddim50-eta0-clip-nN.json and
 ddim50-eta1-clip-nN.json (N = 1000 unless --n), on a log scale, with the real-data floor
 (DIR/real-train-nN.json) as a line when present. A row scored with only some of the samplers at

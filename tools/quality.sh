@@ -3,7 +3,7 @@
 # each sampler setting of results/quality.md, score each with `ddpm eval` (FID against the
 # MNIST test set, class entropy, confidence), plus the real-data floor (N training images),
 # and print the markdown table. Samples and JSON go to OUTDIR. Threads: OMP_NUM_THREADS.
-set -eu
+set -euo pipefail # a failed `ddpm sample | tail -1` must stop the script
 ck=${1:?usage: tools/quality.sh CHECKPOINT OUTDIR [N]}
 out=${2:?usage: tools/quality.sh CHECKPOINT OUTDIR [N]}
 N=${3:-1000}

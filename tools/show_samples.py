@@ -31,6 +31,8 @@ def main():
     p.add_argument("--cols", type=int, default=8)
     p.add_argument("--dataset", default="/samples")
     a = p.parse_args()
+    if a.n < 1 or a.cols < 1:
+        sys.exit(f"show_samples.py: --n and --cols must be at least 1 (got {a.n}, {a.cols})")
     out = a.out or os.path.splitext(a.file)[0] + ".png"
     with h5py.File(a.file, "r") as f:
         if a.dataset not in f:

@@ -1,4 +1,5 @@
 /* main.c: `ddpm <command>`: dispatch to the subcommands. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +80,14 @@ int main(int argc, char **argv) {
         stop_signal_install(); /* as for train: an early USR1 stops it with its progress kept */
         return run_distributed(cmd_sample, argc - 1, argv + 1);
     }
-    if (!strcmp(cmd, "eval")) return run_distributed(cmd_eval, argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) {
+        /* USR1 is the batch scripts' "save your progress and stop" (jobs/lib.sh passes a time
+         * limit's warning or a preemption's TERM on as USR1). eval has no progress to save and
+         * takes minutes, so it finishes instead of dying of USR1's default action; TERM and
+         * Ctrl-C still end it. */
+        signal(SIGUSR1, SIG_IGN);
+        return run_distributed(cmd_eval, argc - 1, argv + 1);
+    }
     refuse_parallel_launch(cmd);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
     if (!strcmp(cmd, "classifier")) return cmd_classifier(argc - 1, argv + 1);

@@ -193,6 +193,11 @@ expect_error "classifier --epochs 0" "classifier: --epochs 0: expected an intege
 expect_error "noise-strip --n not a number" "noise-strip: --n x: expected an integer 1..1000" \
   $DDPM noise-strip --out "$work/strip.png" --n x
 expect_error "noise-strip --out empty, refused before the work" "no path for the PNG" $DDPM noise-strip --out ""
+# USR1 (the batch scripts' stop request) does not kill eval: it has nothing to save and finishes
+$DDPM eval --real train --n 1000 --out "$work/usr1.json" >/dev/null 2>&1 & evpid=$!
+sleep 0.5; kill -USR1 $evpid 2>/dev/null; sent=$?; wait $evpid; rc=$?
+[ $sent -eq 0 ] && [ $rc -eq 0 ] && [ -s "$work/usr1.json" ] && pass "eval sent USR1 finishes (status 0, JSON written)" \
+  || fail "eval sent USR1 (delivered: $([ $sent -eq 0 ] && echo yes || echo no, it had ended)): status $rc"
 # --set applies after --config wherever it stands on the command line
 $DDPM noise-strip --set diffusion.T=50 --config configs/tiny.ini --out "$work/strip50.png" --h5 "$work/strip50.h5" >/dev/null \
   && [ "$($PY -c 'import h5py, sys; print(int(h5py.File(sys.argv[1], "r")["t"][-1]))' "$work/strip50.h5")" = 49 ] \

@@ -33,6 +33,15 @@ for s in train sample sweep eval; do
   expect_error "jobs/$s.sbatch outside Slurm" "not running" env -u SLURM_JOB_ID -u SLURM_ARRAY_TASK_ID jobs/$s.sbatch configs/tiny.ini x
 done
 
+# 1b. usage errors: status 2 and one timestamped line; a MAX_RESTARTS that is not a number refused
+for s in train sample sweep eval; do
+  err=$(env SLURM_JOB_ID=1 SLURM_ARRAY_TASK_ID=0 SLURM_SUBMIT_DIR="$PWD" jobs/$s.sbatch 2>&1 >/dev/null); rc=$?
+  [ $rc -eq 2 ] && grep -qE "^[0-9T:-]+Z .*usage: sbatch .*jobs/$s.sbatch" <<<"$err" \
+    && pass "jobs/$s.sbatch without arguments: status 2, $err" || fail "jobs/$s.sbatch usage: rc=$rc $err"
+done
+expect_error "MAX_RESTARTS not a number" "MAX_RESTARTS=2O: expected a whole number" \
+  env SLURM_JOB_ID=1 SLURM_SUBMIT_DIR="$PWD" MAX_RESTARTS=2O jobs/train.sbatch configs/tiny.ini
+
 # 2. a 2-task training job completes with complete outputs
 j1=$(RUN_DIR=$work/plain sbatch --parsable --ntasks=2 --output="$work/plain.log" \
   jobs/train.sbatch configs/tiny.ini "${steps[@]}")
@@ -126,6 +135,19 @@ wait_job "$j10" 60 || fail "job $j10 did not finish in 60 s"
   && [ ! -e "$work/launch-s.h5" ] \
   && pass "2-task allocation: the batch shell's own process runs, srun --mpi=none -n 2 refused" \
   || fail "launch detection in a 2-task allocation: $(grep -v '^+' "$work/launch.log" | tail -3)"
+
+# 5c. a hybrid job: --cpus-per-task=2 gives the task 2 threads (OMP_NUM_THREADS from
+# SLURM_CPUS_PER_TASK) on the 2 CPUs it is bound to, without the warning about threads over its
+# binding. (jobs/lib.sh passes --cpus-per-task to srun for Slurm versions whose steps do not
+# inherit it; Debian's 22.05 here gives a one-task step all the job's CPUs either way, so this
+# checks the threads and binding, not that flag.)
+j11=$(RUN_DIR=$work/cpt sbatch --parsable --ntasks=1 --cpus-per-task=2 --output="$work/cpt.log" \
+  jobs/train.sbatch configs/tiny.ini --set train.max_steps=5)
+wait_job "$j11" 60 || fail "job $j11 did not finish in 60 s"
+grep -q "1 rank (1 on this node), 2 threads per rank (SLURM_CPUS_PER_TASK)" "$work/cpt.log" \
+  && ! grep -q "bound to fewer cores" "$work/cpt.log" && grep -q "step finished" "$work/cpt.log" \
+  && pass "--cpus-per-task=2: the task runs 2 threads bound to 2 CPUs" \
+  || fail "--cpus-per-task=2: $(grep -v '^epoch' "$work/cpt.log" | tail -4)"
 
 # 5b. a sampling job sent USR1 keeps its finished chunks, requeues itself and finishes from them:
 # the same bits as an uninterrupted sampling of the same images
