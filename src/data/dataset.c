@@ -29,7 +29,7 @@ static int find_file(char *path, const char *dir, const char *split, const char 
     if (err && errlen)
         snprintf(err, errlen,
                  "%s: not found (nor %s-%s-ubyte.gz); fetch MNIST with `make data`, or point "
-                 "[data] dir at a folder holding the IDX files",
+                 "[data] dir (classifier: --data; eval: --ref) at a folder holding the IDX files",
                  path, split, kind);
     return -1;
 }

@@ -64,7 +64,8 @@ static const KeySpec keys[] = {
         "conditional models: probability that an image's label is replaced by the null label"),
     DBL("train", "grad_clip", train.grad_clip, 0, 1e9, "clip the gradient norm to this (0: off)"),
     INT("train", "log_every", train.log_every, 1, 1000000,
-        "steps between log lines when stdout is not a terminal"),
+        "steps between log lines (when stdout is not a terminal, or under MPI) and between "
+        "flushes of metrics.h5"),
     INT("train", "checkpoint_every", train.checkpoint_every, 0, 100000000,
         "steps between latest.h5 checkpoints (0: once per epoch)"),
     INT("train", "keep_checkpoints", train.keep_checkpoints, 1, 100000,
