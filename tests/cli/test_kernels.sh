@@ -22,7 +22,7 @@ grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && avx2=1
 for arch in "haswell $haswell" "zen3 $zen3" "generic $generic"; do
   set -- $arch
   if [ "$1" != generic ] && [ $avx2 = 0 ]; then
-    echo "skip $1: this CPU has no AVX2/FMA (the generic kernels still run)"
+    skip "BLIS $1 kernels" "this CPU has no AVX2/FMA (the generic kernels still run)"
     continue
   fi
   out=$(BLIS_ARCH_TYPE=$2 OMP_NUM_THREADS=2 bin/tests/test_gradcheck_conv 2>&1)

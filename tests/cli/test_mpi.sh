@@ -95,7 +95,8 @@ for way in "2 1" "1 2"; do
 done
 cmp -s "$work/s1.png" "$work/s2.png" && cmp -s "$work/s1_trajectory.png" "$work/s2_trajectory.png" \
   && pass "P=2 grid and trajectory PNGs identical to P=1" || fail "PNGs differ"
-ls "$work" | grep -q '\.tmp$' && fail "temporary files left" || pass "no temporary files left"
+left=$(find "$work" -name '*.tmp*')
+[ -z "$left" ] && pass "no temporary files left (checkpoints, samples, PNGs)" || fail "temporary files left: $left"
 
 # 5. a signal to one rank stops every rank at the same step with one checkpoint, exit 75
 $MPI2 $DDPM train --config configs/tiny.ini --set train.max_steps=100000 --out "$work/sig" >"$work/sig.log" 2>&1 &
@@ -113,7 +114,8 @@ with h5py.File(sys.argv[1] + "/checkpoints/latest.h5", "r") as f, h5py.File(sys.
 PY
 
 # 6. guards: one rank's weights perturbed (test hook) is caught at the next check; batch < ranks
-err=$(DDPM_TEST_PERTURB=1:3 $MPI2 $DDPM train "${TINY[@]}" --set train.check_every=5 --out "$work/div" 2>&1); rc=$?
+# a checkpoint is due at step 5 too (checkpoint_every): the check must come before it
+err=$(DDPM_TEST_PERTURB=1:3 $MPI2 $DDPM train "${TINY[@]}" --set train.check_every=5 --set train.checkpoint_every=5 --out "$work/div" 2>&1); rc=$?
 if [ $rc -ne 0 ] && grep -q "step 5: the ranks no longer hold the same weights" <<<"$err"; then
   pass "diverged ranks stop the run at the next check (step 5)"
 else

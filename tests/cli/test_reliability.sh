@@ -20,7 +20,8 @@ for i in $(seq 20); do
   sleep "0.$((RANDOM % 9 + 3))$((RANDOM % 10))"
   kill -KILL $pid 2>/dev/null && kills=$((kills + 1))
   wait $pid 2>/dev/null
-  [ -f "$run/checkpoints/latest.h5" ] || continue
+  # the first run's checkpoint exists, so a missing latest.h5 is one the kill destroyed
+  [ -f "$run/checkpoints/latest.h5" ] || { fail "kill $i: latest.h5 is gone"; continue; }
   if $PY - "$run/checkpoints/latest.h5" <<'PY'
 import sys, h5py, numpy as np
 with h5py.File(sys.argv[1], "r") as f:
@@ -31,8 +32,9 @@ with h5py.File(sys.argv[1], "r") as f:
 PY
   then good=$((good + 1)); else fail "kill $i: latest.h5 incomplete or unreadable"; fi
 done
-[ $good -ge 15 ] && pass "SIGKILL x$kills: latest.h5 complete after every kill that followed one ($good)" \
-  || fail "SIGKILL: only $good good checkpoints after $kills kills"
+# every one of the 20 checks finds a complete checkpoint; at least 15 kills landed while training
+[ $good -eq 20 ] && [ $kills -ge 15 ] && pass "SIGKILL x$kills: latest.h5 complete after every one of the 20 runs" \
+  || fail "SIGKILL: $good of 20 checkpoints complete, $kills kills landed (at least 15 expected)"
 step=$($PY -c "import h5py,sys; print(h5py.File(sys.argv[1],'r').attrs['step'])" "$run/checkpoints/latest.h5")
 $DDPM train --config configs/tiny.ini --set train.max_steps=$((step + 3)) --out "$run" --resume \
   >"$work/resume.log" 2>&1 && grep -q "resuming .* at step $step" "$work/resume.log" \
@@ -128,7 +130,7 @@ PY
        $PY -c "import h5py,sys; assert h5py.File(sys.argv[1],'r')['samples'].shape == (200, 1, 28, 28)" "$sfull/s.h5"; then
       pass "with room again the same command writes s.h5 from s.h5.part without sampling"
     else fail "finishing after the full disk: rc=$rc: $out; left: $(ls "$sfull")"; fi
-  fi
+  else fail "a second tmpfs could not be mounted (the first one could)"; fi
   # 4c. a stale latest.h5.tmp (a kill during a checkpoint write) fills the disk: its space counts
   #     as free, since the next write truncates it, so the resumed run is not refused
   stale="$work/stale"; mkdir -p "$stale"
@@ -142,15 +144,15 @@ PY
        [ "$(ls "$stale/run/checkpoints")" = latest.h5 ]; then
       pass "a stale latest.h5.tmp filling the disk (${free_k} KB free) does not refuse the resumed run"
     else fail "stale latest.h5.tmp: ${free_k} KB free, rc=$rc: $out; left: $(ls "$stale/run/checkpoints")"; fi
-  fi
+  else fail "a third tmpfs could not be mounted (the first one could)"; fi
   # 5. a run directory that cannot be written
   ro="$work/ro"; mkdir -p "$ro"
   if mount -t tmpfs -o ro,size=100k tmpfs "$ro" 2>/dev/null; then
     mounts+=("$ro")
     expect_error "read-only run directory" "$ro/run" $DDPM train --config configs/tiny.ini --out "$ro/run"
-  fi
+  else fail "a read-only tmpfs could not be mounted (a writable one could)"; fi
 else
-  echo "SKIP disk-full and read-only checks: cannot mount a tmpfs here (needs root)"
+  skip "disk-full and read-only checks" "cannot mount a tmpfs here (needs root)"
 fi
 
 # 6. an output whose temporary name (OUT.tmp) would not fit in its buffer is refused, and a file

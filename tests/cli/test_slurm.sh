@@ -174,4 +174,6 @@ slurm_down "$slurmdir"
 alive=0
 for f in "$slurmdir"/run/*.pid "$slurmdir"/munge/munged.pid; do pid_alive "$f" && alive=1; done
 [ $alive = 0 ] && pass "teardown: slurmctld, slurmd and munged stopped" || fail "daemons left running"
+[ ${#SLURM_DOWN_KILLED[@]} -eq 0 ] && pass "teardown: scontrol shutdown stopped both Slurm daemons (none needed SIGKILL)" \
+  || fail "teardown: ${SLURM_DOWN_KILLED[*]} ignored scontrol shutdown and had to be killed"
 finish "Slurm"

@@ -139,10 +139,16 @@ LAUNCHER= BASE=configs/tiny.ini OUT="$work/rr3" EXTRA="--set train.max_steps=1 -
   && ! grep -q "weights in" "$work/rr3.log" \
   && pass "recipe_runs.sh: a trial with OUT elsewhere exports no weights into results/" \
   || fail "recipe_runs.sh trial: $(tail -3 "$work/rr3.log")"
-out=$(tools/recipe_runs.sh cosine bogus 2>&1) && fail "recipe_runs.sh took an unknown row" \
-  || pass "recipe_runs.sh refuses an unknown row before training anything: $out"
-out=$(tools/recipe_runs.sh cosine+bogus 2>&1) && fail "recipe_runs.sh took an unknown change in a joined row" \
-  || pass "recipe_runs.sh refuses an unknown change in a joined row (cosine+bogus)"
+# refused with status 2 and the name, before anything starts (a launcher that cannot start ddpm
+# and a run folder that must not appear)
+for rows in "cosine bogus" "cosine+bogus"; do
+  # shellcheck disable=SC2086
+  out=$(OUT="$work/rr4" LAUNCHER=false tools/recipe_runs.sh $rows 2>&1); rc=$?
+  bad=${rows#* }; bad=${bad#cosine+}
+  [ $rc -eq 2 ] && grep -qF "unknown row '${rows##* }'" <<<"$out" && [ ! -e "$work/rr4" ] \
+    && pass "recipe_runs.sh refuses an unknown row or change ($bad) before training anything: $out" \
+    || fail "recipe_runs.sh $rows: rc=$rc, $out"
+done
 # average_weights.py: the output's /ema is the tensor-wise mean of the checkpoints' /ema (here of
 # one run at step 4 and, resumed with more steps, at step 6), /params the last one's; ddpm samples
 # from it; a checkpoint of another network is refused

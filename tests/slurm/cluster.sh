@@ -3,7 +3,8 @@
 #   slurm_up DIR     munged (private key and socket), slurmctld and slurmd, all state, logs and
 #                    PID files under DIR; exports SLURM_CONF. Returns non-zero if it does not
 #                    come up within 30 s.
-#   slurm_down DIR   cancel every job, `scontrol shutdown`, stop munged by its PID file.
+#   slurm_down DIR   cancel every job, `scontrol shutdown`, stop munged by its PID file; a daemon
+#                    still up after 5 s is killed and named in SLURM_DOWN_KILLED.
 #
 # Debian's slurm-wlm (22.05) and munge, no systemd and no cgroups: processes are tracked with
 # proctrack/linuxproc, tasks bound with task/affinity; MPI steps use PMIx (srun --mpi=pmix).
@@ -74,8 +75,9 @@ slurm_down() {
     pid_alive "$dir/run/slurmctld.pid" || pid_alive "$dir/run/slurmd.pid" || break
     sleep 0.1
   done
+  SLURM_DOWN_KILLED=() # daemons that ignored `scontrol shutdown` for 5 s and were killed
   for f in "$dir/run/slurmd.pid" "$dir/run/slurmctld.pid"; do
-    pid_alive "$f" && kill -KILL "$(cat "$f")" 2>/dev/null
+    pid_alive "$f" && kill -KILL "$(cat "$f")" 2>/dev/null && SLURM_DOWN_KILLED+=("$(basename "$f" .pid)")
   done
   if [ -f "$dir/munge/munged.pid" ]; then
     kill "$(cat "$dir/munge/munged.pid")" 2>/dev/null
