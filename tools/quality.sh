@@ -9,6 +9,8 @@ out=${2:?usage: tools/quality.sh CHECKPOINT OUTDIR [N]}
 N=${3:-1000}
 DDPM=${DDPM:-bin/ddpm}
 mkdir -p "$out"
+# DDPM takes all T steps of the checkpoint's schedule (300 for the reference recipe)
+T=$(/usr/bin/python3 -c "import h5py, sys; print(int(h5py.File(sys.argv[1], 'r').attrs['T']))" "$ck")
 score() { # name, then ddpm sample options
   local name=$1; shift
   [ -s "$out/$name.json" ] && return 0 # already scored: rerunning the script resumes
@@ -16,8 +18,8 @@ score() { # name, then ddpm sample options
   $DDPM eval --samples "$out/$name.h5" --n "$N" --out "$out/$name.json" >/dev/null
 }
 [ -s "$out/real-train.json" ] || $DDPM eval --real train --n "$N" --out "$out/real-train.json" >/dev/null
-score ddpm300-ema --sampler ddpm
-score ddpm300-raw --sampler ddpm --weights model
+score "ddpm$T-ema" --sampler ddpm
+score "ddpm$T-raw" --sampler ddpm --weights model
 for k in 10 20 50 100; do
   score "ddim$k-eta1" --sampler ddim --steps "$k" --eta 1
   score "ddim$k-eta0" --sampler ddim --steps "$k" --eta 0
@@ -33,8 +35,8 @@ print(f"| {sys.argv[2]} | {sys.argv[3]} | {sys.argv[4]} | {r['fid']:.2f} | {r['c
 PY
 }
 row "$out/real-train.json" "real MNIST training images (the floor)" "-" "-"
-row "$out/ddpm300-ema.json" "DDPM" "EMA" 300
-row "$out/ddpm300-raw.json" "DDPM" "raw" 300
+row "$out/ddpm$T-ema.json" "DDPM" "EMA" "$T"
+row "$out/ddpm$T-raw.json" "DDPM" "raw" "$T"
 for eta in 1 0; do
   for k in 10 20 50 100; do row "$out/ddim$k-eta$eta.json" "DDIM, eta $eta" "EMA" "$k"; done
 done
