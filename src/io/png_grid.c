@@ -149,16 +149,23 @@ static int grid_layout(Grid *g, const char *path, int ncols, char *err, size_t e
     return 0;
 }
 
-/* Can path be written the way png_write_grid writes it: its "<path>.tmp.<pid>" created (then
- * removed again) and renamed over path, i.e. path not a directory? */
+/* "<path>.tmp.<pid>", malloc'd (NULL when out of memory): where a PNG is written before it is
+ * renamed over path. */
+static char *tmp_path_for(const char *path) {
+    size_t tmp_len = strlen(path) + 32;
+    char *tmp = malloc(tmp_len);
+    if (tmp) snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
+    return tmp;
+}
+
+/* Can path be written the way png_write_grid writes it: its temporary created (then removed
+ * again) and renamed over path, i.e. path not a directory? */
 static int check_creatable(const char *path, char *err, size_t errlen) {
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return fail(err, errlen, "%s: is a directory", path);
-    size_t tmp_len = strlen(path) + 32;
-    char *tmp = malloc(tmp_len);
+    char *tmp = tmp_path_for(path);
     if (!tmp) return fail(err, errlen, "%s: out of memory", path);
-    snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
     int rc = 0;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
     if (fd < 0)
@@ -186,15 +193,13 @@ int png_write_grid(const char *path, const float *images, int n, int channels, i
     Grid g = {.images = images, .n = n, .channels = channels, .h = h, .w = w, .scale = scale};
     if (grid_layout(&g, path, ncols, err, errlen) != 0) return -1;
 
-    size_t tmp_len = strlen(path) + 32;
-    char *tmp = malloc(tmp_len);
+    char *tmp = tmp_path_for(path);
     png_byte *row = malloc((size_t)g.width * (size_t)channels);
     if (!tmp || !row) {
         free(tmp);
         free(row);
         return fail(err, errlen, "%s: out of memory preparing the PNG", path);
     }
-    snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
 
     int rc = -1;
     FILE *fp = fopen(tmp, "wb");
