@@ -48,8 +48,8 @@ trap '_on_signal TERM' TERM
 
 run_step() {
   case $LAUNCHER in
-    # since Slurm 22.05 srun does not inherit sbatch's --cpus-per-task: pass it, or each task
-    # would be bound to one CPU while ddpm starts SLURM_CPUS_PER_TASK threads on it
+    # Slurm from 22.05 on may not pass sbatch's --cpus-per-task on to srun's tasks: give it
+    # again, or a task could be bound to one CPU while ddpm starts SLURM_CPUS_PER_TASK threads
     srun) srun --mpi=pmix --cpus-per-task="${SLURM_CPUS_PER_TASK:-1}" "$@" & ;;
     mpirun) mpirun "$@" & ;;
     *) say "LAUNCHER=$LAUNCHER: expected srun or mpirun"; exit 2 ;;
