@@ -1,16 +1,26 @@
 # cluster.sh: a single-node Slurm on localhost for the tests (sourced, not run).
 #
 #   slurm_up DIR     munged (private key and socket), slurmctld and slurmd, all state, logs and
-#                    PID files under DIR; exports SLURM_CONF. Returns non-zero if it does not
-#                    come up within 30 s.
+#                    PID files under DIR; exports SLURM_CONF. If the node is not idle within 30 s
+#                    it prints why (node state and reason, both daemons' logs), stops everything
+#                    and tries once more on other ports; returns non-zero if that fails too.
 #   slurm_down DIR   cancel every job, `scontrol shutdown`, stop munged by its PID file; a daemon
 #                    still up after 5 s is killed and named in SLURM_DOWN_KILLED.
 #
 # Debian's slurm-wlm (22.05) and munge, no systemd and no cgroups: processes are tracked with
 # proctrack/linuxproc, tasks bound with task/affinity; MPI steps use PMIx (srun --mpi=pmix).
-# Ports are chosen at random so that two test runs do not collide.
+# Ports are chosen at random below Linux's ephemeral range (32768-60999), so that neither two test
+# runs nor the outgoing connections of other programs take them.
 
 slurm_up() {
+  slurm_try_up "$1" && return 0
+  echo "slurm did not come up; trying once more on other ports" >&2
+  slurm_down "$1"
+  rm -rf "$1"
+  slurm_try_up "$1"
+}
+
+slurm_try_up() {
   local dir=$1 port node
   mkdir -p "$dir/munge" "$dir/munge-key" "$dir/state" "$dir/spool" "$dir/run"
   chmod 0755 "$dir" "$dir/munge" # munged checks that every directory above its socket is searchable
@@ -19,7 +29,7 @@ slurm_up() {
   munged --socket="$dir/munge/munge.socket" --key-file="$dir/munge-key/munge.key" \
     --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
     --seed-file="$dir/munge-key/munged.seed" || return 1
-  port=$(shuf -i 20000-60000 -n 1)
+  port=$(shuf -i 20000-32000 -n 1)
   node=$(slurmd -C | head -1)
   : >"$dir/plugstack.conf"
   cat >"$dir/slurm.conf" <<CONF
@@ -60,8 +70,12 @@ CONF
     sinfo -h -o %T 2>/dev/null | grep -q idle && return 0
     sleep 0.2
   done
-  echo "slurm did not come up; slurmctld.log:" >&2
-  tail -5 "$dir/slurmctld.log" >&2
+  echo "slurm did not come up within 30 s; node state and reason:" >&2
+  sinfo -N -h -o '%N %T %E' >&2 2>&1
+  echo "slurmctld.log:" >&2
+  tail -8 "$dir/slurmctld.log" >&2
+  echo "slurmd.log:" >&2
+  tail -8 "$dir/slurmd.log" >&2
   return 1
 }
 
