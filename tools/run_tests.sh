@@ -4,6 +4,8 @@
 set -u
 export DDPM_REFERENCE=${DDPM_REFERENCE:-build/ref/reference.h5}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# the tests start their own MPI jobs and Slurm: nothing of a launcher the suite itself runs under
+for v in $(compgen -e | grep -E '^(SLURM_|PMIX_|PMI_|OMPI_COMM_WORLD_|OMPI_MCA_ess)'); do unset "$v"; done
 failed=()
 for t in "$@"; do
   echo "== $t"

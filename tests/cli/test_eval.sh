@@ -195,7 +195,11 @@ expect_error "noise-strip --n not a number" "noise-strip: --n x: expected an int
 expect_error "noise-strip --out empty, refused before the work" "no path for the PNG" $DDPM noise-strip --out ""
 # USR1 (the batch scripts' stop request) does not kill eval: it has nothing to save and finishes
 $DDPM eval --real train --n 1000 --out "$work/usr1.json" >/dev/null 2>&1 & evpid=$!
-sleep 0.5; kill -USR1 $evpid 2>/dev/null; sent=$?; wait $evpid; rc=$?
+# (sent once eval ignores it: bit 10 of SigIgn, set in main() after the libraries have loaded)
+for _ in $(seq 200); do
+  (( 0x$(awk '/^SigIgn/ {print $2}' /proc/$evpid/status 2>/dev/null || echo 0) & 0x200 )) && break; sleep 0.05
+done
+kill -USR1 $evpid 2>/dev/null; sent=$?; wait $evpid; rc=$?
 [ $sent -eq 0 ] && [ $rc -eq 0 ] && [ -s "$work/usr1.json" ] && pass "eval sent USR1 finishes (status 0, JSON written)" \
   || fail "eval sent USR1 (delivered: $([ $sent -eq 0 ] && echo yes || echo no, it had ended)): status $rc"
 # --set applies after --config wherever it stands on the command line

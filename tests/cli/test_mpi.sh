@@ -85,9 +85,11 @@ for way in "2 1" "1 2"; do
   read -r p_stop p_resume <<<"$way"
   L1=$([ $p_stop = 2 ] && echo "$MPI2"); L2=$([ $p_resume = 2 ] && echo "$MPI2")
   rm -f "$work/r.h5" "$work/r.h5.part"
-  $L1 $DDPM sample --checkpoint "$ck" --n 400 --batch 4 --sampler ddpm --out "$work/r.h5" >"$work/r.log" 2>&1 & pid=$!
-  for _ in $(seq 200); do [ -e "$work/r.h5.part" ] && break; sleep 0.05; done
-  sleep 1; kill -USR1 $pid; wait $pid; rc=$?
+  # stopped after its first round of chunks (a progress line after each): never before any
+  # chunk is done, never after the last, at any speed of the machine
+  $L1 $DDPM sample --checkpoint "$ck" --n 400 --batch 4 --sampler ddpm --progress 0 --out "$work/r.h5" >"$work/r.log" 2>&1 & pid=$!
+  for _ in $(seq 600); do grep -q "^progress:" "$work/r.log" 2>/dev/null && break; sleep 0.05; done
+  kill -USR1 $pid; wait $pid; rc=$?
   [ $rc -eq 75 ] && [ -e "$work/r.h5.part" ] && run_ok $L2 $DDPM sample --checkpoint "$ck" --n 400 --batch 4 --sampler ddpm --out "$work/r.h5" \
     && [ ! -e "$work/r.h5.part" ] && h5diff -q "$work/r1.h5" "$work/r.h5" 2>/dev/null \
     && pass "sampling stopped on $p_stop rank(s) ($(grep -o '[0-9]* of 400 images done' "$work/r.log")), resumed on $p_resume: the uninterrupted images" \
@@ -101,10 +103,12 @@ left=$(find "$work" -name '*.tmp*')
 # 5. a signal to one rank stops every rank at the same step with one checkpoint, exit 75
 $MPI2 $DDPM train --config configs/tiny.ini --set train.max_steps=100000 --out "$work/sig" >"$work/sig.log" 2>&1 &
 launcher=$!
-for _ in $(seq 100); do grep -q "^epoch 1 step" "$work/sig.log" 2>/dev/null && break; sleep 0.2; done
+( sleep 300; kill -KILL $launcher ) >/dev/null 2>&1 & watchdog=$! # a run no signal reached ends here
+for _ in $(seq 300); do grep -q "^epoch 1 step" "$work/sig.log" 2>/dev/null && break; sleep 0.2; done
 rank=$(pgrep -P $launcher -f "ddpm train" | tail -1)
 [ -n "$rank" ] && kill -USR1 "$rank"
 wait $launcher; rc=$?
+wsleep=$(pgrep -P $watchdog sleep); kill $watchdog $wsleep 2>/dev/null
 [ $rc -eq 75 ] && grep -q "stopped by User defined signal 1 after step" "$work/sig.log" \
   && pass "SIGUSR1 to one rank: all stop, exit 75: $(grep stopped "$work/sig.log")" || fail "signal under MPI: rc=$rc $(tail -3 "$work/sig.log")"
 $PY - "$work/sig" <<'PY' && pass "the stop checkpoint is complete and matches metrics.h5" || fail "stop checkpoint"

@@ -115,10 +115,13 @@ t_eval=$(grep "scoring" "$work/chain-eval.log" | cut -d' ' -f1)
 [ -s "$work/chain/fid.json" ] && [ -n "$t_eval" ] && [[ ! "$t_eval" < "$t_done" ]] \
   && pass "chain: eval started at $t_eval after sampling, FID $($PY -c "import json,sys; print(round(json.load(open(sys.argv[1]))['fid'], 1))" "$work/chain/fid.json") (N = 20) in its JSON" \
   || fail "chain eval: $(tail -3 "$work/chain-eval.log")"
-j7=$(sbatch --parsable --ntasks=1 --output="$work/bad.log" jobs/sample.sbatch "$work/none.h5" "$work/bad.h5")
-wait_job "$j7" 60
+# j7 held until j8 depends on it: a j7 that failed and left the queue (MinJobAge) before j8's
+# submission would count as a lifted dependency
+j7=$(sbatch --parsable --hold --ntasks=1 --output="$work/bad.log" jobs/sample.sbatch "$work/none.h5" "$work/bad.h5")
 j8=$(sbatch --parsable --ntasks=1 --dependency=afterok:"$j7" --output="$work/after-bad.log" \
   jobs/sample.sbatch "$work/chain/checkpoints/latest.h5" "$work/after-bad.h5")
+scontrol release "$j7"
+wait_job "$j7" 60
 sleep 4
 reason=$(squeue -h -j "$j8" -o %r 2>/dev/null)
 [ ! -e "$work/after-bad.h5" ] && [ "$reason" = DependencyNeverSatisfied ] \
@@ -175,5 +178,5 @@ alive=0
 for f in "$slurmdir"/run/*.pid "$slurmdir"/munge/munged.pid; do pid_alive "$f" && alive=1; done
 [ $alive = 0 ] && pass "teardown: slurmctld, slurmd and munged stopped" || fail "daemons left running"
 [ ${#SLURM_DOWN_KILLED[@]} -eq 0 ] && pass "teardown: scontrol shutdown stopped both Slurm daemons (none needed SIGKILL)" \
-  || fail "teardown: ${SLURM_DOWN_KILLED[*]} ignored scontrol shutdown and had to be killed"
+  || fail "teardown: ${SLURM_DOWN_KILLED[*]} did not stop (scontrol shutdown, munged SIGTERM) and had to be killed"
 finish "Slurm"

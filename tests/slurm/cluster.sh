@@ -5,7 +5,7 @@
 #                    it prints why (node state and reason, both daemons' logs), stops everything
 #                    and tries once more on other ports; returns non-zero if that fails too.
 #   slurm_down DIR   cancel every job, `scontrol shutdown`, stop munged by its PID file; a daemon
-#                    still up after 5 s is killed and named in SLURM_DOWN_KILLED.
+#                    still up after 30 s (munged: 5 s) is killed and named in SLURM_DOWN_KILLED.
 #
 # Debian's slurm-wlm (22.05) and munge, no systemd and no cgroups: processes are tracked with
 # proctrack/linuxproc, tasks bound with task/affinity; MPI steps use PMIx (srun --mpi=pmix).
@@ -30,11 +30,13 @@ slurm_try_up() {
     --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
     --seed-file="$dir/munge-key/munged.seed" || return 1
   port=$(shuf -i 20000-32000 -n 1)
-  node=$(slurmd -C | head -1)
+  # the node as slurmd sees it, at 127.0.0.1 (no name lookup) and without RealMemory (memory is
+  # not scheduled here; a node reporting less than its line says would register as invalid)
+  node="$(slurmd -C | head -1 | sed 's/ RealMemory=[0-9]*//') NodeAddr=127.0.0.1"
   : >"$dir/plugstack.conf"
   cat >"$dir/slurm.conf" <<CONF
 ClusterName=ddpmtest
-SlurmctldHost=$(hostname)
+SlurmctldHost=$(hostname)(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 SlurmctldPort=$port
@@ -81,21 +83,26 @@ CONF
 
 slurm_down() {
   local dir=$1
-  [ -f "$dir/slurm.conf" ] || return 0
-  export SLURM_CONF=$dir/slurm.conf
-  scancel --full --quiet $(squeue -h -o %A 2>/dev/null) 2>/dev/null
-  scontrol shutdown >/dev/null 2>&1
-  for _ in $(seq 50); do
-    pid_alive "$dir/run/slurmctld.pid" || pid_alive "$dir/run/slurmd.pid" || break
-    sleep 0.1
-  done
-  SLURM_DOWN_KILLED=() # daemons that ignored `scontrol shutdown` for 5 s and were killed
-  for f in "$dir/run/slurmd.pid" "$dir/run/slurmctld.pid"; do
-    pid_alive "$f" && kill -KILL "$(cat "$f")" 2>/dev/null && SLURM_DOWN_KILLED+=("$(basename "$f" .pid)")
-  done
-  if [ -f "$dir/munge/munged.pid" ]; then
+  SLURM_DOWN_KILLED=() # daemons that ignored `scontrol shutdown` (or munged SIGTERM) and were killed
+  if [ -f "$dir/slurm.conf" ]; then
+    export SLURM_CONF=$dir/slurm.conf
+    if pid_alive "$dir/run/slurmctld.pid"; then
+      scancel --full --quiet $(squeue -h -o %A 2>/dev/null) 2>/dev/null
+      scontrol shutdown >/dev/null 2>&1
+    fi
+    for _ in $(seq 300); do # up to 30 s: slurmctld saves its state and stops slurmd first
+      pid_alive "$dir/run/slurmctld.pid" || pid_alive "$dir/run/slurmd.pid" || break
+      sleep 0.1
+    done
+    for f in "$dir/run/slurmd.pid" "$dir/run/slurmctld.pid"; do
+      pid_alive "$f" && kill -KILL "$(cat "$f")" 2>/dev/null && SLURM_DOWN_KILLED+=("$(basename "$f" .pid)")
+    done
+  fi
+  if pid_alive "$dir/munge/munged.pid"; then
     kill "$(cat "$dir/munge/munged.pid")" 2>/dev/null
     for _ in $(seq 50); do pid_alive "$dir/munge/munged.pid" || break; sleep 0.1; done
+    pid_alive "$dir/munge/munged.pid" && kill -KILL "$(cat "$dir/munge/munged.pid")" 2>/dev/null \
+      && SLURM_DOWN_KILLED+=(munged)
   fi
   return 0
 }
