@@ -117,6 +117,7 @@ test-sanitize: check-deps data $(REF)
 	  bin-asan/ddpm $(patsubst bin/tests/%,bin-asan/tests/%,$(TESTS))
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=tests/lsan.supp \
 	  tools/run_tests.sh $(patsubst bin/tests/%,bin-asan/tests/%,$(TESTS))
+	rm -rf build-asan/run
 	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp \
 	  bin-asan/ddpm train --config configs/tiny.ini --set train.max_steps=30 --out build-asan/run
 
@@ -159,6 +160,7 @@ run: check-deps data bin/ddpm
 # A 30-second look instead of run: train configs/tiny.ini briefly and write a sample grid; then,
 # when the committed reference weights exist, sample digits from them.
 demo: check-deps data bin/ddpm
+	rm -rf results/runs/tiny
 	bin/ddpm train --config configs/tiny.ini --out results/runs/tiny
 	@if [ -f results/unet-s/final.h5 ]; then \
 	  bin/ddpm sample --checkpoint results/unet-s/final.h5 --sampler ddim --steps 50 --n 64 \

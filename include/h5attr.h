@@ -12,9 +12,11 @@ void h5a_write_string(hid_t obj, const char *name, const char *value);
 /* The "description" attribute of dataset `dataset` in file f. */
 void h5a_describe(hid_t f, const char *dataset, const char *text);
 
+/* 1 and the value of an integer / floating-point attribute holding one value; 0 if it is
+ * missing, of another class or holds several values (an array written by another tool). */
 int h5a_read_long(hid_t obj, const char *name, long long *value);
 int h5a_read_double(hid_t obj, const char *name, double *value);
-/* A malloc'ed copy of a string attribute, or NULL. */
+/* A malloc'ed copy of a string attribute holding one string, or NULL. */
 char *h5a_read_string(hid_t obj, const char *name);
 
 #endif

@@ -345,18 +345,30 @@ static void test_metrics_write_and_resume(void **state) {
     assert_true(vals[0] == 0.5 && vals[1] == 0.125);
     H5Fclose(f);
 
-    /* Resuming with no metrics file starts a fresh one. */
+    /* Resuming at step 50 (2 epochs) with no metrics file makes it again with the 50 lost rows
+     * as step numbers and NaN values, so that row i stays step i + 1 for later resumes. */
     in_dir(path, sizeof path, "fresh.h5");
     metrics_open(&m, path, 50, 2);
-    assert_int_equal(m.rows, 0);
-    assert_int_equal(m.epoch_rows, 0);
-    append_rows(&m, 50, 1);
+    assert_int_equal(m.rows, 50);
+    assert_int_equal(m.epoch_rows, 2);
+    append_rows(&m, 51, 1);
     metrics_close(&m);
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     assert_true(f >= 0);
-    read_column(f, "/step", 1, steps, 1);
-    assert_int_equal(steps[0], 50);
+    read_column(f, "/step", 1, steps, 51);
+    for (long i = 0; i < 51; i++) assert_int_equal(steps[i], i + 1);
+    read_column(f, "/loss", 0, vals, 51);
+    for (long i = 0; i < 50; i++) assert_true(isnan(vals[i]));
+    assert_true(vals[50] == loss_of(51));
+    read_column(f, "/epoch/epoch", 1, steps, 2);
+    assert_true(steps[0] == 1 && steps[1] == 2);
+    read_column(f, "/epoch/mean_loss", 0, vals, 2);
+    assert_true(isnan(vals[0]) && isnan(vals[1]));
     H5Fclose(f);
+    /* ... and a second resume, at step 51, keeps all 51 rows */
+    metrics_open(&m, path, 51, 2);
+    assert_int_equal(m.rows, 51);
+    metrics_close(&m);
 }
 
 /* h5py in another process reads the file while this one still holds it open for writing. */

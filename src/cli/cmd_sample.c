@@ -206,7 +206,8 @@ int cmd_sample(int argc, char **argv) {
     if (spec.kind == SAMPLER_DPMPP2M && eta >= 0)
         die("sample: --eta applies to --sampler ddim (dpmpp2m is deterministic)");
     if (spec.kind != SAMPLER_DDPM && spec.steps > cfg.diffusion.T)
-        die("sample: --steps %d exceeds the checkpoint's T = %d", spec.steps, cfg.diffusion.T);
+        die("sample: %s %d exceeds the checkpoint's T = %d%s", steps > 0 ? "--steps" : "[sample] steps",
+            spec.steps, cfg.diffusion.T, steps > 0 ? "" : " (the checkpoint's; give --steps)");
 
     /* classes lo..lo+k-1 in turn (k = 0: unconditional) */
     const int K = cfg.model.classes;

@@ -21,7 +21,8 @@ static void usage(FILE *f) {
             "\n"
             "  --config FILE          INI config (sections data, model, diffusion, train, sample)\n"
             "  --set section.key=V    override one key (repeatable)\n"
-            "  --out DIR              run directory\n"
+            "  --out DIR              run directory; one that holds a run already (latest.h5 or\n"
+            "                         metrics.h5) is refused without --resume, never overwritten\n"
             "  --resume               continue exactly from DIR/checkpoints/latest.h5 if present\n"
             "  --help                 this text\n"
             "\nconfig keys:\n");

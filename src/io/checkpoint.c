@@ -103,7 +103,7 @@ static hid_t open_checkpoint(const char *path) {
     char *kind = h5a_read_string(f, "kind");
     if (!kind || strcmp(kind, KIND))
         die("%s: not a ddpm checkpoint (an HDF5 file of another kind: attribute kind is %s%s%s)",
-            path, kind ? "'" : "missing", kind ? kind : "", kind ? "'" : "");
+            path, kind ? "'" : "missing or not one string", kind ? kind : "", kind ? "'" : "");
     free(kind);
     long long version = 0;
     if (!h5a_read_long(f, "format_version", &version))

@@ -40,12 +40,22 @@ void h5a_describe(hid_t f, const char *dataset, const char *text) {
     H5Dclose(d);
 }
 
+/* One element (a scalar or a 1-element array): the readers below have room for one value, and
+ * an attribute written by other tools (h5py: attrs["x"] = ["a", "b"]) may hold more. */
+static int holds_one_value(hid_t a) {
+    hid_t space = H5Aget_space(a);
+    if (space < 0) return 0;
+    const hssize_t n = H5Sget_simple_extent_npoints(space);
+    H5Sclose(space);
+    return n == 1;
+}
+
 static int read_attr(hid_t obj, const char *name, hid_t mem_type, void *out, H5T_class_t want) {
     if (H5Aexists(obj, name) <= 0) return 0;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0) return 0;
     hid_t type = H5Aget_type(a);
-    int ok = H5Tget_class(type) == want && H5Aread(a, mem_type, out) >= 0;
+    int ok = H5Tget_class(type) == want && holds_one_value(a) && H5Aread(a, mem_type, out) >= 0;
     H5Tclose(type);
     H5Aclose(a);
     return ok;
@@ -62,6 +72,11 @@ int h5a_read_double(hid_t obj, const char *name, double *value) {
 char *h5a_read_string(hid_t obj, const char *name) {
     if (H5Aexists(obj, name) <= 0) return NULL;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return NULL;
+    if (!holds_one_value(a)) {
+        H5Aclose(a);
+        return NULL;
+    }
     hid_t type = H5Aget_type(a);
     char *out = NULL;
     if (H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type)) {

@@ -8,6 +8,7 @@
 #include "metrics.h"
 
 #include <math.h>
+#include <stdio.h>
 
 #include <string.h>
 #include <unistd.h>
@@ -149,6 +150,19 @@ static void open_file(Metrics *m, long keep_rows, long keep_epoch_rows) {
     m->epoch_rows = m->epoch_rows_written = keep_epoch_rows;
 }
 
+/* A new column standing for rows already logged by the run but lost with the file: the
+ * step/epoch numbers 1..rows, the measured values NaN (the fill value). */
+static void pad_column(Metrics *m, hid_t ds, const Column *c, long rows) {
+    hsize_t n = (hsize_t)rows;
+    if (H5Dset_extent(ds, &n) < 0) die("%s: cannot extend dataset %s", m->path, c->full);
+    if (!c->is_int || rows == 0) return;
+    long long *v = xmalloc((size_t)rows * sizeof *v);
+    for (long i = 0; i < rows; i++) v[i] = i + 1;
+    if (H5Dwrite(ds, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
+        die("%s: cannot write dataset %s (disk full?)", m->path, c->full);
+    free(v);
+}
+
 void metrics_open(Metrics *m, const char *path, long keep_rows, long keep_epoch_rows) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     if (keep_rows < 0 || keep_epoch_rows < 0)
@@ -158,10 +172,24 @@ void metrics_open(Metrics *m, const char *path, long keep_rows, long keep_epoch_
     size_t len = strlen(path) + 1;
     m->path = xmalloc(len);
     memcpy(m->path, path, len);
-    if (keep_rows == 0 || access(path, F_OK) != 0)
+    if (keep_rows > 0 && access(path, F_OK) != 0) {
+        /* a resumed run whose metrics file is gone: the rows it had are kept as empty rows, so
+         * that row i stays step i + 1 for this and every later resume */
         create_file(m);
-    else
+        for (int i = 0; i < METRICS_STEP_COLS; i++)
+            pad_column(m, m->step_ds[i], &STEP_COLUMNS[i], keep_rows);
+        for (int i = 0; i < METRICS_EPOCH_COLS; i++)
+            pad_column(m, m->epoch_ds[i], &EPOCH_COLUMNS[i], keep_epoch_rows);
+        if (H5Fflush(m->file, H5F_SCOPE_LOCAL) < 0) die("%s: cannot flush (disk full?)", path);
+        m->rows = m->rows_written = keep_rows;
+        m->epoch_rows = m->epoch_rows_written = keep_epoch_rows;
+        printf("note: %s was missing: made again, steps 1..%ld (logged before it was lost) "
+               "as NaN rows\n", path, keep_rows);
+    } else if (keep_rows == 0 || access(path, F_OK) != 0) {
+        create_file(m);
+    } else {
         open_file(m, keep_rows, keep_epoch_rows);
+    }
 }
 
 /* Append count values (memory type mtype) at row offset of ds. */

@@ -26,10 +26,12 @@ const char *model_config_check(const ModelConfig *c) {
     if (!found) return "model.attn_res must be 0 or the side of one level (28, 14, 7 for unet-s)";
     if (c->image_size % (1 << (c->levels - 1)))
         return "image_size must be divisible by 2^(levels-1) (28 allows at most 3 levels)";
+    if (c->base % c->groups) /* conv_in's base channels are the first GroupNorm's input */
+        return "model.groups must divide model.base and base * mult of every level";
     for (int l = 0; l < c->levels; l++) {
         if (c->mult[l] < 1) return "model.mult entries must be at least 1";
         if ((c->base * c->mult[l]) % c->groups)
-            return "model.groups must divide base * mult of every level";
+            return "model.groups must divide model.base and base * mult of every level";
     }
     return NULL;
 }

@@ -129,6 +129,16 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
     memset(tr, 0, sizeof *tr);
     tr->cfg = cfg;
     char path[1200];
+    /* a run's history (checkpoints, metrics.h5) is never overwritten by a new run started in
+     * its directory: a requeued job that lost --resume stops here instead */
+    const char *history[] = {"checkpoints/latest.h5", "metrics.h5"};
+    for (int i = 0; i < 2 && !opt->resume; i++) {
+        snprintf(path, sizeof path, "%s/%s", opt->run_dir, history[i]);
+        if (access(path, F_OK) == 0)
+            die("%s: the run directory holds a run already (%s): continue it with --resume, or "
+                "train into another --out (or remove the directory to start over)",
+                opt->run_dir, history[i]);
+    }
     snprintf(path, sizeof path, "%s/checkpoints", opt->run_dir);
     make_dirs(path);
     snprintf(path, sizeof path, "%s/samples", opt->run_dir);
@@ -163,7 +173,13 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
     arenas_alloc(&tr->a, &tr->m.table);
     tr->st = (TrainState){.step = 0, .steps_per_epoch = tr->spe, .nan_skips = 0};
     snprintf(tr->latest, sizeof tr->latest, "%s/checkpoints/latest.h5", opt->run_dir);
-    if (opt->resume && access(tr->latest, F_OK) == 0) {
+    /* every rank resumes, or none: a checkpoint some ranks cannot see (node-local disk, a
+     * lagging network file system) would start them at other steps */
+    const int found = opt->resume && access(tr->latest, F_OK) == 0;
+    if (dist_max_int(found) != found)
+        die("%s: not visible to this rank, where rank 0 or another sees it: the run directory "
+            "must be on a file system every rank shares", tr->latest);
+    if (found) {
         Config saved;
         char why[2 * CONFIG_STR_MAX];
         checkpoint_read_config(tr->latest, &saved);

@@ -76,7 +76,7 @@ static const KeySpec keys[] = {
          "MPI gradient sum: buckets overlapped with backward, or one call after it"),
     INT("train", "bucket_kb", train.bucket_kb, 4, 1024, "overlap: KiB of gradients per bucket"),
     INT("train", "check_every", train.check_every, 0, 100000000,
-        "MPI: steps between checks that all ranks hold the same weights (0: never)"),
+        "MPI: steps between checks that all ranks hold the same weights (0: only at checkpoints and epoch ends)"),
     INT("train", "eval_every", train.eval_every, 0, 100000,
         "epochs between FIDs of eval_n samples ([sample] sampler) into metrics.h5 (0: never)"),
     INT("train", "eval_n", train.eval_n, 2, 1000000, "images sampled for each of those FIDs"),
@@ -264,6 +264,7 @@ typedef struct {
     const char *text; /* reading from text when non-NULL, else from file */
     FILE *file;
     int line;
+    int seen_line[ARRAY_LEN(keys)]; /* the line each key was set on (0: not yet) */
 } LoadCtx;
 
 static char *read_line(char *str, int num, void *stream) {
@@ -285,6 +286,10 @@ static char *read_line(char *str, int num, void *stream) {
         const size_t len = strlen(str);
         if (len == (size_t)num - 1 && str[len - 1] != '\n' && (ctx->file ? !feof(ctx->file) : *ctx->text))
             die("%s:%d: line longer than %d characters", ctx->origin, ctx->line, num - 2);
+        /* inih (Debian's build allows multi-line values) would read an indented line as more
+         * of the previous key's value: every line here stands alone, indented or not */
+        const size_t blanks = strspn(str, " \t");
+        if (blanks) memmove(str, str + blanks, len - blanks + 1);
     }
     return got;
 }
@@ -294,6 +299,13 @@ static int on_entry(void *user, const char *section, const char *key, const char
     char origin[600];
     snprintf(origin, sizeof origin, "%s:%d", ctx->origin, ctx->line);
     if (!*section) die("%s: key '%s' outside any [section]", origin, key);
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+        if (!strcmp(keys[i].section, section) && !strcmp(keys[i].key, key)) {
+            if (ctx->seen_line[i])
+                die("%s: [%s] %s is set twice (first on line %d): which one was meant?", origin,
+                    section, key, ctx->seen_line[i]);
+            ctx->seen_line[i] = ctx->line;
+        }
     apply(ctx->config, section, key, value, origin);
     return 1;
 }
@@ -308,13 +320,13 @@ static void parse(Config *c, LoadCtx *ctx) {
 void config_load(Config *c, const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) die("%s: cannot open config: %s", path, strerror(errno));
-    LoadCtx ctx = {c, path, NULL, f, 0};
+    LoadCtx ctx = {.config = c, .origin = path, .file = f};
     parse(c, &ctx);
     fclose(f);
 }
 
 void config_load_text(Config *c, const char *text, const char *origin) {
-    LoadCtx ctx = {c, origin, text, NULL, 0};
+    LoadCtx ctx = {.config = c, .origin = origin, .text = text};
     parse(c, &ctx);
 }
 
@@ -340,6 +352,18 @@ void config_validate(const Config *c, const char *origin) {
     if (c->diffusion.beta_end < c->diffusion.beta_start)
         die("%s: [diffusion] beta_end (%g) is below beta_start (%g)", origin,
             c->diffusion.beta_end, c->diffusion.beta_start);
+    if (c->diffusion.schedule == SCHEDULE_LINEAR) {
+        /* the samplers divide by sqrt(abar_t); a schedule that drives abar_T to 1e-30 and below
+         * (the cosine one stops near 1e-8 at any T) would turn their x0 estimate into inf / NaN */
+        double log_abar = 0;
+        const DiffusionConfig *d = &c->diffusion;
+        for (int t = 0; t < d->T; t++)
+            log_abar += log1p(-(d->beta_start + (d->beta_end - d->beta_start) * t / (d->T - 1.0)));
+        if (log_abar < log(1e-30))
+            die("%s: [diffusion] T = %d with betas %g..%g leaves abar_T = 1e%.0f of the image "
+                "signal, below the 1e-30 the samplers can divide by: use a smaller T or beta_end",
+                origin, d->T, d->beta_start, d->beta_end, log_abar / log(10.0));
+    }
     if (c->sample.sampler != 0 && c->sample.steps > c->diffusion.T) /* DDPM takes all T steps */
         die("%s: [sample] steps (%d) exceeds [diffusion] T (%d)", origin, c->sample.steps,
             c->diffusion.T);

@@ -215,4 +215,19 @@ for col in unet-s:0 unet-s:0:6:1 nosuchrow:0:6 unet-s:x:6 unet-s:0:3 unet-s:0:ma
       || fail "device_recipe.sh on $col: $(tail -2 "$work/drbad.log")"
   fi
 done
+# attributes that hold arrays (as h5py writes lists) are named, not read into room for one value
+$PY -c "
+import h5py, numpy as np, sys
+with h5py.File(sys.argv[1], 'w') as f:
+    f.attrs['kind'] = ['ddpm-checkpoint', 'x']; f.attrs['format_version'] = np.arange(64)
+    f.attrs['step'] = np.array([7]); f['d'] = np.zeros(3); f['d'].attrs['note'] = ['a', 'b', 'c']
+" "$work/arrays.h5"
+out=$($DDPM inspect "$work/arrays.h5" 2>&1); rc=$?
+[ $rc -eq 0 ] && grep -qx "  @kind (not a scalar number or string)" <<<"$out" \
+  && grep -qx "  @format_version (not a scalar number or string)" <<<"$out" && grep -qx "  @step = 7" <<<"$out" \
+  && grep -qx "      @note (not a scalar number or string)" <<<"$out" \
+  && pass "inspect: array attributes named as such, a one-element one read (@step = 7)" \
+  || fail "inspect on array attributes: rc $rc $out"
+expect_error "sample from a file whose kind is an array" "attribute kind is missing or not one string" \
+  $DDPM sample --checkpoint "$work/arrays.h5" --n 2 --out "$work/arrays-s.h5"
 finish "tools"

@@ -300,6 +300,21 @@ expect_error "config typo" "did you mean [train] batch" $DDPM train --config "$w
 printf '[model]\nbase = -3\n' >"$work/range.ini"
 expect_error "out-of-range value" "range.ini:2: [model] base = -3 is out of range 1..1024" $DDPM train --config "$work/range.ini" --out "$work/x"
 expect_error "--set without =" "expected section.key=value" $DDPM train --config configs/tiny.ini --set train.lr
+expect_error "GroupNorm groups that do not divide base (base 12, groups 8: every level's 24 channels would pass)" \
+  "model.groups must divide model.base and base * mult of every level" $DDPM model --config configs/tiny.ini --set model.base=12 --set model.groups=8 --set model.mult=2,2
+expect_error "a linear schedule that leaves no signal to divide by" "T = 2000 with betas 0.0001..0.5 leaves abar_T = 1e-267" \
+  $DDPM train --config configs/tiny.ini --set diffusion.T=2000 --set diffusion.beta_end=0.5 --out "$work/x"
+# an indented config (every line, sections too) reads as the plain one: inih's multi-line
+# values would make "  batch = 64" part of the key above it
+sed 's/^/  /' configs/tiny.ini >"$work/indented.ini"
+run_ok $DDPM train --config configs/tiny.ini --set train.max_steps=1 --out "$work/plain-ini" \
+  && run_ok $DDPM train --config "$work/indented.ini" --set train.max_steps=1 --out "$work/indented-ini" \
+  && cmp -s <(grep -v '^;' "$work/plain-ini/config.ini") <(grep -v '^;' "$work/indented-ini/config.ini") \
+  && pass "an indented config file gives the same effective config as the plain one" \
+  || fail "indented config: $(diff "$work/plain-ini/config.ini" "$work/indented-ini/config.ini" | head -4)"
+printf '[train]\nepochs = 5\nbatch = 64\nepochs = 6\n' >"$work/twice.ini"
+expect_error "a key set twice in one file" "twice.ini:4: [train] epochs is set twice (first on line 2)" \
+  $DDPM model --config "$work/twice.ini"
 expect_error "an empty field in a list" "[model] mult = '1,,2': '' is not an integer" \
   $DDPM model --config configs/tiny.ini --set model.mult=1,,2
 expect_error "a trailing comma in a list" "[model] mult = '1,2,': '' is not an integer" \
@@ -308,11 +323,39 @@ expect_error "DDIM steps beyond T" "[sample] steps (20) exceeds [diffusion] T (1
   $DDPM model --config configs/tiny.ini --set diffusion.T=10 --set sample.sampler=ddim
 run_ok $DDPM model --config configs/tiny.ini --set diffusion.T=10 --set sample.sampler=ddpm \
   && pass "[sample] steps not held against T when the sampler is DDPM (it takes all T steps)"
+run_ok $DDPM train --config configs/tiny.ini --set diffusion.T=10 --set sample.sampler=ddpm --set train.max_steps=1 --out "$work/t10"
+expect_error "DDIM from that checkpoint: the checkpoint's steps named, not a --steps never given" \
+  "sample: [sample] steps 20 exceeds the checkpoint's T = 10 (the checkpoint's; give --steps)" \
+  $DDPM sample --checkpoint "$work/t10/checkpoints/latest.h5" --sampler ddim --n 2 --out "$work/t10.h5"
 expect_error "missing data" "$work/nodata" $DDPM train --config configs/tiny.ini --set data.dir="$work/nodata" --out "$work/x"
 cp "$ck" "$work/keep.h5"
 expect_error "checkpoint that does not fit the config" "[model] base = 8 in the checkpoint, 16 now" \
   $DDPM train --config configs/tiny.ini --set model.base=16 --set train.max_steps=1 --out "$work/run" --resume
 cmp -s "$ck" "$work/keep.h5" && pass "the good checkpoint was not overwritten" || fail "checkpoint changed"
+cp "$work/run/metrics.h5" "$work/metrics.keep"
+expect_error "a new run into a directory holding one, without --resume" \
+  "$work/run: the run directory holds a run already (checkpoints/latest.h5): continue it with --resume" \
+  $DDPM train --config configs/tiny.ini --set train.max_steps=1 --out "$work/run"
+cmp -s "$ck" "$work/keep.h5" && cmp -s "$work/run/metrics.h5" "$work/metrics.keep" \
+  && pass "without --resume the run's checkpoint and metrics.h5 are left as they were" || fail "a refused new run changed the run's files"
+# a lost metrics.h5: the resumed run makes it again with the lost steps as NaN rows, and every
+# later resume keeps going (row i is step i + 1)
+lost=(--config configs/tiny.ini --set sample.n=2 --set sample.steps=2 --out "$work/lost" --resume)
+run_ok $DDPM train "${lost[@]}" --set train.max_steps=3 && rm "$work/lost/metrics.h5" \
+  && $DDPM train "${lost[@]}" --set train.max_steps=5 >"$work/lost.log" 2>&1 \
+  && $DDPM train "${lost[@]}" --set train.max_steps=7 >>"$work/lost.log" 2>&1 \
+  && grep -q "metrics.h5 was missing: made again, steps 1..3 (logged before it was lost) as NaN rows" "$work/lost.log" \
+  && $PY -c "
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], 'r') as f:
+    assert list(f['step'][:]) == [1, 2, 3, 4, 5, 6, 7], f['step'][:]
+    loss = f['loss'][:]
+    assert np.isnan(loss[:3]).all() and np.isfinite(loss[3:]).all(), loss
+" "$work/lost/metrics.h5" && pass "a lost metrics.h5 is made again on resume (steps 1-3 NaN) and a second resume continues it" \
+  || fail "resume without metrics.h5: $(tail -3 "$work/lost.log")"
+mkdir -p "$work/monly" && cp "$work/metrics.keep" "$work/monly/metrics.h5"
+expect_error "a run directory with metrics.h5 only, without --resume" "holds a run already (metrics.h5)" \
+  $DDPM train --config configs/tiny.ini --set train.max_steps=1 --out "$work/monly"
 expect_error "resume with another config" "[model] groups = 2 in the checkpoint, 1 now" \
   $DDPM train --config configs/tiny.ini --set model.groups=1 --set train.max_steps=400 --out "$work/run" --resume
 run_ok $DDPM export --checkpoint "$ck" --out "$work/weights.h5"
