@@ -306,7 +306,10 @@ static void update(Trainer *tr, long step, double gn, const AdamConfig *adam) {
         const float scale = (float)(tc->grad_clip / gn);
         for (size_t i = 0; i < n; i++) tr->a.grads[i] *= scale;
     }
-    adam_step(tr->a.params, tr->a.grads, tr->a.adam_m, tr->a.adam_v, n, adam, step + 1);
+    /* Adam's bias correction counts the updates its moments have seen: skipped steps
+     * ([train] nan_policy = skip) are not among them */
+    adam_step(tr->a.params, tr->a.grads, tr->a.adam_m, tr->a.adam_v, n, adam,
+              step + 1 - tr->st.nan_skips);
     ema_update(tr->a.ema, tr->a.params, n, (float)ema_decay(tc, step));
     if (step + 1 == tr->perturb_step && dist()->rank == tr->perturb_rank) tr->a.params[0] += 1e-3f;
 }
