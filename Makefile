@@ -26,24 +26,30 @@ TESTS   := $(patsubst tests/%.c,bin/tests/%,$(wildcard tests/test_*.c))
 SCRIPTS := $(wildcard tests/cli/test_*.sh)
 BENCHES := $(patsubst bench/%.c,bin/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all deps slurm-deps figure-deps bench-compare test bench clean check-deps reference data run demo figures fuzz test-sanitize test-valgrind
+.PHONY: all deps test-deps slurm-deps figure-deps bench-compare test bench clean check-deps reference data run demo figures fuzz test-sanitize test-valgrind
 all: check-deps bin/ddpm
 
-# Install missing Debian packages (only when something is missing; never needed where modules
-# provide the libraries: the check looks at headers and pkg-config first).
+# Install the missing Debian packages that building needs (only when something is missing).
+# Elsewhere (modules, no apt-get): make SKIP_DEPS=1, with BLIS_INC, BLIS_LIB, HDF5_CFLAGS and
+# HDF5_LIBS set on the command line where they differ (README, "Building without apt-get").
 deps:
 	@tools/deps.sh install
 
 # Slurm daemons and munge for tests/cli/test_slurm.sh (only the tests need them)
 slurm-deps: | check-deps
-	@tools/deps.sh slurm
+	@[ -n "$(SKIP_DEPS)" ] || tools/deps.sh slurm
 
+export BLIS_INC
 check-deps:
-	@tools/deps.sh check || tools/deps.sh install
+	@[ -n "$(SKIP_DEPS)" ] || tools/deps.sh check || tools/deps.sh install
+
+# What the tests need on top: cmocka, PyTorch, h5py, clang, strace, hdf5-tools, Fashion-MNIST
+test-deps: | check-deps
+	@[ -n "$(SKIP_DEPS)" ] || tools/deps.sh test
 
 # matplotlib for the plotting tools (tests/cli/test_tools.sh draws with each of them)
 figure-deps: | check-deps
-	@tools/deps.sh figures
+	@[ -n "$(SKIP_DEPS)" ] || tools/deps.sh figures
 
 $(BIN)/ddpm: $(OBJ_CLI) $(OBJ_LIB)
 	@mkdir -p $(@D)
@@ -62,6 +68,9 @@ $(BUILD)/%.o: %.c | check-deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# the test programs include cmocka
+$(patsubst bin/tests/%,$(BUILD)/tests/%.o,$(TESTS)): | test-deps
+
 $(BIN)/tests/%: $(BUILD)/tests/%.o $(OBJ_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
@@ -74,7 +83,7 @@ $(BIN)/bench/%: $(BUILD)/bench/%.o $(OBJ_LIB)
 # of unet-s, written by an independent implementation (Debian's python3-torch).
 REF := build/ref/reference.h5
 reference: $(REF)
-$(REF): tests/ref/make_reference.py | check-deps
+$(REF): tests/ref/make_reference.py | test-deps
 	@mkdir -p $(@D)
 	/usr/bin/python3 tests/ref/make_reference.py $@
 
@@ -82,7 +91,7 @@ $(REF): tests/ref/make_reference.py | check-deps
 data: | check-deps
 	@tools/fetch_mnist.sh data/mnist
 
-test: check-deps slurm-deps figure-deps data bin/ddpm $(TESTS) $(REF)
+test: check-deps test-deps slurm-deps figure-deps data bin/ddpm $(TESTS) $(REF)
 	@tools/run_tests.sh $(TESTS) $(SCRIPTS)
 	@$(MAKE) --no-print-directory fuzz
 
@@ -94,13 +103,13 @@ FUZZ_FLAGS := -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-
               -Iinclude -D_POSIX_C_SOURCE=200809L
 FUZZ_IDX_SRC := tests/fuzz/fuzz_idx.c src/data/idx.c src/data/dataset.c src/util/util.c
 FUZZ_CONFIG_SRC := tests/fuzz/fuzz_config.c src/util/config.c src/util/util.c src/model/model_config.c
-bin/fuzz/fuzz_idx: $(FUZZ_IDX_SRC) include/dataset.h include/util.h | check-deps
+bin/fuzz/fuzz_idx: $(FUZZ_IDX_SRC) include/dataset.h include/util.h | test-deps
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_IDX_SRC) -lz
-bin/fuzz/fuzz_config: $(FUZZ_CONFIG_SRC) include/config.h include/util.h include/model.h | check-deps
+bin/fuzz/fuzz_config: $(FUZZ_CONFIG_SRC) include/config.h include/util.h include/model.h | test-deps
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(FUZZ_CONFIG_SRC) -linih
-fuzz: check-deps bin/fuzz/fuzz_idx bin/fuzz/fuzz_config
+fuzz: test-deps bin/fuzz/fuzz_idx bin/fuzz/fuzz_config
 	@for t in idx config; do \
 	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
 	  mkdir -p build/fuzz/$$t && cp tests/fuzz/corpus_$$t/* build/fuzz/$$t/ && \
@@ -111,7 +120,7 @@ fuzz: check-deps bin/fuzz/fuzz_idx bin/fuzz/fuzz_config
 	done
 
 # The unit tests and a tiny training run built with AddressSanitizer and UBSan (gcc), in build-asan/.
-test-sanitize: check-deps data $(REF)
+test-sanitize: test-deps data $(REF)
 	$(MAKE) --no-print-directory BUILD=build-asan BIN=bin-asan \
 	  OPT="-O1 -g -march=$(ARCH) -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	  bin-asan/ddpm $(patsubst bin/tests/%,bin-asan/tests/%,$(TESTS))
@@ -124,7 +133,7 @@ test-sanitize: check-deps data $(REF)
 # valgrind memcheck of a short tiny training run (with its sample grid), built for AVX2
 # (valgrind 3.19 does not decode AVX-512; under it BLIS sees no AVX-512 either). Any memory
 # error, or any leak not in tests/valgrind.supp (the libraries' process-lifetime state), fails.
-test-valgrind: check-deps data
+test-valgrind: test-deps data
 	@tools/deps.sh valgrind
 	$(MAKE) --no-print-directory BUILD=build-vg BIN=bin-vg ARCH=x86-64-v3 bin-vg/ddpm
 	rm -rf build-vg/run
@@ -134,7 +143,7 @@ test-valgrind: check-deps data
 	  --set sample.n=2 --set sample.steps=2 --out build-vg/run
 
 # bin/ddpm against PyTorch, side by side on the same cores (results/bench.md)
-bench-compare: check-deps data bin/ddpm $(BENCHES)
+bench-compare: test-deps data bin/ddpm $(BENCHES)
 	bench/compare.sh
 
 bench: check-deps $(BENCHES)

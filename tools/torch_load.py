@@ -13,6 +13,8 @@ In your own code:
     eps = model(x, t)                            # x [N,1,28,28] in [-1,1], t [N] int64
     eps = model(x, t, y)                         # a conditional checkpoint: y [N] int64 in
                                                  # 0..classes (classes = the null label)
+A checkpoint trained with [diffusion] prediction = v (results/cosine+v) returns v, not eps:
+eps = sqrt(abar_t) v + sqrt(1 - abar_t) x (`ddpm predict` writes both).
 Needs Debian's python3-torch and python3-h5py.
 """
 import argparse

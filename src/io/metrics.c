@@ -27,7 +27,8 @@ typedef struct {
 static const Column STEP_COLUMNS[METRICS_STEP_COLS] = {
     {"step", "/step", 1, "optimizer step number of this row; count"},
     {"loss", "/loss", 0,
-     "training loss at this step: mean squared error between predicted and true noise, "
+     "training loss at this step: mean squared error between the network's output and its "
+     "target (the noise; v with [diffusion] prediction = v), "
      "averaged over the global batch; unitless"},
     {"lr", "/lr", 0, "learning rate used for the update of this step; unitless"},
     {"grad_norm", "/grad_norm", 0,

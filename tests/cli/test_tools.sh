@@ -36,6 +36,32 @@ $PY tools/plot_metrics.py "$work/run" >"$work/plot.log" 2>&1 && [ -s "$work/run/
   && pass "plot_metrics.py: $(cat "$work/plot.log")" || fail "plot_metrics.py: $(cat "$work/plot.log")"
 $PY tools/plot_metrics.py "$work/run" "$work/loss.png" --loss-only >/dev/null 2>&1 && [ -s "$work/loss.png" ] \
   && pass "plot_metrics.py --loss-only" || fail "plot_metrics.py --loss-only"
+# its moving average skips NaN rows (skipped steps, a metrics.h5 made again after a loss) instead
+# of blanking a window after each; steps per epoch from final.h5 where no checkpoint is kept
+$PY - <<'PY' && pass "plot_metrics.py: NaN rows left out of the moving average; steps per epoch from final.h5 (results/unet-s: 468)" \
+  || fail "plot_metrics.py helpers"
+import sys, numpy as np
+sys.path.insert(0, "tools")
+import plot_metrics as pm
+x = np.r_[np.full(150, np.nan), np.arange(1.0, 301.0)]
+avg = pm.moving_average(x, 100)
+assert np.isnan(avg[:51]).all() and np.isfinite(avg[51:]).all(), avg[45:60]
+assert avg[51] == 1.0 and avg[-1] == np.mean(np.arange(201.0, 301.0)), (avg[51], avg[-1])
+assert pm.steps_per_epoch("results/unet-s") == 468
+PY
+# plot_epochs.py: epochs in numeric order past 999, the weights named from the files
+$PY -c "
+import h5py, numpy as np, os, sys
+os.makedirs(sys.argv[1] + '/samples')
+for e in (2, 1000, 1):
+    with h5py.File(f'{sys.argv[1]}/samples/epoch_{e:03d}.h5', 'w') as f:
+        f['samples'] = np.zeros((8, 1, 28, 28), np.float32); f.attrs['weights'] = 'model'
+" "$work/ep"
+out=$($PY tools/plot_epochs.py "$work/ep" "$work/ep.png" 2>&1)
+[ "$out" = "$work/ep.png: 3 epochs (1, 2, 1000), raw weights" ] && [ -s "$work/ep.png" ] \
+  && pass "plot_epochs.py: $out" || fail "plot_epochs.py: $out"
+$PY tools/plot_metrics.py --help | grep -q "^plot_metrics.py RUN_DIR" && pass "plot_metrics.py --help prints its usage" || fail "plot_metrics.py --help"
+expect_error "plot_metrics.py on a folder without metrics.h5" "$work/nothing/metrics.h5: no such file" $PY tools/plot_metrics.py "$work/nothing"
 $PY tools/show_samples.py "$work/s.h5" "$work/grid.png" >"$work/show.log" 2>&1 && [ -s "$work/grid.png" ] \
   && pass "show_samples.py: $(cat "$work/show.log")" || fail "show_samples.py: $(cat "$work/show.log")"
 $PY tools/show_samples.py "$work/p.h5" >/dev/null 2>&1 && fail "show_samples.py drew a file without /samples" \
@@ -215,6 +241,20 @@ for col in unet-s:0 unet-s:0:6:1 nosuchrow:0:6 unet-s:x:6 unet-s:0:3 unet-s:0:ma
       || fail "device_recipe.sh on $col: $(tail -2 "$work/drbad.log")"
   fi
 done
+# deps.sh: the build's check names what is missing (blis.h looked for in BLIS_INC); an unknown
+# mode is a usage error; SKIP_DEPS=1 makes no package check at all
+err=$(BLIS_INC="$work/no-blis" tools/deps.sh check 2>&1); rc=$?
+[ $rc -eq 1 ] && [ "$err" = "deps: missing libblis-openmp-dev" ] && pass "deps.sh check: $err (BLIS_INC without blis.h)" \
+  || fail "deps.sh check with BLIS_INC missing: rc $rc $err"
+tools/deps.sh check && pass "deps.sh check: everything the build needs is here" || fail "deps.sh check on this machine"
+err=$(tools/deps.sh everything 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "unknown mode 'everything'" <<<"$err" && pass "deps.sh refuses an unknown mode (status 2)" || fail "deps.sh unknown mode: rc $rc $err"
+mkdir -p "$work/fakebin" && printf '#!/bin/sh\ntouch "%s"\nexit 9\n' "$work/apt-get-ran" >"$work/fakebin/apt-get" && chmod +x "$work/fakebin/apt-get"
+PATH="$work/fakebin:$PATH" make -s SKIP_DEPS=1 BLIS_INC="$work/no-blis" check-deps test-deps figure-deps slurm-deps >/dev/null 2>&1; rc=$?
+[ $rc -eq 0 ] && [ ! -e "$work/apt-get-ran" ] && pass "make SKIP_DEPS=1: no package check and no apt-get (a missing blis.h not looked for)" \
+  || fail "make SKIP_DEPS=1: rc $rc, apt-get $([ -e "$work/apt-get-ran" ] && echo ran || echo not run)"
+PATH="$work/fakebin:$PATH" make -s BLIS_INC="$work/no-blis" check-deps >/dev/null 2>&1
+[ -e "$work/apt-get-ran" ] && pass "without SKIP_DEPS the same missing blis.h goes to apt-get" || fail "make check-deps did not try to install a missing blis.h"
 # attributes that hold arrays (as h5py writes lists) are named, not read into room for one value
 $PY -c "
 import h5py, numpy as np, sys
