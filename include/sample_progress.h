@@ -10,7 +10,10 @@
  * classes, initial noise): a rerun with the same options resumes, one with other options is
  * refused rather than mixing two runs' images. Since each image's noise is keyed by its index,
  * a resumed run's images are bit-identical to those of an uninterrupted one, for any rank
- * counts before and after. All calls are collective under MPI. */
+ * counts before and after. A chunk stopped part-way by a signal keeps x_t in its rows of
+ * /samples and the number of sampler steps applied in /steps_done (optional in a file: absent
+ * reads as none), and a resumed run continues it from that step. All calls are collective
+ * under MPI, except progress_read_chunk. */
 #ifndef DDPM_SAMPLE_PROGRESS_H
 #define DDPM_SAMPLE_PROGRESS_H
 
@@ -25,6 +28,8 @@ typedef struct {
     int resumed;                  /* the file existed: this run continues it */
     int traj_images, traj_frames; /* 0: no trajectory kept */
     int *done;                     /* [nchunks]: 1 = the chunk's images are in the file */
+    int *steps_done;               /* [nchunks]: of a chunk not done, the sampler steps its rows
+                                    * hold (0: not started) */
 } SampleProgress;
 
 /* Open out's progress file (out + ".part"), resuming it when it holds the same key, or create
@@ -36,8 +41,12 @@ static inline int progress_chunk_images(const SampleProgress *p, int c) {
     return c * p->batch + p->batch <= p->n ? p->batch : p->n - c * p->batch;
 }
 /* One round: this rank's chunk (-1: none this round) with its images x, and, when the chunk
- * held trajectory images, traj (else NULL). Marks the chunks done and flushes. */
-void progress_write_round(SampleProgress *p, int chunk, const float *x, const Trajectory *traj);
+ * held trajectory images, traj (else NULL). partial: 0 when the chunk is finished (it is marked
+ * done), else the sampler steps applied to x, a chunk stopped part-way. Flushes. */
+void progress_write_round(SampleProgress *p, int chunk, const float *x, const Trajectory *traj,
+                          int partial);
+/* The rows of a chunk stopped part-way (x_t after steps_done[chunk] steps), into x. */
+void progress_read_chunk(const SampleProgress *p, int chunk, float *x);
 /* Close the file (collective). */
 void progress_close(SampleProgress *p);
 /* Once every chunk is done and the file is closed: images [first, first + count) into x. */

@@ -50,6 +50,15 @@ void sample_initial_noise(float *x, int n, int first, size_t dim, uint64_t seed)
  * dpmpp2m takes second-order steps except the first, the one into t = 0 and the last. */
 void sample_run(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
                 float *x, const int *labels, int n, int first, Trajectory *traj);
+/* sample_run for one chunk that may be stopped part-way (ddpm sample under preemption): start
+ * after `done` of the sampler's steps (x then holds x_t after them, unclamped), and before each
+ * later step ask stop() (NULL: never); on yes, return the number of steps applied so far with x
+ * as it stands. Returns sampler_evaluations() when the sample is finished (and clamped). Only
+ * single chunks (n at most the model's batch) without a trajectory may stop, and not dpmpp2m
+ * (its previous x0 estimate is not kept): for those stop is never asked. */
+int sample_run_part(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
+                    float *x, const int *labels, int n, int first, Trajectory *traj, int done,
+                    int (*stop)(void));
 
 /* The classes of images first..first+count-1 of n when classes lo..lo+k-1 are asked for: image
  * i gets lo + i k / n, so each class holds a contiguous run (a row of the grid when k divides

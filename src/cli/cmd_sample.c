@@ -29,9 +29,11 @@ static void usage(FILE *f) {
             "and write one file together; the images do not depend on P.\n"
             "\n"
             "Finished chunks of --batch images are kept in FILE.h5.part as the run goes. On\n"
-            "SIGTERM, SIGINT or SIGUSR1 it finishes the chunks in flight and exits with status\n"
-            "75; the same command run again (any number of ranks) resumes from FILE.h5.part,\n"
-            "as it does after a crash, and writes the images an uninterrupted run would have.\n"
+            "SIGTERM, SIGINT or SIGUSR1 it stops the chunks in flight at the next step and keeps\n"
+            "them part-way there (dpmpp2m chunks and the one holding --trajectory images finish\n"
+            "first), then exits with status 75; the same command run again (any number of\n"
+            "ranks) resumes from FILE.h5.part, as it does after a crash, and writes the images\n"
+            "an uninterrupted run would have.\n"
             "A FILE.h5.part of other options is refused, naming the difference.\n"
             "\n"
             "  --checkpoint FILE    latest.h5, epoch_NNN.h5 or a weights-only file (final.h5)\n"
@@ -315,9 +317,22 @@ int cmd_sample(int argc, char **argv) {
     int *todo = xcalloc((size_t)prog.nchunks, sizeof(int)), nt = 0;
     for (int c = 0; c < prog.nchunks; c++)
         if (!prog.done[c]) todo[nt++] = c;
-    if (dist_is_root() && prog.resumed)
-        printf("resuming %s: %d of %d chunks of %d images already done\n", prog.path,
+    const int nsteps = sampler_evaluations(&spec, cfg.diffusion.T);
+    if (dist_is_root() && prog.resumed) {
+        int part = 0, lo_step = nsteps, hi_step = 0;
+        for (int i = 0; i < nt; i++) {
+            const int d = prog.steps_done[todo[i]];
+            if (!d) continue;
+            part++;
+            if (d < lo_step) lo_step = d;
+            if (d > hi_step) hi_step = d;
+        }
+        printf("resuming %s: %d of %d chunks of %d images already done", prog.path,
                prog.nchunks - nt, prog.nchunks, batch);
+        if (part == 1) printf(", 1 part-way (step %d of %d)", hi_step, nsteps);
+        else if (part > 1) printf(", %d part-way (steps %d-%d of %d)", part, lo_step, hi_step, nsteps);
+        printf("\n");
+    }
     dist_print_layout(stdout); /* collective; rank 0 prints */
     float *xc = floats_alloc(dim * (size_t)nb);
     int *lc = k > 0 ? xcalloc((size_t)nb, sizeof(int)) : NULL;
@@ -328,27 +343,37 @@ int cmd_sample(int argc, char **argv) {
     long fresh = 0, held = 0; /* images sampled by this invocation; images in OUT.part */
     for (int c = 0; c < prog.nchunks; c++)
         if (prog.done[c]) held += progress_chunk_images(&prog, c);
+    /* a signal stops the chunks in flight at the next step where they can stop (not dpmpp2m,
+     * not the chunk holding trajectory images) and keeps them part-way in OUT.part */
+    const int stoppable = spec.kind != SAMPLER_DPMPP2M;
     int stopped = 0;
     const double t0 = now_seconds();
     double shown = t0; /* when the last progress line was printed */
     for (int j = 0; j * P < nt; j++) {
         /* a signal (on any rank) stops every rank before the next round */
         if ((stopped = dist_max_int(stop_signal_pending() != 0))) break;
-        for (int i = j * P; i < (j + 1) * P && i < nt; i++)
-            fresh += progress_chunk_images(&prog, todo[i]);
         const int mine = j * P + dist()->rank;
         const int chunk = mine < nt ? todo[mine] : -1;
         Trajectory *tc = NULL;
+        int partial = 0; /* steps applied to a chunk stopped part-way */
         if (chunk >= 0) {
             const int first = chunk * batch, count = progress_chunk_images(&prog, chunk);
-            if (init_x)
+            const int before = prog.steps_done[chunk];
+            if (before > 0) progress_read_chunk(&prog, chunk, xc);
+            else if (init_x)
                 memcpy(xc, init_x + (size_t)first * dim, dim * (size_t)count * sizeof(float));
             else sample_initial_noise(xc, count, first, dim, spec.seed);
             if (lc) sample_class_labels(lc, lo, k, n, first, count);
             if (tp && trajectory_images_held(tp, first, count)) tc = tp;
-            sample_run(&m, w, &sched, &spec, xc, lc, count, first, tc);
+            const int applied = sample_run_part(&m, w, &sched, &spec, xc, lc, count, first, tc,
+                                                before, stoppable ? stop_signal_pending : NULL);
+            if (applied < nsteps) partial = applied;
         }
-        progress_write_round(&prog, chunk, xc, tc);
+        progress_write_round(&prog, chunk, xc, tc, partial);
+        long now_held = 0;
+        for (int c = 0; c < prog.nchunks; c++)
+            if (prog.done[c]) now_held += progress_chunk_images(&prog, c);
+        fresh = now_held - held;
         const double t = now_seconds();
         if (dist_is_root() && (j + 1) * P < nt && t - shown >= every) {
             print_progress(held + fresh, n, fresh, evals, t - t0);
@@ -356,16 +381,24 @@ int cmd_sample(int argc, char **argv) {
         }
     }
     const double dt = now_seconds() - t0;
+    /* a chunk stopped part-way in the last round: as stopped as a run that did not get there */
+    for (int c = 0; c < prog.nchunks && !stopped; c++) stopped = !prog.done[c];
     progress_close(&prog);
     free(xc);
     free(lc);
     free(init_x);
     free(todo);
     if (stopped) {
+        int part = 0; /* chunks part-way, over all ranks */
+        for (int c = 0; c < prog.nchunks; c++) part += !prog.done[c] && prog.steps_done[c] > 0;
+        part = (int)dist_sum((double)part);
+        char extra[64] = "";
+        if (part) snprintf(extra, sizeof extra, " and %d chunk%s part-way", part, part == 1 ? "" : "s");
         if (dist_is_root())
-            printf("stopped by a signal with %ld of %d images done (%s); run the same command "
-                   "again to finish\n", held + fresh, n, prog.path);
+            printf("stopped by a signal with %ld of %d images done%s (%s); run the same command "
+                   "again to finish\n", held + fresh, n, extra, prog.path);
         free(prog.done);
+        free(prog.steps_done);
     } else {
         /* every chunk is in OUT.part: into the samples file, each rank its contiguous share,
          * at most ASSEMBLY_CHUNKS chunks at a time (not its whole share at once) */

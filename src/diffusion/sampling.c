@@ -88,6 +88,12 @@ static const float *predict(Model *m, const float *params, const float *xc, cons
 
 void sample_run(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
                 float *x, const int *labels, int n, int first, Trajectory *traj) {
+    sample_run_part(m, params, s, spec, x, labels, n, first, traj, 0, NULL);
+}
+
+int sample_run_part(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
+                    float *x, const int *labels, int n, int first, Trajectory *traj, int done,
+                    int (*stop)(void)) {
     const ModelConfig *c = &m->cfg;
     const size_t dim = (size_t)c->in_channels * c->image_size * c->image_size;
     const int T = s->T;
@@ -103,12 +109,21 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
     const int own = (labels && spec->guidance != 0) || spec->prediction == PREDICT_V ||
                     eps_scaled(spec);
     float *work = own ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
+    if (done < 0 || done >= nsteps || (done > 0 && (n > m->max_batch || traj ||
+                                                     spec->kind == SAMPLER_DPMPP2M)))
+        die("sample_run_part: cannot start after %d of %d steps here", done, nsteps); /* a bug */
+    if (n > m->max_batch || traj || spec->kind == SAMPLER_DPMPP2M) stop = NULL;
+    int applied = nsteps;
     for (int c0 = 0; c0 < n; c0 += m->max_batch) {
         const int nb = n - c0 < m->max_batch ? n - c0 : m->max_batch;
         float *xc = x + (size_t)c0 * dim;
         int frame = 0;
         record(traj, frame++, T, xc, first, c0, nb, dim);
-        for (int k = nsteps - 1; k >= 0; k--) {
+        for (int k = nsteps - 1 - done; k >= 0; k--) {
+            if (stop && k < nsteps - 1 - done && stop()) { /* after at least one step here */
+                applied = nsteps - 1 - k;
+                break;
+            }
             const int t = ts[k];
             for (int i = 0; i < nb; i++) tbuf[i] = t;
             const float *eps = predict(m, params, xc, tbuf, labels ? labels + c0 : NULL, nb,
@@ -135,11 +150,12 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
                           noisy ? spec->eta : 0.0, spec->clip, (size_t)nb * dim, s);
             /* about evenly spaced snapshots: frames-2 in between, then the final one */
             if (traj && traj->frames > 2 && k > 0) {
-                const int done = nsteps - k, between = traj->frames - 2;
-                if ((long)done * (between + 1) / nsteps != (long)(done - 1) * (between + 1) / nsteps)
+                const int taken = nsteps - k, between = traj->frames - 2;
+                if ((long)taken * (between + 1) / nsteps != (long)(taken - 1) * (between + 1) / nsteps)
                     record(traj, frame++, k > 0 ? ts[k - 1] : 0, xc, first, c0, nb, dim);
             }
         }
+        if (applied < nsteps) break; /* stopped part-way: x_t as it stands, unclamped */
         clamp_unit(xc, (size_t)nb * dim);
         record(traj, traj ? traj->frames - 1 : 0, -1, xc, first, c0, nb, dim);
     }
@@ -148,4 +164,5 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
     free(x0_prev);
     free(tbuf);
     free(work);
+    return applied;
 }

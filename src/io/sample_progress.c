@@ -63,9 +63,26 @@ static void read_existing(SampleProgress *p, const char *key) {
             "the run over",
             p->path, p->nchunks);
     h5t_read_i32(f, "/done_chunks", p->done, 1, (long long[]){p->nchunks});
+    if (h5t_dims(f, "/steps_done", &nd, dims)) { /* absent in files of older builds: none */
+        if (nd != 1 || dims[0] != p->nchunks)
+            die("%s: /steps_done is not [%d] (a damaged progress file): remove it to start the "
+                "run over", p->path, p->nchunks);
+        h5t_read_i32(f, "/steps_done", p->steps_done, 1, (long long[]){p->nchunks});
+    }
     free(kind);
     free(held);
     h5t_close(f);
+}
+
+/* /steps_done (created when missing, zeros) with this rank's chunk's entry (chunk -1: none). */
+static void write_steps_done(SampleProgress *p, int chunk, int steps) {
+    const int created = H5Lexists(p->f, "/steps_done", H5P_DEFAULT) > 0;
+    h5s_write_rows_i32(p->f, "/steps_done", &steps, 1, (long long[]){p->nchunks},
+                       chunk >= 0 ? chunk : 0, chunk >= 0);
+    if (!created)
+        h5a_describe(p->f, "/steps_done",
+                     "of a chunk not yet done, the sampler steps applied to its rows of /samples "
+                     "(x_t, a chunk stopped part-way); 0: not started, [chunks]");
 }
 
 void progress_open(SampleProgress *p, const char *out, const char *key, int n, int batch, int c,
@@ -77,6 +94,7 @@ void progress_open(SampleProgress *p, const char *out, const char *key, int n, i
     p->nchunks = (n + batch - 1) / batch;
     if (traj) p->traj_images = traj->images, p->traj_frames = traj->frames;
     p->done = xcalloc((size_t)p->nchunks, sizeof(int));
+    p->steps_done = xcalloc((size_t)p->nchunks, sizeof(int));
     const int exists = access(p->path, F_OK) == 0;
     if (dist_max_int(exists) != exists) die("%s: not visible to every rank", p->path);
     if (exists) {
@@ -101,6 +119,7 @@ void progress_open(SampleProgress *p, const char *out, const char *key, int n, i
                        dist_is_root() ? p->nchunks : 0);
     h5a_describe(p->f, "/done_chunks",
              "1 where chunk c (images c batch .. (c+1) batch - 1) is in /samples, [chunks]");
+    write_steps_done(p, -1, 0);
     if (traj) {
         h5s_write_rows_f32(p->f, "/trajectory", NULL, 5,
                            (long long[]){traj->images, traj->frames, c, s, s}, 0, 0);
@@ -112,7 +131,8 @@ void progress_open(SampleProgress *p, const char *out, const char *key, int n, i
     flush(p);
 }
 
-void progress_write_round(SampleProgress *p, int chunk, const float *x, const Trajectory *traj) {
+void progress_write_round(SampleProgress *p, int chunk, const float *x, const Trajectory *traj,
+                          int partial) {
     const int first = chunk >= 0 ? chunk * p->batch : 0;
     const int count = chunk >= 0 ? progress_chunk_images(p, chunk) : 0;
     const int C = p->c, S = p->s;
@@ -125,14 +145,16 @@ void progress_write_round(SampleProgress *p, int chunk, const float *x, const Tr
         h5s_write_rows_i32(p->f, "/trajectory_t", traj ? traj->timesteps : NULL, 1,
                            (long long[]){p->traj_frames}, 0, held ? p->traj_frames : 0);
     }
-    flush(p); /* the images are on disk before their chunk is marked done */
-    const int one = 1;
+    flush(p); /* the images are on disk before their chunk is marked done (or part-way) */
+    const int one = 1, finished = chunk >= 0 && !partial;
     h5s_write_rows_i32(p->f, "/done_chunks", &one, 1, (long long[]){p->nchunks},
-                       chunk >= 0 ? chunk : 0, chunk >= 0);
+                       finished ? chunk : 0, finished);
+    write_steps_done(p, partial ? chunk : -1, partial);
     flush(p);
+    if (partial) p->steps_done[chunk] = partial;
     /* every rank learns which chunks the others finished */
     double *flags = xcalloc((size_t)p->nchunks, sizeof(double));
-    if (chunk >= 0) flags[chunk] = 1;
+    if (finished) flags[chunk] = 1;
     dist_sum_doubles(flags, (size_t)p->nchunks);
     for (int r = 0; r < p->nchunks; r++) p->done[r] = p->done[r] || flags[r] > 0;
     free(flags);
@@ -150,6 +172,11 @@ void progress_read_rows(const SampleProgress *p, float *x, long first, long coun
     h5t_close(f);
 }
 
+void progress_read_chunk(const SampleProgress *p, int chunk, float *x) {
+    h5s_read_rows_f32(p->f, "/samples", x, 4, (long long[]){p->n, p->c, p->s, p->s},
+                      (long long)chunk * p->batch, progress_chunk_images(p, chunk));
+}
+
 void progress_read_trajectory(const SampleProgress *p, Trajectory *traj, long first, long count) {
     hid_t f = h5t_open_read(p->path);
     const int held = trajectory_images_held(traj, (int)first, (int)count);
@@ -164,5 +191,6 @@ void progress_remove(SampleProgress *p) {
     if (dist_is_root() && unlink(p->path) != 0)
         die("%s: cannot remove: %s", p->path, strerror(errno));
     free(p->done);
-    p->done = NULL;
+    free(p->steps_done);
+    p->done = p->steps_done = NULL;
 }
