@@ -389,9 +389,8 @@ int cmd_sample(int argc, char **argv) {
     free(init_x);
     free(todo);
     if (stopped) {
-        int part = 0; /* chunks part-way, over all ranks */
+        int part = 0; /* chunks part-way (every rank holds every chunk's state) */
         for (int c = 0; c < prog.nchunks; c++) part += !prog.done[c] && prog.steps_done[c] > 0;
-        part = (int)dist_sum((double)part);
         char extra[64] = "";
         if (part) snprintf(extra, sizeof extra, " and %d chunk%s part-way", part, part == 1 ? "" : "s");
         if (dist_is_root())

@@ -74,15 +74,20 @@ static void read_existing(SampleProgress *p, const char *key) {
     h5t_close(f);
 }
 
-/* /steps_done (created when missing, zeros) with this rank's chunk's entry (chunk -1: none). */
+/* /steps_done with this rank's chunk's entry (chunk -1: none). Created when missing (a new
+ * file, or one of a build before it), every entry written: 0, none started part-way. */
 static void write_steps_done(SampleProgress *p, int chunk, int steps) {
-    const int created = H5Lexists(p->f, "/steps_done", H5P_DEFAULT) > 0;
-    h5s_write_rows_i32(p->f, "/steps_done", &steps, 1, (long long[]){p->nchunks},
-                       chunk >= 0 ? chunk : 0, chunk >= 0);
-    if (!created)
+    if (H5Lexists(p->f, "/steps_done", H5P_DEFAULT) <= 0) {
+        int *zeros = xcalloc((size_t)p->nchunks, sizeof(int));
+        h5s_write_rows_i32(p->f, "/steps_done", zeros, 1, (long long[]){p->nchunks}, 0,
+                           dist_is_root() ? p->nchunks : 0);
+        free(zeros);
         h5a_describe(p->f, "/steps_done",
                      "of a chunk not yet done, the sampler steps applied to its rows of /samples "
                      "(x_t, a chunk stopped part-way); 0: not started, [chunks]");
+    }
+    h5s_write_rows_i32(p->f, "/steps_done", &steps, 1, (long long[]){p->nchunks},
+                       chunk >= 0 ? chunk : 0, chunk >= 0);
 }
 
 void progress_open(SampleProgress *p, const char *out, const char *key, int n, int batch, int c,
@@ -136,6 +141,14 @@ void progress_write_round(SampleProgress *p, int chunk, const float *x, const Tr
     const int first = chunk >= 0 ? chunk * p->batch : 0;
     const int count = chunk >= 0 ? progress_chunk_images(p, chunk) : 0;
     const int C = p->c, S = p->s;
+    /* a chunk that was part-way: its step count goes back to 0 before its rows change, so that
+     * a crash in between leaves a chunk to start over (exactly), never new rows read as x_t of
+     * the old step */
+    const int was_part = chunk >= 0 && p->steps_done[chunk] > 0;
+    if (dist_max_int(was_part)) {
+        write_steps_done(p, was_part ? chunk : -1, 0);
+        flush(p);
+    }
     h5s_write_rows_f32(p->f, "/samples", x, 4, (long long[]){p->n, C, S, S}, first, count);
     if (p->traj_images) {
         const int held = traj ? trajectory_images_held(traj, first, count) : 0;
@@ -151,12 +164,16 @@ void progress_write_round(SampleProgress *p, int chunk, const float *x, const Tr
                        finished ? chunk : 0, finished);
     write_steps_done(p, partial ? chunk : -1, partial);
     flush(p);
-    if (partial) p->steps_done[chunk] = partial;
-    /* every rank learns which chunks the others finished */
-    double *flags = xcalloc((size_t)p->nchunks, sizeof(double));
+    /* every rank learns which chunks the others finished or left part-way (and at which step) */
+    const size_t nc = (size_t)p->nchunks;
+    double *flags = xcalloc(2 * nc, sizeof(double)), *parts = flags + nc;
     if (finished) flags[chunk] = 1;
-    dist_sum_doubles(flags, (size_t)p->nchunks);
-    for (int r = 0; r < p->nchunks; r++) p->done[r] = p->done[r] || flags[r] > 0;
+    if (chunk >= 0) parts[chunk] = partial + 1; /* 1: in this round, not left part-way */
+    dist_sum_doubles(flags, 2 * nc);
+    for (size_t r = 0; r < nc; r++) {
+        p->done[r] = p->done[r] || flags[r] > 0;
+        if (parts[r] > 0) p->steps_done[r] = (int)parts[r] - 1;
+    }
     free(flags);
 }
 
