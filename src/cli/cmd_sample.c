@@ -75,18 +75,19 @@ static void usage(FILE *f) {
 }
 
 /* Rank 0: "progress: D of N images (...)", the rate of this invocation and the time it implies
- * for the rest. fresh: images sampled by this invocation so far, in dt seconds. */
-static void print_progress(long held, int n, long fresh, int evals, double dt) {
-    const double rate = dt > 0 ? (double)fresh * evals / dt : 0; /* image-steps/s */
-    const long left = rate > 0 ? (long)((double)(n - held) * evals / rate + 0.5) : 0;
+ * for the rest. work: network evaluations x images this invocation made in dt seconds (steps
+ * of chunks left part-way included); rest: those still to make. */
+static void print_progress(long held, int n, double work, double rest, double dt) {
+    const double rate = dt > 0 ? work / dt : 0; /* image-steps/s */
+    const long left = rate > 0 ? (long)(rest / rate + 0.5) : 0;
     printf("progress: %ld of %d images, %.0f image-steps/s, about %ldh%02ldm%02lds left\n", held,
            n, rate, left / 3600, left / 60 % 60, left % 60);
     fflush(stdout); /* batch logs are files: show it now, not at exit */
 }
 
 /* Rank 0, when every image is written: what this invocation sampled, at what rate. */
-static void print_summary(int n, long fresh, const SamplerSpec *spec, int evals, double dt,
-                          const char *out) {
+static void print_summary(int n, long fresh, const SamplerSpec *spec, int evals, double work,
+                          double dt, const char *out) {
     const int P = dist()->size;
     if (fresh == 0) {
         printf("wrote %d images sampled by earlier runs (all in the progress file): %s\n", n, out);
@@ -94,7 +95,7 @@ static void print_summary(int n, long fresh, const SamplerSpec *spec, int evals,
     }
     printf("sampled %ld images with %s (%d network evaluations each) in %.1f s (%.0f "
            "image-steps/s) on %d rank%s",
-           fresh, sampler_name(spec->kind), evals, dt, dt > 0 ? (double)fresh * evals / dt : 0.0,
+           fresh, sampler_name(spec->kind), evals, dt, dt > 0 ? work / dt : 0.0,
            P, P == 1 ? "" : "s");
     if (fresh < n) printf("; with %ld from earlier runs", n - fresh);
     printf(": %d images in %s\n", n, out);
@@ -347,6 +348,7 @@ int cmd_sample(int argc, char **argv) {
      * not the chunk holding trajectory images) and keeps them part-way in OUT.part */
     const int stoppable = spec.kind != SAMPLER_DPMPP2M;
     int stopped = 0;
+    double work = 0; /* network evaluations x images made by this invocation, all ranks */
     const double t0 = now_seconds();
     double shown = t0; /* when the last progress line was printed */
     for (int j = 0; j * P < nt; j++) {
@@ -356,6 +358,7 @@ int cmd_sample(int argc, char **argv) {
         const int chunk = mine < nt ? todo[mine] : -1;
         Trajectory *tc = NULL;
         int partial = 0; /* steps applied to a chunk stopped part-way */
+        double made = 0; /* network evaluations x images of this rank's chunk in this round */
         if (chunk >= 0) {
             const int first = chunk * batch, count = progress_chunk_images(&prog, chunk);
             const int before = prog.steps_done[chunk];
@@ -368,15 +371,22 @@ int cmd_sample(int argc, char **argv) {
             const int applied = sample_run_part(&m, w, &sched, &spec, xc, lc, count, first, tc,
                                                 before, stoppable ? stop_signal_pending : NULL);
             if (applied < nsteps) partial = applied;
+            made = (double)(applied - before) * count * (evals / nsteps);
         }
         progress_write_round(&prog, chunk, xc, tc, partial);
         long now_held = 0;
         for (int c = 0; c < prog.nchunks; c++)
             if (prog.done[c]) now_held += progress_chunk_images(&prog, c);
         fresh = now_held - held;
+        work += dist_sum(made);
         const double t = now_seconds();
         if (dist_is_root() && (j + 1) * P < nt && t - shown >= every) {
-            print_progress(held + fresh, n, fresh, evals, t - t0);
+            double rest = 0; /* network evaluations x images still to make */
+            for (int c = 0; c < prog.nchunks; c++)
+                if (!prog.done[c])
+                    rest += (double)progress_chunk_images(&prog, c) * (nsteps - prog.steps_done[c]) *
+                            (evals / nsteps);
+            print_progress(held + fresh, n, work, rest, t - t0);
             shown = t;
         }
     }
@@ -426,7 +436,7 @@ int cmd_sample(int argc, char **argv) {
         if (dist_is_root()) draw_pictures(out, png, n, C, S, columns, tp);
         if (dist_is_root() && k > 0)
             printf("classes %d..%d, guidance %g\n", lo, lo + k - 1, spec.guidance);
-        if (dist_is_root()) print_summary(n, fresh, &spec, evals, dt, out);
+        if (dist_is_root()) print_summary(n, fresh, &spec, evals, work, dt, out);
         free(x);
         free(labels);
     }
