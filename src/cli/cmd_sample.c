@@ -1,4 +1,5 @@
 /* cmd_sample.c: `ddpm sample --checkpoint FILE --out FILE.h5 [options]` */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,16 @@ static void usage(FILE *f) {
             "                       after every round of chunks)\n"
             "  --help               this text\n",
             TRAJ_FRAMES, TRAJ_IMAGES);
+}
+
+/* The stop check before each step of a chunk. The hidden test hook DDPM_TEST_STOP_CHECK=K
+ * raises SIGUSR1 in this process at its K-th check, so that the tests stop a chunk part-way
+ * at a known step (K after the step it started from) instead of racing a signal against the
+ * start of a round. */
+static long stop_checks, stop_check_hook;
+static int stop_check(void) {
+    if (stop_check_hook > 0 && ++stop_checks == stop_check_hook) raise(SIGUSR1);
+    return stop_signal_pending();
 }
 
 /* Rank 0: "progress: D of N images (...)", the rate of this invocation and the time it implies
@@ -347,6 +358,8 @@ int cmd_sample(int argc, char **argv) {
     /* a signal stops the chunks in flight at the next step where they can stop (not dpmpp2m,
      * not the chunk holding trajectory images) and keeps them part-way in OUT.part */
     const int stoppable = spec.kind != SAMPLER_DPMPP2M;
+    const char *hook = getenv("DDPM_TEST_STOP_CHECK");
+    stop_check_hook = hook ? atol(hook) : 0;
     int stopped = 0;
     double work = 0; /* network evaluations x images made by this invocation, all ranks */
     const double t0 = now_seconds();
@@ -369,7 +382,7 @@ int cmd_sample(int argc, char **argv) {
             if (lc) sample_class_labels(lc, lo, k, n, first, count);
             if (tp && trajectory_images_held(tp, first, count)) tc = tp;
             const int applied = sample_run_part(&m, w, &sched, &spec, xc, lc, count, first, tc,
-                                                before, stoppable ? stop_signal_pending : NULL);
+                                                before, stoppable ? stop_check : NULL);
             if (applied < nsteps) partial = applied;
             made = (double)(applied - before) * count * (evals / nsteps);
         }
