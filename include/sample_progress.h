@@ -40,6 +40,13 @@ void progress_open(SampleProgress *p, const char *out, const char *key, int n, i
 static inline int progress_chunk_images(const SampleProgress *p, int c) {
     return c * p->batch + p->batch <= p->n ? p->batch : p->n - c * p->batch;
 }
+/* Images in the chunks marked done. */
+static inline long progress_images_done(const SampleProgress *p) {
+    long held = 0;
+    for (int c = 0; c < p->nchunks; c++)
+        if (p->done[c]) held += progress_chunk_images(p, c);
+    return held;
+}
 /* One round: this rank's chunk (-1: none this round) with its images x, and, when the chunk
  * held trajectory images, traj (else NULL). partial: 0 when the chunk is finished (it is marked
  * done), else the sampler steps applied to x, a chunk stopped part-way. Flushes. */

@@ -352,9 +352,8 @@ int cmd_sample(int argc, char **argv) {
     /* network evaluations per image (guidance evaluates the network twice per step) */
     const int evals = sampler_evaluations(&spec, cfg.diffusion.T) *
                       (k > 0 && spec.guidance != 0 ? 2 : 1);
-    long fresh = 0, held = 0; /* images sampled by this invocation; images in OUT.part */
-    for (int c = 0; c < prog.nchunks; c++)
-        if (prog.done[c]) held += progress_chunk_images(&prog, c);
+    /* images sampled by this invocation; images in OUT.part */
+    long fresh = 0, held = progress_images_done(&prog);
     /* a signal stops the chunks in flight at the next step where they can stop (not dpmpp2m,
      * not the chunk holding trajectory images) and keeps them part-way in OUT.part */
     const int stoppable = spec.kind != SAMPLER_DPMPP2M;
@@ -387,10 +386,7 @@ int cmd_sample(int argc, char **argv) {
             made = (double)(applied - before) * count * (evals / nsteps);
         }
         progress_write_round(&prog, chunk, xc, tc, partial);
-        long now_held = 0;
-        for (int c = 0; c < prog.nchunks; c++)
-            if (prog.done[c]) now_held += progress_chunk_images(&prog, c);
-        fresh = now_held - held;
+        fresh = progress_images_done(&prog) - held;
         work += dist_sum(made);
         const double t = now_seconds();
         if (dist_is_root() && (j + 1) * P < nt && t - shown >= every) {
