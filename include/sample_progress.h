@@ -12,7 +12,8 @@
  * a resumed run's images are bit-identical to those of an uninterrupted one, for any rank
  * counts before and after. A chunk stopped part-way by a signal keeps x_t in its rows of
  * /samples and the number of sampler steps applied in /steps_done (optional in a file: absent
- * reads as none), and a resumed run continues it from that step. All calls are collective
+ * reads as none), with its trajectory frames so far and for dpmpp2m its last x0 estimate in
+ * /x0_prev, and a resumed run continues it from that step. All calls are collective
  * under MPI, except progress_read_chunk. */
 #ifndef DDPM_SAMPLE_PROGRESS_H
 #define DDPM_SAMPLE_PROGRESS_H
@@ -49,11 +50,16 @@ static inline long progress_images_done(const SampleProgress *p) {
 }
 /* One round: this rank's chunk (-1: none this round) with its images x, and, when the chunk
  * held trajectory images, traj (else NULL). partial: 0 when the chunk is finished (it is marked
- * done), else the sampler steps applied to x, a chunk stopped part-way. Flushes. */
+ * done), else the sampler steps applied to x, a chunk stopped part-way; its trajectory frames
+ * so far are kept, and prev (dpmpp2m's previous x0 estimate of the chunk; NULL for the other
+ * samplers) in /x0_prev. Flushes. */
 void progress_write_round(SampleProgress *p, int chunk, const float *x, const Trajectory *traj,
-                          int partial);
-/* The rows of a chunk stopped part-way (x_t after steps_done[chunk] steps), into x. */
-void progress_read_chunk(const SampleProgress *p, int chunk, float *x);
+                          const float *prev, int partial);
+/* The rows of a chunk stopped part-way (x_t after steps_done[chunk] steps), into x, and with
+ * traj (NULL: none) the trajectory frames its images have so far, with prev (dpmpp2m) its
+ * previous x0 estimate. */
+void progress_read_chunk(const SampleProgress *p, int chunk, float *x, Trajectory *traj,
+                         float *prev);
 /* Close the file (collective). */
 void progress_close(SampleProgress *p);
 /* Once every chunk is done and the file is closed: images [first, first + count) into x. */

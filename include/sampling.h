@@ -54,11 +54,13 @@ void sample_run(Model *m, const float *params, const Schedule *s, const SamplerS
  * after `done` of the sampler's steps (x then holds x_t after them, unclamped), and before each
  * later step ask stop() (NULL: never); on yes, return the number of steps applied so far with x
  * as it stands. Returns sampler_evaluations() when the sample is finished (and clamped). Only
- * single chunks (n at most the model's batch) without a trajectory may stop, and not dpmpp2m
- * (its previous x0 estimate is not kept): for those stop is never asked. */
+ * single chunks (n at most the model's batch) start or stop part-way, and for dpmpp2m only with
+ * prev: [n, C, S, S], its previous x0 estimate (read after `done` steps, left as it stands on a
+ * stop; NULL: kept inside, never stopped). A trajectory's frames of the first `done` steps are
+ * the caller's to restore in traj->out; their timesteps are set here. */
 int sample_run_part(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
-                    float *x, const int *labels, int n, int first, Trajectory *traj, int done,
-                    int (*stop)(void));
+                    float *x, const int *labels, int n, int first, Trajectory *traj, float *prev,
+                    int done, int (*stop)(void));
 
 /* The classes of images first..first+count-1 of n when classes lo..lo+k-1 are asked for: image
  * i gets lo + i k / n, so each class holds a contiguous run (a row of the grid when k divides

@@ -31,10 +31,9 @@ static void usage(FILE *f) {
             "\n"
             "Finished chunks of --batch images are kept in FILE.h5.part as the run goes. On\n"
             "SIGTERM, SIGINT or SIGUSR1 it stops the chunks in flight at the next step and keeps\n"
-            "them part-way there (dpmpp2m chunks and the one holding --trajectory images finish\n"
-            "first), then exits with status 75; the same command run again (any number of\n"
-            "ranks) resumes from FILE.h5.part, as it does after a crash, and writes the images\n"
-            "an uninterrupted run would have.\n"
+            "them part-way there, then exits with status 75; the same command run again (any\n"
+            "number of ranks) resumes from FILE.h5.part, as it does after a crash, and writes\n"
+            "the images an uninterrupted run would have.\n"
             "A FILE.h5.part of other options is refused, naming the difference.\n"
             "\n"
             "  --checkpoint FILE    latest.h5, epoch_NNN.h5 or a weights-only file (final.h5)\n"
@@ -347,6 +346,8 @@ int cmd_sample(int argc, char **argv) {
     }
     dist_print_layout(stdout); /* collective; rank 0 prints */
     float *xc = floats_alloc(dim * (size_t)nb);
+    /* dpmpp2m: the chunk's previous x0 estimate, kept with a chunk stopped part-way */
+    float *prev = spec.kind == SAMPLER_DPMPP2M ? floats_alloc(dim * (size_t)nb) : NULL;
     int *lc = k > 0 ? xcalloc((size_t)nb, sizeof(int)) : NULL;
     const int P = dist()->size;
     /* network evaluations per image (guidance evaluates the network twice per step) */
@@ -354,9 +355,8 @@ int cmd_sample(int argc, char **argv) {
                       (k > 0 && spec.guidance != 0 ? 2 : 1);
     /* images sampled by this invocation; images in OUT.part */
     long fresh = 0, held = progress_images_done(&prog);
-    /* a signal stops the chunks in flight at the next step where they can stop (not dpmpp2m,
-     * not the chunk holding trajectory images) and keeps them part-way in OUT.part */
-    const int stoppable = spec.kind != SAMPLER_DPMPP2M;
+    /* a signal stops the chunks in flight at their next step and keeps them part-way in
+     * OUT.part */
     const char *hook = getenv("DDPM_TEST_STOP_CHECK");
     stop_check_hook = hook ? atol(hook) : 0;
     int stopped = 0;
@@ -374,18 +374,18 @@ int cmd_sample(int argc, char **argv) {
         if (chunk >= 0) {
             const int first = chunk * batch, count = progress_chunk_images(&prog, chunk);
             const int before = prog.steps_done[chunk];
-            if (before > 0) progress_read_chunk(&prog, chunk, xc);
+            if (tp && trajectory_images_held(tp, first, count)) tc = tp;
+            if (before > 0) progress_read_chunk(&prog, chunk, xc, tc, prev);
             else if (init_x)
                 memcpy(xc, init_x + (size_t)first * dim, dim * (size_t)count * sizeof(float));
             else sample_initial_noise(xc, count, first, dim, spec.seed);
             if (lc) sample_class_labels(lc, lo, k, n, first, count);
-            if (tp && trajectory_images_held(tp, first, count)) tc = tp;
             const int applied = sample_run_part(&m, w, &sched, &spec, xc, lc, count, first, tc,
-                                                before, stoppable ? stop_check : NULL);
+                                                prev, before, stop_check);
             if (applied < nsteps) partial = applied;
             made = (double)(applied - before) * count * (evals / nsteps);
         }
-        progress_write_round(&prog, chunk, xc, tc, partial);
+        progress_write_round(&prog, chunk, xc, tc, prev, partial);
         fresh = progress_images_done(&prog) - held;
         work += dist_sum(made);
         const double t = now_seconds();
@@ -404,6 +404,7 @@ int cmd_sample(int argc, char **argv) {
     for (int c = 0; c < prog.nchunks && !stopped; c++) stopped = !prog.done[c];
     progress_close(&prog);
     free(xc);
+    free(prev);
     free(lc);
     free(init_x);
     free(todo);

@@ -88,12 +88,20 @@ static const float *predict(Model *m, const float *params, const float *xc, cons
 
 void sample_run(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
                 float *x, const int *labels, int n, int first, Trajectory *traj) {
-    sample_run_part(m, params, s, spec, x, labels, n, first, traj, 0, NULL);
+    sample_run_part(m, params, s, spec, x, labels, n, first, traj, NULL, 0, NULL);
+}
+
+/* Whether a trajectory of `frames` frames takes a snapshot after `taken` of nsteps steps:
+ * about evenly spaced, frames - 2 in between x_T and the final sample. */
+static int snapshot_after(int taken, int nsteps, int frames) {
+    if (frames <= 2 || taken >= nsteps) return 0;
+    const int between = frames - 2;
+    return (long)taken * (between + 1) / nsteps != (long)(taken - 1) * (between + 1) / nsteps;
 }
 
 int sample_run_part(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
-                    float *x, const int *labels, int n, int first, Trajectory *traj, int done,
-                    int (*stop)(void)) {
+                    float *x, const int *labels, int n, int first, Trajectory *traj, float *prev,
+                    int done, int (*stop)(void)) {
     const ModelConfig *c = &m->cfg;
     const size_t dim = (size_t)c->in_channels * c->image_size * c->image_size;
     const int T = s->T;
@@ -103,22 +111,31 @@ int sample_run_part(Model *m, const float *params, const Schedule *s, const Samp
         for (int i = 0; i < T; i++) ts[i] = i;
     else if (spec->spacing == 1) ddim_timesteps_quadratic(ts, nsteps, T);
     else ddim_timesteps(ts, nsteps, T);
+    const int second_order = spec->kind == SAMPLER_DPMPP2M;
     float *z = floats_alloc(dim * (size_t)m->max_batch);
-    float *x0_prev = spec->kind == SAMPLER_DPMPP2M ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
+    float *x0_prev = second_order && !prev ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
     int *tbuf = xcalloc((size_t)m->max_batch, sizeof(int));
     const int own = (labels && spec->guidance != 0) || spec->prediction == PREDICT_V ||
                     eps_scaled(spec);
     float *work = own ? floats_alloc(dim * (size_t)m->max_batch) : NULL;
-    if (done < 0 || done >= nsteps || (done > 0 && (n > m->max_batch || traj ||
-                                                     spec->kind == SAMPLER_DPMPP2M)))
+    /* a part-way start or stop needs one chunk, and dpmpp2m its previous x0 estimate kept */
+    const int single = n <= m->max_batch && (!second_order || prev);
+    if (done < 0 || done >= nsteps || (done > 0 && !single))
         die("sample_run_part: cannot start after %d of %d steps here", done, nsteps); /* a bug */
-    if (n > m->max_batch || traj || spec->kind == SAMPLER_DPMPP2M) stop = NULL;
+    if (!single) stop = NULL;
     int applied = nsteps;
     for (int c0 = 0; c0 < n; c0 += m->max_batch) {
         const int nb = n - c0 < m->max_batch ? n - c0 : m->max_batch;
         float *xc = x + (size_t)c0 * dim;
-        int frame = 0;
-        record(traj, frame++, T, xc, first, c0, nb, dim);
+        float *xp = prev ? prev : x0_prev; /* one chunk when prev is given */
+        int frame = 1;
+        if (!done) record(traj, 0, T, xc, first, c0, nb, dim);
+        else if (traj) { /* the frames up to step `done` are the caller's; their timesteps here */
+            traj->timesteps[0] = T;
+            for (int taken = 1; taken <= done; taken++)
+                if (snapshot_after(taken, nsteps, traj->frames) && frame < traj->frames)
+                    traj->timesteps[frame++] = ts[nsteps - taken - 1];
+        }
         for (int k = nsteps - 1 - done; k >= 0; k--) {
             if (stop && k < nsteps - 1 - done && stop()) { /* after at least one step here */
                 applied = nsteps - 1 - k;
@@ -138,22 +155,18 @@ int sample_run_part(Model *m, const float *params, const Schedule *s, const Samp
                                (uint32_t)(first + c0 + i));
             if (spec->kind == SAMPLER_DDPM)
                 ddpm_step(xc, eps, z, t, spec->clip, (size_t)nb * dim, s);
-            else if (spec->kind == SAMPLER_DPMPP2M)
+            else if (second_order)
                 /* second order except on the first step (no earlier estimate) and on the last
                  * two: the step into ts[0] spans far more log-SNR than the one before it (cosine,
                  * T = 300, 10 steps: 3.3 against 0.6), so extrapolating the x0 estimates over it
                  * overshoots, and the final one lands on x0 */
-                dpmpp2m_step(xc, eps, x0_prev, k < nsteps - 1 && k > 1 ? ts[k + 1] : -1, t,
+                dpmpp2m_step(xc, eps, xp, k < nsteps - 1 && k > 1 ? ts[k + 1] : -1, t,
                              k > 0 ? ts[k - 1] : -1, spec->clip, (size_t)nb * dim, s);
             else
                 ddim_step(xc, eps, noisy ? z : NULL, t, k > 0 ? ts[k - 1] : -1,
                           noisy ? spec->eta : 0.0, spec->clip, (size_t)nb * dim, s);
-            /* about evenly spaced snapshots: frames-2 in between, then the final one */
-            if (traj && traj->frames > 2 && k > 0) {
-                const int taken = nsteps - k, between = traj->frames - 2;
-                if ((long)taken * (between + 1) / nsteps != (long)(taken - 1) * (between + 1) / nsteps)
-                    record(traj, frame++, k > 0 ? ts[k - 1] : 0, xc, first, c0, nb, dim);
-            }
+            if (traj && snapshot_after(nsteps - k, nsteps, traj->frames))
+                record(traj, frame++, ts[k - 1], xc, first, c0, nb, dim);
         }
         if (applied < nsteps) break; /* stopped part-way: x_t as it stands, unclamped */
         clamp_unit(xc, (size_t)nb * dim);

@@ -137,7 +137,7 @@ void progress_open(SampleProgress *p, const char *out, const char *key, int n, i
 }
 
 void progress_write_round(SampleProgress *p, int chunk, const float *x, const Trajectory *traj,
-                          int partial) {
+                          const float *prev, int partial) {
     const int first = chunk >= 0 ? chunk * p->batch : 0;
     const int count = chunk >= 0 ? progress_chunk_images(p, chunk) : 0;
     const int C = p->c, S = p->s;
@@ -155,8 +155,21 @@ void progress_write_round(SampleProgress *p, int chunk, const float *x, const Tr
         h5s_write_rows_f32(p->f, "/trajectory", traj ? traj->out : NULL, 5,
                            (long long[]){p->traj_images, p->traj_frames, C, S, S},
                            held ? first : 0, held);
-        h5s_write_rows_i32(p->f, "/trajectory_t", traj ? traj->timesteps : NULL, 1,
-                           (long long[]){p->traj_frames}, 0, held ? p->traj_frames : 0);
+        /* the frame timesteps from a finished chunk (a part-way one has not set them all) */
+        const int full = held && !partial;
+        h5s_write_rows_i32(p->f, "/trajectory_t", full ? traj->timesteps : NULL, 1,
+                           (long long[]){p->traj_frames}, 0, full ? p->traj_frames : 0);
+    }
+    /* dpmpp2m: the previous x0 estimate of a chunk stopped part-way (made with the first one) */
+    const int keep = chunk >= 0 && prev && partial;
+    if (dist_max_int(keep)) {
+        const int fresh = H5Lexists(p->f, "/x0_prev", H5P_DEFAULT) <= 0;
+        h5s_write_rows_f32(p->f, "/x0_prev", keep ? prev : NULL, 4, (long long[]){p->n, C, S, S},
+                           first, keep ? count : 0);
+        if (fresh)
+            h5a_describe(p->f, "/x0_prev",
+                         "dpmpp2m: of a chunk stopped part-way, the x0 estimate of its last step "
+                         "(the next one extrapolates from it), [N, C, H, W]");
     }
     flush(p); /* the images are on disk before their chunk is marked done (or part-way) */
     const int one = 1, finished = chunk >= 0 && !partial;
@@ -189,9 +202,22 @@ void progress_read_rows(const SampleProgress *p, float *x, long first, long coun
     h5t_close(f);
 }
 
-void progress_read_chunk(const SampleProgress *p, int chunk, float *x) {
-    h5s_read_rows_f32(p->f, "/samples", x, 4, (long long[]){p->n, p->c, p->s, p->s},
-                      (long long)chunk * p->batch, progress_chunk_images(p, chunk));
+void progress_read_chunk(const SampleProgress *p, int chunk, float *x, Trajectory *traj,
+                         float *prev) {
+    const int first = chunk * p->batch, count = progress_chunk_images(p, chunk);
+    const long long dims[] = {p->n, p->c, p->s, p->s};
+    h5s_read_rows_f32(p->f, "/samples", x, 4, dims, first, count);
+    const int held = traj ? trajectory_images_held(traj, first, count) : 0;
+    if (held)
+        h5s_read_rows_f32(p->f, "/trajectory", traj->out, 5,
+                          (long long[]){p->traj_images, p->traj_frames, p->c, p->s, p->s}, first,
+                          held);
+    if (prev) {
+        if (H5Lexists(p->f, "/x0_prev", H5P_DEFAULT) <= 0)
+            die("%s: chunk %d is part-way but /x0_prev, which dpmpp2m continues from, is missing "
+                "(a damaged progress file): remove it to start the run over", p->path, chunk);
+        h5s_read_rows_f32(p->f, "/x0_prev", prev, 4, dims, first, count);
+    }
 }
 
 void progress_read_trajectory(const SampleProgress *p, Trajectory *traj, long first, long count) {

@@ -9,6 +9,8 @@ docs/hdf5-layout.md (used by test_hdf5_layout.sh).
 
 Per-tensor datasets under /params, /ema, /adam/m and /adam/v are folded into one row
 `<group>/<name>` (any rank); dataset shapes are compared by rank ("[N, 1, 28, 28]" is rank 4).
+An object written "`/x` (optional)" in the table may be absent from a file; every other one must
+be there.
 """
 import re
 import subprocess
@@ -86,14 +88,15 @@ def documented(doc, kind):
         cells = [c.strip() for c in l.strip().strip("|").split("|")]
         if len(cells) < 4 or not cells[0].startswith("`"):
             continue
-        path = cells[0].strip("`")
+        path, _, note = cells[0].partition("` ")
+        path = path.strip("`")
         shape = cells[2]
         rank = None if shape == "-" else ("*" if shape == "any" else len(shape.split(",")))
         attrs = {}
         for a in filter(None, (x.strip() for x in cells[3].split(","))):
             name, _, t = a.partition(":")
             attrs[name.strip().strip("`")] = t.strip()
-        rows[path] = {"type": cells[1], "rank": rank, "attrs": attrs}
+        rows[path] = {"type": cells[1], "rank": rank, "attrs": attrs, "optional": note == "(optional)"}
     return rows
 
 
@@ -102,7 +105,8 @@ def check(doc, kind, path):
     problems = []
     for p in sorted(set(want) | set(have)):
         if p not in have:
-            problems.append(f"{p}: documented, not in the file")
+            if not want[p]["optional"]:
+                problems.append(f"{p}: documented, not in the file")
             continue
         if p not in want:
             problems.append(f"{p}: in the file, not documented")

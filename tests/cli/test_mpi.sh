@@ -98,8 +98,8 @@ done
 # chunks stopped part-way on 2 ranks (one round of two chunks, SIGUSR1 raised in each rank at its
 # 5th step by the hidden hook DDPM_TEST_STOP_CHECK), resumed on 1 rank and stopped again 3 steps
 # into chunk 0, finished on 2: the uninterrupted run's images, through two stops mid-chunk and
-# two changes of rank count
-pw=(--checkpoint "$ck" --n 256 --batch 128 --sampler ddpm --seed 4)
+# two changes of rank count (chunk 0 holds the --trajectory images: their frames kept and restored)
+pw=(--checkpoint "$ck" --n 256 --batch 128 --sampler ddpm --seed 4 --trajectory)
 run_ok $DDPM sample "${pw[@]}" --out "$work/pw1.h5"
 DDPM_TEST_STOP_CHECK=5 $MPI2 $DDPM sample "${pw[@]}" --out "$work/pw.h5" >"$work/pw-a.log" 2>&1; rc1=$?
 DDPM_TEST_STOP_CHECK=3 $DDPM sample "${pw[@]}" --out "$work/pw.h5" >"$work/pw-b.log" 2>&1; rc2=$?

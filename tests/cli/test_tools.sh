@@ -15,6 +15,8 @@ run_ok $DDPM sample --checkpoint "$ck" --n 6 --trajectory --out "$work/s.h5"
 $DDPM sample --checkpoint "$ck" --n 400 --batch 2 --sampler ddpm --trajectory --out "$work/cut.h5" >/dev/null 2>&1 & pid=$!
 for _ in $(seq 200); do [ -e "$work/cut.h5.part" ] && break; sleep 0.05; done
 kill -USR1 $pid; wait $pid
+# and one of a dpmpp2m chunk stopped part-way (at its 3rd step: /x0_prev)
+DDPM_TEST_STOP_CHECK=3 $DDPM sample --checkpoint "$ck" --n 4 --sampler dpmpp2m --steps 10 --out "$work/dp.h5" >/dev/null 2>&1
 $PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['x'] = np.zeros((2, 1, 28, 28), np.float32)" "$work/x.h5"
 run_ok $DDPM predict --checkpoint "$ck" --x "$work/x.h5" --t 7 --out "$work/p.h5"
 run_ok $DDPM train --config configs/tiny.ini --set model.classes=10 --set train.max_steps=4 --out "$work/cond"
@@ -22,7 +24,8 @@ run_ok $DDPM sample --checkpoint "$work/cond/checkpoints/latest.h5" --n 6 --clas
 for pair in "Checkpoint:$ck" "Weights only:$work/weights.h5" "Samples:$work/s.h5" \
             "Conditional samples:$work/cs.h5" "Checkpoint:$work/cond/checkpoints/latest.h5" \
             "Metrics:$work/run/metrics.h5" "Classifier:results/classifier/mnist-classifier.h5" \
-            "Prediction:$work/p.h5" "Sampling progress:$work/cut.h5.part"; do
+            "Prediction:$work/p.h5" "Sampling progress:$work/cut.h5.part" \
+            "Sampling progress:$work/dp.h5.part"; do
   kind=${pair%%:*}; file=${pair#*:}
   $LAYOUT "$kind:" "$file" && pass "$kind file matches docs/hdf5-layout.md (h5dump -H)" || fail "$kind file differs from docs/hdf5-layout.md"
 done

@@ -301,6 +301,27 @@ with h5py.File(sys.argv[1], 'r') as f:
   && h5diff -q "$work/pw-whole.h5" "$work/pw.h5" \
   && pass "a chunk stopped part-way (at step $k of 100) is continued from there to the uninterrupted run's images" \
   || fail "part-way stop: rc $rc, step '$k', $(tail -1 "$work/pw.log"); $(tail -2 "$work/pw2.log" 2>/dev/null)"
+# the chunk holding --trajectory images (frames kept so far, two of them past x_T at step 30 of
+# 100) and a dpmpp2m chunk (its previous x0 estimate kept in /x0_prev) stop part-way too, and
+# resume to the uninterrupted run's file, trajectory and all
+for way in "30 --sampler ddpm --trajectory" "7 --sampler dpmpp2m --steps 20"; do
+  read -r at wopt <<<"$way"
+  pw=(--n 128 --batch 128 --seed 9 $wopt)
+  rm -f "$work/pwx.h5" "$work/pwx.h5.part" "$work/pwx-whole.h5"
+  run_ok $DDPM sample --checkpoint "$ck" "${pw[@]}" --out "$work/pwx-whole.h5"
+  DDPM_TEST_STOP_CHECK=$at $DDPM sample --checkpoint "$ck" "${pw[@]}" --out "$work/pwx.h5" >"$work/pwx.log" 2>&1; rc=$?
+  k=$($PY -c "
+import sys, h5py
+with h5py.File(sys.argv[1], 'r') as f:
+    assert f['done_chunks'][0] == 0
+    assert ('x0_prev' in f) == ('dpmpp2m' in sys.argv[2])
+    print(int(f['steps_done'][0]))
+" "$work/pwx.h5.part" "$wopt" 2>/dev/null)
+  [ $rc -eq 75 ] && [ "$k" = "$at" ] && $DDPM sample --checkpoint "$ck" "${pw[@]}" --out "$work/pwx.h5" >"$work/pwx2.log" 2>&1 \
+    && grep -q "1 part-way (step $at of " "$work/pwx2.log" && h5diff -q "$work/pwx-whole.h5" "$work/pwx.h5" \
+    && pass "$wopt: a chunk stopped part-way (step $k) is continued to the uninterrupted run's file" \
+    || fail "part-way stop with $wopt: rc $rc, step '$k', $(tail -1 "$work/pwx.log"); $(tail -2 "$work/pwx2.log" 2>/dev/null)"
+done
 # what a machine crash could take: each round's images and flags are synced to disk (fsync) as
 # the run goes; the samples file is synced before it takes its name and the name (its directory)
 # before the progress file is removed
