@@ -101,7 +101,12 @@ void progress_open(SampleProgress *p, const char *out, const char *key, int n, i
     p->done = xcalloc((size_t)p->nchunks, sizeof(int));
     p->steps_done = xcalloc((size_t)p->nchunks, sizeof(int));
     const int exists = access(p->path, F_OK) == 0;
-    if (dist_max_int(exists) != exists) die("%s: not visible to every rank", p->path);
+    double none, some; /* every rank stops, before any of them writes */
+    dist_min_max(exists, &none, &some);
+    if (none != some)
+        die("%s: visible to some ranks but not to others (rank %d %s it): the output must "
+            "be on a file system every rank shares",
+            p->path, dist()->rank, exists ? "sees" : "does not see");
     if (exists) {
         p->resumed = 1;
         read_existing(p, key);

@@ -176,9 +176,12 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
     /* every rank resumes, or none: a checkpoint some ranks cannot see (node-local disk, a
      * lagging network file system) would start them at other steps */
     const int found = opt->resume && access(tr->latest, F_OK) == 0;
-    if (dist_max_int(found) != found)
-        die("%s: not visible to this rank, where rank 0 or another sees it: the run directory "
-            "must be on a file system every rank shares", tr->latest);
+    double none, some; /* every rank stops, before any of them writes */
+    dist_min_max(found, &none, &some);
+    if (none != some)
+        die("%s: visible to some ranks but not to others (rank %d %s it): the run directory must "
+            "be on a file system every rank shares",
+            tr->latest, dist()->rank, found ? "sees" : "does not see");
     if (found) {
         Config saved;
         char why[2 * CONFIG_STR_MAX];

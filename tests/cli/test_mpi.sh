@@ -3,7 +3,7 @@
 # configs/tiny.ini: the same trajectory as one process (up to reduction order), exact resume
 # with the same rank count and close resume with another, overlapped and blocking gradient sums
 # agreeing bit for bit, samples identical to one process, all ranks stopping together on a
-# signal (training, and sampling resumed on another rank count), and the guards (diverged weights, batch smaller than the ranks).
+# signal (training, and sampling resumed on another rank count), and the guards (diverged weights, batch smaller than the ranks, files only some ranks can see).
 set -u
 source "$(dirname "$0")/checks.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
@@ -144,5 +144,29 @@ fi
 err=$($MPI2 $DDPM train "${TINY[@]}" --set train.batch=1 --out "$work/b1" 2>&1); rc=$?
 [ $rc -ne 0 ] && grep -q "batch 1 is smaller than the 2 MPI ranks" <<<"$err" \
   && pass "batch smaller than the ranks refused" || fail "batch < ranks: rc=$rc $(grep ddpm <<<"$err" | head -2)"
+
+# 7. a run directory or progress file that only some ranks can see (node-local disk): rank 1
+# runs in its own mount namespace with an empty tmpfs over the directory, so rank 0 sees the
+# files and rank 1 does not; every rank stops naming the file, nothing is written (a watchdog
+# timeout ends a run whose ranks went separate ways instead of stopping)
+one_blind() { # DIR CMD...: rank 0 runs CMD, rank 1 runs it with an empty tmpfs over DIR
+  local dir=$1; shift
+  timeout 120 env -u OMP_NUM_THREADS mpirun -np 1 "$@" : -np 1 unshare -m sh -c 'mount -t tmpfs tmpfs "$0" && exec "$@"' "$dir" "$@"
+}
+cp -r "$work/r2" "$work/vis"
+mkdir -p "$work/vis-out"
+sums() { sha256sum "$work/vis/checkpoints/"* "$work/vis/metrics.h5" "$work/vis-out/"*; }
+DDPM_TEST_STOP_CHECK=3 $DDPM sample --checkpoint "$ck" --n 8 --batch 4 --sampler ddim --steps 10 --out "$work/vis-out/s.h5" >/dev/null 2>&1
+before=$(sums)
+err=$(one_blind "$work/vis/checkpoints" $DDPM train "${TINY[@]}" --set train.max_steps=30 --out "$work/vis" --resume 2>&1); rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "latest.h5: visible to some ranks but not to others (rank [01] .*): the run directory must be on a file system every rank shares" <<<"$err" \
+  && [ "$(sums)" = "$before" ] \
+  && pass "a checkpoint only rank 0 can see: the run stops naming it, before any rank writes" \
+  || fail "checkpoint seen by one rank: rc=$rc $(grep ddpm <<<"$err" | head -2)"
+err=$(one_blind "$work/vis-out" $DDPM sample --checkpoint "$ck" --n 8 --batch 4 --sampler ddim --steps 10 --out "$work/vis-out/s.h5" 2>&1); rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "s.h5.part: visible to some ranks but not to others (rank [01] .*): the output must be on a file system every rank shares" <<<"$err" \
+  && [ -e "$work/vis-out/s.h5.part" ] && [ "$(sums)" = "$before" ] \
+  && pass "a sampling progress file only rank 0 can see: the run stops naming it, the file untouched" \
+  || fail "progress file seen by one rank: rc=$rc $(grep ddpm <<<"$err" | head -2)"
 
 finish "MPI"
