@@ -50,6 +50,10 @@ int dist_max_int(int v);          /* allreduce max */
 void dist_min_max(double v, double *lo, double *hi); /* allreduce min and max */
 /* 1 when v is the same on every rank (an allreduce of min and max). */
 int dist_all_equal_u64(uint64_t v);
+/* Whether the file at path exists, the same answer on every rank: when some ranks see it and
+ * others do not (node-local disk, a lagging network file system), every rank stops naming it,
+ * before any writes (`place` names what must be on a shared file system). Collective. */
+int dist_file_exists(const char *path, const char *place);
 void dist_barrier(void);
 /* Rank 0 receives every rank's `count` floats (the shares of dist_share with `per_item` floats
  * per item) into all[0 .. n*per_item); other ranks pass all = NULL. */

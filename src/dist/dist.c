@@ -170,6 +170,15 @@ int dist_all_equal_u64(uint64_t v) {
     return lo == hi;
 }
 
+int dist_file_exists(const char *path, const char *place) {
+    const int seen = access(path, F_OK) == 0;
+    if (!dist_all_equal_u64((uint64_t)seen))
+        die("%s: visible to some ranks but not to others (rank %d %s it): the %s must be on a "
+            "file system every rank shares",
+            path, world.rank, seen ? "sees" : "does not see", place);
+    return seen;
+}
+
 void dist_barrier(void) {
     if (world.size > 1) MPI_Barrier(MPI_COMM_WORLD);
 }

@@ -100,13 +100,7 @@ void progress_open(SampleProgress *p, const char *out, const char *key, int n, i
     if (traj) p->traj_images = traj->images, p->traj_frames = traj->frames;
     p->done = xcalloc((size_t)p->nchunks, sizeof(int));
     p->steps_done = xcalloc((size_t)p->nchunks, sizeof(int));
-    const int exists = access(p->path, F_OK) == 0;
-    double none, some; /* every rank stops, before any of them writes */
-    dist_min_max(exists, &none, &some);
-    if (none != some)
-        die("%s: visible to some ranks but not to others (rank %d %s it): the output must "
-            "be on a file system every rank shares",
-            p->path, dist()->rank, exists ? "sees" : "does not see");
+    const int exists = dist_file_exists(p->path, "output");
     if (exists) {
         p->resumed = 1;
         read_existing(p, key);

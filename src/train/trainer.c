@@ -175,13 +175,7 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
     snprintf(tr->latest, sizeof tr->latest, "%s/checkpoints/latest.h5", opt->run_dir);
     /* every rank resumes, or none: a checkpoint some ranks cannot see (node-local disk, a
      * lagging network file system) would start them at other steps */
-    const int found = opt->resume && access(tr->latest, F_OK) == 0;
-    double none, some; /* every rank stops, before any of them writes */
-    dist_min_max(found, &none, &some);
-    if (none != some)
-        die("%s: visible to some ranks but not to others (rank %d %s it): the run directory must "
-            "be on a file system every rank shares",
-            tr->latest, dist()->rank, found ? "sees" : "does not see");
+    const int found = opt->resume ? dist_file_exists(tr->latest, "run directory") : 0;
     if (found) {
         Config saved;
         char why[2 * CONFIG_STR_MAX];
