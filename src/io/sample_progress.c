@@ -104,6 +104,13 @@ void progress_open(SampleProgress *p, const char *out, const char *key, int n, i
     if (exists) {
         p->resumed = 1;
         read_existing(p, key);
+        /* one file for every rank, not a copy per node: the same chunks done and part-way */
+        uint64_t h = 1469598103934665603u;
+        for (int i = 0; i < p->nchunks; i++)
+            h = (h ^ (uint64_t)(p->done[i] + 2 * (uint64_t)p->steps_done[i])) * 1099511628211u;
+        if (!dist_all_equal_u64(h))
+            die("%s: the ranks read different progress files (other chunks done or part-way): "
+                "the output must be on a file system every rank shares", p->path);
         dist_barrier(); /* every rank has closed it before it is opened for writing */
         p->f = h5s_open_rw(p->path);
         return;
@@ -128,7 +135,8 @@ void progress_open(SampleProgress *p, const char *out, const char *key, int n, i
         h5s_write_rows_f32(p->f, "/trajectory", NULL, 5,
                            (long long[]){traj->images, traj->frames, c, s, s}, 0, 0);
         h5a_describe(p->f, "/trajectory", "x_t along the reverse process for the first images, "
-                                      "once their chunks are done");
+                                      "once their chunks are done (the frames so far of a "
+                                      "chunk stopped part-way)");
         h5s_write_rows_i32(p->f, "/trajectory_t", NULL, 1, (long long[]){traj->frames}, 0, 0);
         h5a_describe(p->f, "/trajectory_t", "timestep of each frame, once the first chunk is done");
     }

@@ -183,6 +183,12 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
         if (config_resume_mismatch(cfg, &saved, why, sizeof why))
             die("%s: cannot resume with another config: %s", tr->latest, why);
         checkpoint_load(tr->latest, &tr->m.table, &tr->a, &tr->st, CKPT_FULL);
+        /* one file for every rank, not a copy per node (they would part ways) */
+        const uint64_t h = float_bits_hash(tr->a.params, tr->m.table.total) * 31u +
+                           (uint64_t)tr->st.step;
+        if (!dist_all_equal_u64(h))
+            die("%s: the ranks read different checkpoints (step %ld here): the run directory "
+                "must be on a file system every rank shares", tr->latest, tr->st.step);
         if (tr->st.steps_per_epoch != tr->spe)
             die("%s: saved with %ld steps per epoch, this config gives %ld (batch or data "
                 "changed)", tr->latest, tr->st.steps_per_epoch, tr->spe);

@@ -95,21 +95,27 @@ for way in "2 1" "1 2"; do
     && pass "sampling stopped on $p_stop rank(s) ($(grep -o '[0-9]* of 400 images done' "$work/r.log")), resumed on $p_resume: the uninterrupted images" \
     || fail "sampling stopped on $p_stop, resumed on $p_resume: rc $rc, $(tail -2 "$work/r.log")"
 done
-# chunks stopped part-way on 2 ranks (one round of two chunks, SIGUSR1 raised in each rank at its
-# 5th step by the hidden hook DDPM_TEST_STOP_CHECK), resumed on 1 rank and stopped again 3 steps
-# into chunk 0, finished on 2: the uninterrupted run's images, through two stops mid-chunk and
-# two changes of rank count (chunk 0 holds the --trajectory images: their frames kept and restored)
-pw=(--checkpoint "$ck" --n 256 --batch 128 --sampler ddpm --seed 4 --trajectory)
-run_ok $DDPM sample "${pw[@]}" --out "$work/pw1.h5"
-DDPM_TEST_STOP_CHECK=5 $MPI2 $DDPM sample "${pw[@]}" --out "$work/pw.h5" >"$work/pw-a.log" 2>&1; rc1=$?
-DDPM_TEST_STOP_CHECK=3 $DDPM sample "${pw[@]}" --out "$work/pw.h5" >"$work/pw-b.log" 2>&1; rc2=$?
-steps=$($PY -c "import h5py, sys; print(*h5py.File(sys.argv[1], 'r')['steps_done'][:])" "$work/pw.h5.part" 2>/dev/null)
-[ $rc1 -eq 75 ] && [ $rc2 -eq 75 ] && grep -q "0 of 256 images done and 2 chunks part-way" "$work/pw-a.log" \
-  && grep -q "0 of 2 chunks of 128 images already done, 2 part-way (steps 5-5 of 100)" "$work/pw-b.log" \
-  && [ "$steps" = "8 5" ] \
-  && run_ok $MPI2 $DDPM sample "${pw[@]}" --out "$work/pw.h5" && h5diff -q "$work/pw1.h5" "$work/pw.h5" \
-  && pass "chunks stopped part-way on 2 ranks (step 5), again on 1 (steps then: $steps), finished on 2: the uninterrupted images" \
-  || fail "part-way under MPI: rc $rc1 $rc2; $(grep stopped "$work/pw-a.log"); $(grep -E 'resuming|stopped' "$work/pw-b.log"); steps $steps"
+# chunks stopped part-way on 2 ranks (one round of two chunks, SIGUSR1 raised in each rank at
+# step A by the hidden hook DDPM_TEST_STOP_CHECK), resumed on 1 rank and stopped again B steps
+# into chunk 0, finished on 2: the uninterrupted run's file, through two stops mid-chunk and two
+# changes of rank count. DDPM: chunk 0 holds the --trajectory images, stopped past their 1st and
+# 2nd frames (after steps 12 and 23 of 100); dpmpp2m (its last x0 estimate in /x0_prev) in chunks
+# of 4, the 8 trajectory images split over the two chunks stopped (frames after steps 3, 5, 7)
+for way in "15 10 256 128 100 --sampler ddpm" "5 3 16 4 20 --sampler dpmpp2m --steps 20"; do
+  read -r A B N BATCH K wopt <<<"$way"
+  pw=(--checkpoint "$ck" --n $N --batch $BATCH --seed 4 --trajectory $wopt)
+  rm -f "$work/pw1.h5" "$work/pw.h5"
+  run_ok $DDPM sample "${pw[@]}" --out "$work/pw1.h5"
+  DDPM_TEST_STOP_CHECK=$A $MPI2 $DDPM sample "${pw[@]}" --out "$work/pw.h5" >"$work/pw-a.log" 2>&1; rc1=$?
+  DDPM_TEST_STOP_CHECK=$B $DDPM sample "${pw[@]}" --out "$work/pw.h5" >"$work/pw-b.log" 2>&1; rc2=$?
+  steps=$($PY -c "import h5py, sys; print(*h5py.File(sys.argv[1], 'r')['steps_done'][:2])" "$work/pw.h5.part" 2>/dev/null)
+  [ $rc1 -eq 75 ] && [ $rc2 -eq 75 ] && grep -q "0 of $N images done and 2 chunks part-way" "$work/pw-a.log" \
+    && grep -q "0 of $((N / BATCH)) chunks of $BATCH images already done, 2 part-way (steps $A-$A of $K)" "$work/pw-b.log" \
+    && [ "$steps" = "$((A + B)) $A" ] \
+    && run_ok $MPI2 $DDPM sample "${pw[@]}" --out "$work/pw.h5" && h5diff -q "$work/pw1.h5" "$work/pw.h5" \
+    && pass "$wopt: chunks stopped part-way on 2 ranks (step $A), again on 1 (steps then: $steps), finished on 2: the uninterrupted file, trajectory and all" \
+    || fail "part-way under MPI ($wopt): rc $rc1 $rc2; $(grep stopped "$work/pw-a.log"); $(grep -E 'resuming|stopped' "$work/pw-b.log"); steps $steps"
+done
 cmp -s "$work/s1.png" "$work/s2.png" && cmp -s "$work/s1_trajectory.png" "$work/s2_trajectory.png" \
   && pass "P=2 grid and trajectory PNGs identical to P=1" || fail "PNGs differ"
 left=$(find "$work" -name '*.tmp*')
@@ -145,28 +151,49 @@ err=$($MPI2 $DDPM train "${TINY[@]}" --set train.batch=1 --out "$work/b1" 2>&1);
 [ $rc -ne 0 ] && grep -q "batch 1 is smaller than the 2 MPI ranks" <<<"$err" \
   && pass "batch smaller than the ranks refused" || fail "batch < ranks: rc=$rc $(grep ddpm <<<"$err" | head -2)"
 
-# 7. a run directory or progress file that only some ranks can see (node-local disk): rank 1
-# runs in its own mount namespace with an empty tmpfs over the directory, so rank 0 sees the
-# files and rank 1 does not; every rank stops naming the file, nothing is written (a watchdog
-# timeout ends a run whose ranks went separate ways instead of stopping)
-one_blind() { # DIR CMD...: rank 0 runs CMD, rank 1 runs it with an empty tmpfs over DIR
-  local dir=$1; shift
-  timeout 120 env -u OMP_NUM_THREADS mpirun -np 1 "$@" : -np 1 unshare -m sh -c 'mount -t tmpfs tmpfs "$0" && exec "$@"' "$dir" "$@"
+# 7. a run directory or progress file that only some ranks can see, or that each rank has its
+# own copy of (node-local disk): rank 1 runs in its own mount namespace with a tmpfs over the
+# directory, empty or holding another file of the same name; every rank stops naming the
+# file, nothing is written (a watchdog timeout ends a run whose ranks went separate ways)
+one_blind() { # DIR FILE CMD...: rank 0 runs CMD, rank 1 runs it with a tmpfs over DIR that is
+  # empty, or holds a copy of FILE (another file of the same name) when FILE is not "-"
+  local dir=$1 file=$2; shift 2
+  timeout 120 env -u OMP_NUM_THREADS mpirun -np 1 "$@" : -np 1 unshare -m --propagation private \
+    sh -c 'd=$0 f=$1; shift; mount -t tmpfs tmpfs "$d" && { [ "$f" = - ] || cp "$f" "$d/"; } && exec "$@"' "$dir" "$file" "$@"
 }
+if ! unshare -m --propagation private sh -c "mount -t tmpfs tmpfs '$work' && umount '$work'" 2>/dev/null; then
+  skip "files only some ranks can see" "no mount namespace with a tmpfs here (needs root)"
+else
 cp -r "$work/r2" "$work/vis"
 mkdir -p "$work/vis-out"
 sums() { sha256sum "$work/vis/checkpoints/"* "$work/vis/metrics.h5" "$work/vis-out/"*; }
 DDPM_TEST_STOP_CHECK=3 $DDPM sample --checkpoint "$ck" --n 8 --batch 4 --sampler ddim --steps 10 --out "$work/vis-out/s.h5" >/dev/null 2>&1
 before=$(sums)
-err=$(one_blind "$work/vis/checkpoints" $DDPM train "${TINY[@]}" --set train.max_steps=30 --out "$work/vis" --resume 2>&1); rc=$?
+err=$(one_blind "$work/vis/checkpoints" - $DDPM train "${TINY[@]}" --set train.max_steps=30 --out "$work/vis" --resume 2>&1); rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "latest.h5: visible to some ranks but not to others (rank [01] .*): the run directory must be on a file system every rank shares" <<<"$err" \
   && [ "$(sums)" = "$before" ] \
   && pass "a checkpoint only rank 0 can see: the run stops naming it, before any rank writes" \
   || fail "checkpoint seen by one rank: rc=$rc $(grep ddpm <<<"$err" | head -2)"
-err=$(one_blind "$work/vis-out" $DDPM sample --checkpoint "$ck" --n 8 --batch 4 --sampler ddim --steps 10 --out "$work/vis-out/s.h5" 2>&1); rc=$?
+err=$(one_blind "$work/vis-out" - $DDPM sample --checkpoint "$ck" --n 8 --batch 4 --sampler ddim --steps 10 --out "$work/vis-out/s.h5" 2>&1); rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "s.h5.part: visible to some ranks but not to others (rank [01] .*): the output must be on a file system every rank shares" <<<"$err" \
   && [ -e "$work/vis-out/s.h5.part" ] && [ "$(sums)" = "$before" ] \
   && pass "a sampling progress file only rank 0 can see: the run stops naming it, the file untouched" \
   || fail "progress file seen by one rank: rc=$rc $(grep ddpm <<<"$err" | head -2)"
+# each rank its own file of the same name (a copy per node): rank 1 reads the P = 1 run's
+# latest.h5 (same config and step, other weights), or a progress file with fewer chunks done
+err=$(one_blind "$work/vis/checkpoints" "$work/r1/checkpoints/latest.h5" $DDPM train "${TINY[@]}" --set train.max_steps=30 --out "$work/vis" --resume 2>&1); rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "latest.h5: the ranks read different checkpoints (step 20 here): the run directory must be on a file system every rank shares" <<<"$err" \
+  && [ "$(sums)" = "$before" ] \
+  && pass "a checkpoint of the same name but other weights on rank 1: the run stops naming it, before any rank writes" \
+  || fail "a different checkpoint on one rank: rc=$rc $(grep ddpm <<<"$err" | head -2)"
+mkdir -p "$work/vis-old" && cp "$work/vis-out/s.h5.part" "$work/vis-old/"
+DDPM_TEST_STOP_CHECK=2 $DDPM sample --checkpoint "$ck" --n 8 --batch 4 --sampler ddim --steps 10 --out "$work/vis-out/s.h5" >/dev/null 2>&1
+before=$(sums)
+err=$(one_blind "$work/vis-out" "$work/vis-old/s.h5.part" $DDPM sample --checkpoint "$ck" --n 8 --batch 4 --sampler ddim --steps 10 --out "$work/vis-out/s.h5" 2>&1); rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "s.h5.part: the ranks read different progress files (other chunks done or part-way): the output must be on a file system every rank shares" <<<"$err" \
+  && [ "$(sums)" = "$before" ] \
+  && pass "a progress file of the same name but other chunks done on rank 1: the run stops naming it, the file untouched" \
+  || fail "a different progress file on one rank: rc=$rc $(grep ddpm <<<"$err" | head -2)"
+fi
 
 finish "MPI"

@@ -29,6 +29,13 @@ for pair in "Checkpoint:$ck" "Weights only:$work/weights.h5" "Samples:$work/s.h5
   kind=${pair%%:*}; file=${pair#*:}
   $LAYOUT "$kind:" "$file" && pass "$kind file matches docs/hdf5-layout.md (h5dump -H)" || fail "$kind file differs from docs/hdf5-layout.md"
 done
+# the optional objects of the progress table are there when they should be
+$PY - "$work/cut.h5.part" "$work/dp.h5.part" <<'PY' && pass "the progress files hold their optional objects (a trajectory; a dpmpp2m chunk's /x0_prev)" || fail "an optional progress object is missing where it belongs"
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as cut, h5py.File(sys.argv[2], "r") as dp:
+    assert "trajectory" in cut and "trajectory_t" in cut and "x0_prev" not in cut
+    assert "x0_prev" in dp and "trajectory" not in dp and dp["steps_done"][0] == 3
+PY
 cp "$work/s.h5" "$work/odd.h5"
 $PY -c "import h5py, sys; h5py.File(sys.argv[1], 'a').attrs['surprise'] = 1" "$work/odd.h5"
 $LAYOUT "Samples:" "$work/odd.h5" >/dev/null && fail "an undocumented attribute went unnoticed" \
