@@ -106,10 +106,62 @@ static void test_frechet_closed_form(void **state) {
     if (fabs(frechet_distance(m1, r1, m1, r1, D)) > 1e-9) fail_msg("FID of a distribution with itself is not 0");
 }
 
+/* Covariances that do not commute (the rotated case above shares its eigenvectors, so a wrong
+ * square root such as Tr(S1^1/2 S2^1/2) would pass it): for 2 x 2 matrices the trace of the
+ * square root of S1 S2 is sqrt(tr(S1 S2) + 2 sqrt(det S1 det S2)). Here tr(S1 S2) = 8 and
+ * det S1 = det S2 = 3, so FID = tr S1 + tr S2 - 2 sqrt(14) (Tr(S1^1/2 S2^1/2) would give
+ * 2 + sqrt(3) in place of sqrt(14)). */
+static void test_frechet_not_commuting(void **state) {
+    (void)state;
+    const double mu[2] = {0.5, -1}, s1[4] = {2, 1, 1, 2}, s2[4] = {3, 0, 0, 1};
+    const double want = 4 + 4 - 2 * sqrt(14.0);
+    const double got = frechet_distance(mu, s1, mu, s2, 2);
+    if (fabs(got - want) > 1e-12) fail_msg("FID %.15g, want %.15g", got, want);
+    const double self = frechet_distance(mu, s1, mu, s1, 2);
+    if (!(self >= 0 && self < 1e-12)) fail_msg("FID of S1 with itself %.3g, want 0 (never below)", self);
+}
+
+/* The moments accumulated in parts (two calls, as the evaluation adds batches) against a
+ * two-pass mean and covariance in double, divisor N - 1; features far from 0 (offset 100), where
+ * subtracting N mu mu^T from the raw second moment cancels most digits. */
+static void test_feature_moments(void **state) {
+    (void)state;
+    enum { N = 57, D = 5 };
+    float x[N * D];
+    uint64_t r = 12345;
+    for (int i = 0; i < N * D; i++) {
+        r = r * 6364136223846793005u + 1442695040888963407u;
+        x[i] = 100.0f + (float)((double)(r >> 11) / 9007199254740992.0) * (float)(1 + i % D);
+    }
+    FeatureStats st;
+    feature_stats_init(&st, D);
+    feature_stats_add(&st, x, 20);
+    feature_stats_add(&st, x + 20 * D, N - 20);
+    feature_stats_reduce(&st); /* one process: unchanged */
+    double mu[D], cov[D * D], m2[D] = {0};
+    feature_stats_moments(&st, mu, cov);
+    for (int j = 0; j < D; j++) {
+        for (int i = 0; i < N; i++) m2[j] += x[i * D + j];
+        m2[j] /= N;
+        if (fabs(mu[j] - m2[j]) > 1e-12 * fabs(m2[j])) fail_msg("mean[%d] %.15g, want %.15g", j, mu[j], m2[j]);
+    }
+    for (int a = 0; a < D; a++)
+        for (int b = 0; b < D; b++) {
+            double c = 0;
+            for (int i = 0; i < N; i++) c += (x[i * D + a] - m2[a]) * (x[i * D + b] - m2[b]);
+            c /= N - 1;
+            if (fabs(cov[a * D + b] - c) > 1e-8 * (fabs(c) + 1e-3))
+                fail_msg("cov[%d][%d] %.12g, want %.12g (two-pass, N - 1)", a, b, cov[a * D + b], c);
+        }
+    feature_stats_free(&st);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classifier_gradients),
         cmocka_unit_test(test_frechet_closed_form),
+        cmocka_unit_test(test_frechet_not_commuting),
+        cmocka_unit_test(test_feature_moments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -125,14 +125,28 @@ static float *sample_images(const char *path, long *n, long *first, long *count,
     h5t_close(f);
     if (*n > dims[0]) *n = dims[0];
     long bad = 0, first_bad = -1; /* a diverged model writes NaN: every score would be NaN */
+    long out = 0, first_out = -1; /* images of another scale ([0, 1], [0, 255]) score nonsense */
+    float out_value = 0;
     for (long i = 0; i < *n; i++) {
-        int finite = 1;
-        for (int k = 0; k < IMG; k++) finite &= isfinite(all[(size_t)i * IMG + k]);
+        int finite = 1, inside = 1;
+        for (int k = 0; k < IMG; k++) {
+            const float v = all[(size_t)i * IMG + k];
+            finite &= isfinite(v);
+            if (isfinite(v) && (v < -1.001f || v > 1.001f) && inside) {
+                inside = 0;
+                if (first_out < 0) first_out = i, out_value = v;
+            }
+        }
         if (!finite && first_bad < 0) first_bad = i;
         bad += !finite;
+        out += !inside;
     }
     if (bad) die("%s: %ld of the %ld images hold NaN or infinite values (the first: image %ld)",
                  path, bad, *n, first_bad);
+    if (out)
+        die("%s: %ld of the %ld images have values outside [-1, 1] (the first: image %ld, %g); "
+            "ddpm eval scores images scaled to [-1, 1] (8-bit pixels p: p / 127.5 - 1)",
+            path, out, *n, first_out, out_value);
     dist_share(*n, dist()->rank, dist()->size, first, count);
     float *x = floats_alloc((size_t)*count * IMG + 1);
     memcpy(x, all + (size_t)*first * IMG, (size_t)*count * IMG * sizeof(float));
@@ -221,6 +235,18 @@ static void print_per_class(const PerClass *pc) {
                    100.0 * pc->match[k] / pc->n[k], pc->fid[k], pc->n_ref[k]);
 }
 
+/* s as a JSON string: quotes, backslashes and control characters escaped */
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        const unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
 static void write_json(const EvalOptions *o, const char *source, long n, long n_ref, double fid,
                        double fid_mean, const double *hist, double entropy, double confidence, double is,
                        double precision, double recall, long n_pr, double cls_acc,
@@ -229,10 +255,17 @@ static void write_json(const EvalOptions *o, const char *source, long n, long n_
     tmp_file_begin(tmp, sizeof tmp, o->out_json);
     FILE *f = fopen(tmp, "w");
     if (!f) die("%s: cannot write: %s", tmp, strerror(errno));
-    fprintf(f, "{\n  \"source\": \"%s\",\n  \"n\": %ld,\n", source, n);
+    fputs("{\n  \"source\": ", f);
+    json_string(f, source);
+    fprintf(f, ",\n  \"n\": %ld,\n", n);
     if (o->real_split) fprintf(f, "  \"noise\": %g,\n  \"accuracy\": %.6f,\n", o->noise, accuracy);
-    fprintf(f, "  \"reference\": \"%s/t10k\",\n  \"n_reference\": %ld,\n", o->ref_dir, n_ref);
-    fprintf(f, "  \"classifier\": \"%s\",\n  \"classifier_test_accuracy\": %.4f,\n", o->classifier, cls_acc);
+    char ref[1100];
+    snprintf(ref, sizeof ref, "%s/t10k", o->ref_dir);
+    fputs("  \"reference\": ", f);
+    json_string(f, ref);
+    fprintf(f, ",\n  \"n_reference\": %ld,\n  \"classifier\": ", n_ref);
+    json_string(f, o->classifier);
+    fprintf(f, ",\n  \"classifier_test_accuracy\": %.4f,\n", cls_acc);
     if (isnan(fid)) fprintf(f, "  \"fid\": null,\n  \"fid_mean_term\": null,\n  \"class_histogram\": [");
     else fprintf(f, "  \"fid\": %.6g,\n  \"fid_mean_term\": %.6g,\n  \"class_histogram\": [", fid, fid_mean);
     for (int k = 0; k < CLS_CLASSES; k++) fprintf(f, "%s%.0f", k ? ", " : "", hist[k]);
@@ -304,9 +337,14 @@ static long manifold_scores(double *precision, double *recall, const Scores *s, 
     long m = n < n_ref ? n : n_ref;
     m = m < PR_MAX ? m : PR_MAX;
     if (root && m > MANIFOLD_K) {
-        for (long i = 0; i < m; i++) /* the evenly spread subset, in place (i * n_ref / m >= i) */
+        /* the evenly spread subsets, in place (i * n / m >= i): of the samples too, whose
+         * classes come in runs (--classes) */
+        for (long i = 0; i < m; i++) {
             memmove(ref + (size_t)i * CLS_FEATURES, ref + (size_t)(i * n_ref / m) * CLS_FEATURES,
                     CLS_FEATURES * sizeof(float));
+            memmove(gen + (size_t)i * CLS_FEATURES, gen + (size_t)(i * n / m) * CLS_FEATURES,
+                    CLS_FEATURES * sizeof(float));
+        }
         precision_recall(precision, recall, gen, m, ref, m, CLS_FEATURES, MANIFOLD_K);
     }
     free(gen), free(ref);

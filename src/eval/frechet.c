@@ -109,5 +109,6 @@ double frechet_distance_parts(const double *mu1, const double *s1, const double 
     }
     free(v), free(w), free(root), free(tmp);
     if (mean_term) *mean_term = diff;
-    return diff + trace - 2.0 * trace_root;
+    const double fid = diff + trace - 2.0 * trace_root;
+    return fid > 0.0 ? fid : 0.0; /* a distance: rounding may leave -1e-10 for equal moments */
 }

@@ -177,6 +177,28 @@ PY
 expect_error "eval_every without a classifier" "eval_classifier = $work/none.h5: cannot read it" \
   $DDPM train --config configs/tiny.ini --set train.eval_every=1 --set train.eval_classifier="$work/none.h5" --out "$work/x"
 
+# 6b. more than 10,000 samples whose classes come in runs (as --classes writes them): 20,000
+# training digits sorted by label; precision and recall take an evenly spread 10,000 of them
+# (the first 10,000 would be digits 0-4 only, recall about halved). A path with a quote and a
+# backslash stays valid JSON.
+$PY - data/mnist "$work/sorted\"q.h5" <<'PY'
+import sys, h5py, numpy as np
+src = sys.argv[1]
+x = np.frombuffer(open(f"{src}/train-images-idx3-ubyte", "rb").read()[16:16 + 20000 * 784], np.uint8)
+y = np.frombuffer(open(f"{src}/train-labels-idx1-ubyte", "rb").read()[8:8 + 20000], np.uint8)
+order = np.argsort(y, kind="stable")
+with h5py.File(sys.argv[2], "w") as f:
+    f["samples"] = (x.reshape(-1, 1, 28, 28)[order].astype(np.float32) / 127.5 - 1).astype(np.float32)
+PY
+run_ok $DDPM eval --samples "$work/sorted\"q.h5" --n 20000 --out "$work/sorted.json"
+$PY - "$work/sorted.json" "$work/sorted\"q.h5" >"$work/sorted.txt" 2>&1 <<'PY' && pass "20,000 samples in class runs: $(cat "$work/sorted.txt")" || fail "samples in class runs: $(cat "$work/sorted.txt")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"precision {r['precision']:.3f}, recall {r['recall']:.3f} over {r['pr_n']} spread over all; the quoted path read back from the JSON")
+assert r["source"] == sys.argv[2] and r["pr_n"] == 10000
+assert r["precision"] > 0.75 and r["recall"] > 0.75
+PY
+
 # 7. bad input
 expect_error "both --samples and --real" "exactly one of" $DDPM eval --samples x.h5 --real train
 expect_error "missing samples file" "$work/none.h5" $DDPM eval --samples "$work/none.h5"
@@ -186,6 +208,8 @@ $PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['samples'] = 
 expect_error "samples of another shape" "must be [N >= 2, 1, 28, 28]" $DDPM eval --samples "$work/small.h5"
 $PY -c "import h5py, numpy as np, sys; x = np.zeros((5, 1, 28, 28), np.float32); x[3, 0, 4, 4] = np.nan; h5py.File(sys.argv[1], 'w')['samples'] = x" "$work/nan.h5"
 expect_error "samples holding NaN" "1 of the 5 images hold NaN or infinite values (the first: image 3)" $DDPM eval --samples "$work/nan.h5"
+$PY -c "import h5py, numpy as np, sys; x = np.zeros((5, 1, 28, 28), np.float32); x[2, 0, 9, 9] = 255; h5py.File(sys.argv[1], 'w')['samples'] = x" "$work/bytes.h5"
+expect_error "samples of another scale ([0, 255])" "1 of the 5 images have values outside [-1, 1] (the first: image 2, 255)" $DDPM eval --samples "$work/bytes.h5"
 expect_error "eval --n not a number" "eval: --n 1e3: expected an integer 2..100000000" $DDPM eval --real train --n 1e3
 expect_error "eval --noise out of range" "eval: --noise -1: expected a number 0..100" $DDPM eval --real train --noise -1
 expect_error "classifier --lr not a number" "classifier: --lr fast: expected a number" $DDPM classifier train --lr fast
