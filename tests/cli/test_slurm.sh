@@ -2,7 +2,8 @@
 # test_slurm.sh: the batch scripts of jobs/ against a real single-node Slurm (slurmctld, slurmd
 # and munged started here with all state in a temporary directory, stopped at the end): a 2-task
 # training job; a job sent USR1 checkpoints, requeues itself, resumes and ends with the same
-# weights as an uninterrupted one; an array sweep; a train -> sample chain with
+# weights as an uninterrupted one; scancel checkpoints and ends the job (not requeued); a job
+# Slurm requeues (as a preemption does) resumes; LAUNCHER=mpirun; an array sweep; a train -> sample chain with
 # --dependency=afterok; a sampling job sent USR1 resumes its images; in a 2-task allocation the
 # batch shell's own process runs and unconnected srun tasks are refused; the scripts outside Slurm. configs/tiny.ini on real MNIST.
 set -u
@@ -78,6 +79,45 @@ for g in /params /ema /adam; do
 done
 [ $ok = 1 ] && pass "preempted + resumed job ends with the uninterrupted job's weights, EMA and Adam state (bit for bit)" \
   || fail "preempted job's final state differs"
+
+# 3b. scancel (TERM to the batch shell and the step): ddpm checkpoints, and the job ends: it is
+# not requeued (a cancelled job requeued by its own script would come back, up to MAX_RESTARTS
+# times); its log says how to continue
+j3=$(RUN_DIR=$work/cancel sbatch --parsable --ntasks=2 --output="$work/cancel.log" \
+  jobs/train.sbatch configs/tiny.ini --set train.max_steps=100000 --set train.log_every=20)
+for _ in $(seq 300); do grep -q "^epoch 1 step" "$work/cancel.log" 2>/dev/null && break; sleep 0.2; done
+scancel "$j3"
+wait_job "$j3" 60 || fail "cancelled job $j3 still queued after 60 s"
+sleep 2 # a requeued job would be pending again by now
+[ -z "$(squeue -h -j "$j3" 2>/dev/null)" ] && grep -q "stopped by Terminated after step" "$work/cancel.log" \
+  && grep -q "stopped by SIGTERM with its progress saved: not requeueing .*to continue later: RUN_DIR=$work/cancel sbatch jobs/train.sbatch configs/tiny.ini" "$work/cancel.log" \
+  && ! grep -q "start (restart 1)" "$work/cancel.log" && [ -s "$work/cancel/checkpoints/latest.h5" ] \
+  && pass "scancel: $(grep -o 'stopped by Terminated after step [0-9]*' "$work/cancel.log"), checkpoint written, the job stays cancelled" \
+  || fail "scancel: $(grep -v '^epoch' "$work/cancel.log" | tail -4)"
+# 3c. Slurm requeueing a running job (what a preemption with PreemptMode=REQUEUE does): TERM,
+# ddpm checkpoints, the script leaves the requeue to Slurm, and the requeued job resumes to the
+# uninterrupted job's weights
+j3=$(RUN_DIR=$work/slreq sbatch --parsable --ntasks=2 --output="$work/slreq.log" \
+  jobs/train.sbatch configs/tiny.ini "${steps[@]}")
+for _ in $(seq 300); do grep -q "^epoch 1 step" "$work/slreq.log" 2>/dev/null && break; sleep 0.2; done
+scontrol requeue "$j3"
+wait_job "$j3" 150 || fail "job $j3 requeued by Slurm did not finish in 150 s"
+ok=1
+for g in /params /ema /adam; do
+  h5diff -q "$work/plain/checkpoints/latest.h5" "$work/slreq/checkpoints/latest.h5" $g $g 2>/dev/null || ok=0
+done
+[ $ok = 1 ] && grep -q "SIGTERM received" "$work/slreq.log" && grep -q "not requeueing" "$work/slreq.log" \
+  && grep -q "start (restart 1)" "$work/slreq.log" && grep -q "resuming .* at step" "$work/slreq.log" \
+  && grep -q "step finished" "$work/slreq.log" \
+  && pass "requeued by Slurm (scontrol requeue): checkpoint on TERM, $(grep -o 'resuming .* at step [0-9]*' "$work/slreq.log" | sed 's/.* at //'), the uninterrupted job's weights" \
+  || fail "requeue by Slurm: weights equal $ok; $(grep -v '^epoch' "$work/slreq.log" | tail -5)"
+# 3d. LAUNCHER=mpirun inside the allocation: 2 ranks, each on its --cpus-per-task cores (root
+# here: Open MPI's mpirun wants to be told that is meant)
+j3=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LAUNCHER=mpirun RUN_DIR=$work/mpirun sbatch --parsable --ntasks=2 --output="$work/mpirun.log" \
+  jobs/train.sbatch configs/tiny.ini --set train.max_steps=20)
+wait_job "$j3" 120 || fail "LAUNCHER=mpirun job $j3 did not finish in 120 s"
+grep -q "layout: 1 node, 2 ranks" "$work/mpirun.log" && grep -q "step finished" "$work/mpirun.log" \
+  && pass "LAUNCHER=mpirun: 2 MPI ranks, the step finished" || fail "LAUNCHER=mpirun: $(tail -3 "$work/mpirun.log")"
 
 # 4. an array sweep: one complete run per task, each with its own overrides, at most 2 at a time
 j3=$(RUN_ROOT=$work/sweep sbatch --parsable --array=0-2%2 --output="$work/sweep-%a.log" \
