@@ -67,14 +67,14 @@ run_step() {
   # the step existed, or while its tasks may still be starting: srun forwards a signal only to
   # tasks already running), pass it on again after 1, 2, 4, 8 and 16 s while the step runs;
   # ddpm installs its handler first thing and takes a repeat as the same request
-  local resent=0 pause
+  local resent=0 second
   while kill -0 "$_step" 2>/dev/null; do
     if [ -n "$STOP_SIGNAL" ] && [ $resent = 0 ]; then
       resent=1
-      for pause in 1 2 4 8 16; do
-        sleep $pause
+      for second in $(seq 31); do # looking every second: the job ends as soon as the step does
+        sleep 1
         kill -0 "$_step" 2>/dev/null || break
-        kill -USR1 "$_step" 2>/dev/null
+        case $second in 1 | 3 | 7 | 15 | 31) kill -USR1 "$_step" 2>/dev/null ;; esac
       done
     else
       wait "$_step"

@@ -89,10 +89,11 @@ for _ in $(seq 300); do grep -q "^epoch 1 step" "$work/cancel.log" 2>/dev/null &
 scancel "$j3"
 wait_job "$j3" 60 || fail "cancelled job $j3 still queued after 60 s"
 sleep 2 # a requeued job would be pending again by now
-[ -z "$(squeue -h -j "$j3" 2>/dev/null)" ] && grep -q "stopped by Terminated after step" "$work/cancel.log" \
+# (ddpm sees TERM from scancel or USR1 from the batch shell, whichever reaches it first)
+[ -z "$(squeue -h -j "$j3" 2>/dev/null)" ] && grep -qE "stopped by (Terminated|User defined signal 1) after step" "$work/cancel.log" \
   && grep -q "stopped by SIGTERM with its progress saved: not requeueing .*to continue later: RUN_DIR=$work/cancel sbatch jobs/train.sbatch configs/tiny.ini" "$work/cancel.log" \
   && ! grep -q "start (restart 1)" "$work/cancel.log" && [ -s "$work/cancel/checkpoints/latest.h5" ] \
-  && pass "scancel: $(grep -o 'stopped by Terminated after step [0-9]*' "$work/cancel.log"), checkpoint written, the job stays cancelled" \
+  && pass "scancel: $(grep -oE 'stopped by .* after step [0-9]*' "$work/cancel.log"), checkpoint written, the job stays cancelled" \
   || fail "scancel: $(grep -v '^epoch' "$work/cancel.log" | tail -4)"
 # 3c. Slurm requeueing a running job (what a preemption with PreemptMode=REQUEUE does): TERM,
 # ddpm checkpoints, the script leaves the requeue to Slurm, and the requeued job resumes to the
