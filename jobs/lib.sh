@@ -65,7 +65,7 @@ run_step() {
   # bash runs traps only between commands: `wait` returns early on each signal, so wait again
   # until the step is gone, then once more for its exit status. Once a signal has come (before
   # the step existed, or while its tasks may still be starting: srun forwards a signal only to
-  # tasks already running), pass it on again after 1, 2, 4, 8 and 16 s while the step runs;
+  # tasks already running), pass it on again after 1, 3, 7, 15 and 31 s while the step runs;
   # ddpm installs its handler first thing and takes a repeat as the same request
   local resent=0 second
   while kill -0 "$_step" 2>/dev/null; do
