@@ -24,4 +24,11 @@ long cli_int(const char *cmd, const char *flag, const char *v, long lo, long hi)
 /* The number v of flag (lo..hi, NaN refused), or die "CMD: FLAG V: expected a number LO..HI". */
 double cli_double(const char *cmd, const char *flag, const char *v, double lo, double hi);
 
+/* Before any work: die "CMD: FLAG PATH: ..." unless PATH can take a new output file: not empty,
+ * not a directory, in a writable directory that exists, short enough for its PATH.tmp, and not
+ * the same file as any of `inputs` (NULL-terminated; the command's other files, which writing
+ * PATH would replace). */
+void cli_output_file(const char *cmd, const char *flag, const char *path,
+                     const char *const *inputs);
+
 #endif

@@ -1,6 +1,10 @@
 /* cli_args.c: flag values shared by the subcommands' argument loops. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "util.h"
@@ -29,4 +33,25 @@ double cli_double(const char *cmd, const char *flag, const char *v, double lo, d
     if (*v == 0 || *end || !(x >= lo && x <= hi))
         die("%s: %s %s: expected a number %g..%g", cmd, flag, v, lo, hi);
     return x;
+}
+
+void cli_output_file(const char *cmd, const char *flag, const char *path,
+                     const char *const *inputs) {
+    if (!*path) die("%s: %s: an empty path", cmd, flag);
+    if (strlen(path) + sizeof ".tmp" > 1100) die("%s: %s %s: path too long", cmd, flag, path);
+    struct stat out, in;
+    const int exists = stat(path, &out) == 0;
+    if (exists && S_ISDIR(out.st_mode)) die("%s: %s %s: is a directory", cmd, flag, path);
+    for (int i = 0; exists && inputs && inputs[i]; i++)
+        if (stat(inputs[i], &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
+            die("%s: %s %s is the same file as %s, which this command reads or writes: give "
+                "another path", cmd, flag, path, inputs[i]);
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+    if (access(dir, W_OK) != 0)
+        die("%s: %s %s: cannot write in %s: %s", cmd, flag, path, dir, strerror(errno));
 }

@@ -69,5 +69,6 @@ int cmd_classifier(int argc, char **argv) {
         *slash = 0;
         make_dirs(dir);
     }
+    cli_output_file("classifier", "--out", o.out, NULL); /* before minutes of training */
     return classifier_train(&o);
 }

@@ -25,6 +25,7 @@ int cmd_export(int argc, char **argv) {
     }
 #undef TAKE_VALUE
     if (!in || !out) die("export: --checkpoint FILE and --out WEIGHTS.h5 are required");
+    cli_output_file("export", "--out", out, (const char *const[]){in, NULL});
     Config cfg;
     checkpoint_read_config(in, &cfg);
     Model m;

@@ -51,22 +51,28 @@ typedef struct {
 static herr_t visit(hid_t root, const char *name, const H5O_info_t *info, void *user) {
     VisitCtx *ctx = user;
     if (info->type != H5O_TYPE_DATASET) return 0;
-    int nd = 0;
-    long long dims[H5T_MAX_DIMS], n = 1;
-    char path[1024];
-    snprintf(path, sizeof path, "/%s", name);
-    h5t_dims(root, path, &nd, dims);
-    for (int i = 0; i < nd; i++) n *= dims[i];
+    /* any file (h5py's too): any rank HDF5 allows, a null dataspace, never a stop in here */
+    hsize_t dims[H5S_MAX_RANK];
+    long long n = 1;
+    hid_t d = H5Dopen2(root, name, H5P_DEFAULT);
+    if (d < 0) return 0;
+    hid_t space = H5Dget_space(d);
+    const int nd = space >= 0 ? H5Sget_simple_extent_dims(space, dims, NULL) : -1;
+    const int null = space >= 0 && H5Sget_simple_extent_type(space) == H5S_NULL;
+    if (space >= 0) H5Sclose(space);
+    for (int i = 0; i < nd; i++) n *= (long long)dims[i];
     ctx->datasets++;
-    ctx->floats += n;
-    if (!ctx->verbose && strchr(name, '/') && strncmp(name, "epoch/", 6)) return 0;
-    char shape[128] = "[";
-    for (int i = 0; i < nd; i++)
-        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", i ? ", " : "",
-                 dims[i]);
+    ctx->floats += nd < 0 || null ? 0 : n;
+    if (!ctx->verbose && strchr(name, '/') && strncmp(name, "epoch/", 6)) {
+        H5Dclose(d);
+        return 0;
+    }
+    char shape[160] = "[";
+    for (int i = 0; i < nd && strlen(shape) < sizeof shape - 24; i++)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", i ? ", " : "",
+                 (unsigned long long)dims[i]);
     strcat(shape, "]");
-    printf("  %-40s %s\n", path, shape);
-    hid_t d = H5Dopen2(root, path, H5P_DEFAULT);
+    printf("  /%-39s %s\n", name, nd < 0 ? "(unreadable shape)" : null ? "(no values)" : shape);
     H5Aiterate2(d, H5_INDEX_NAME, H5_ITER_INC, NULL, print_attr, "      ");
     H5Dclose(d);
     return 0;
@@ -100,10 +106,12 @@ int cmd_inspect(int argc, char **argv) {
     const char *groups[] = {"/params", "/ema", "/adam/m", "/adam/v"};
     for (size_t g = 0; g < ARRAY_LEN(groups); g++) {
         if (!h5t_exists(f, groups[g])) continue;
-        hid_t grp = H5Gopen2(f, groups[g], H5P_DEFAULT);
+        hid_t grp = H5Gopen2(f, groups[g], H5P_DEFAULT); /* not a group in a foreign file */
+        if (grp < 0) continue;
         H5G_info_t gi;
-        H5Gget_info(grp, &gi);
+        const herr_t rc = H5Gget_info(grp, &gi);
         H5Gclose(grp);
+        if (rc < 0) continue;
         printf("  %-40s %llu tensors\n", groups[g], (unsigned long long)gi.nlinks);
     }
     printf("%ld datasets, %lld values in all\n", ctx.datasets, ctx.floats);

@@ -52,6 +52,7 @@ int cmd_noise_strip(int argc, char **argv) {
     }
 #undef TAKE_VALUE
     if (!png) die("noise-strip: --out FILE.png is required");
+    if (h5) cli_output_file("noise-strip", "--h5", h5, (const char *const[]){png, NULL});
     for (int i = 0; i < nsets; i++) config_set(&cfg, sets[i]);
     config_validate(&cfg, "noise-strip");
     Dataset d;
@@ -86,6 +87,10 @@ int cmd_noise_strip(int argc, char **argv) {
         h5t_write_f32(f, "/x_t", out, 5, (long long[]){n, frames, 1, d.rows, d.cols});
         h5t_write_i32(f, "/t", ts, 1, (long long[]){frames});
         h5a_write_string(f, "kind", "ddpm-noise-strip");
+        h5a_write_long(f, "format_version", 1);
+        h5a_describe(f, "/x_t", "x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps of each image "
+                                "(row) at each timestep of /t (column), [N, frames, C, H, W]");
+        h5a_describe(f, "/t", "the timestep of each column of /x_t, [frames]");
         h5a_write_string(f, "schedule", schedule_name(s.kind));
         h5a_write_long(f, "T", s.T);
         h5t_close(f);

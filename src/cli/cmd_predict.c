@@ -1,6 +1,7 @@
 /* cmd_predict.c: `ddpm predict --checkpoint FILE --x X.h5 --t T --out EPS.h5`: one network
  * evaluation, the noise the U-Net predicts for images x_t at timestep t. For checking the
  * network against another implementation (tools/torch_load.py) and for looking inside. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,9 @@
 #include "h5tensor.h"
 #include "model.h"
 #include "util.h"
+
+/* images per network evaluation */
+#define PREDICT_BATCH 128
 
 static void usage(FILE *f) {
     fprintf(f, "usage: ddpm predict --checkpoint FILE --x X.h5 --t T --out EPS.h5\n"
@@ -54,6 +58,7 @@ int cmd_predict(int argc, char **argv) {
 #undef TAKE_VALUE
     if (!ckpt || !xpath || !out || t < 0) die("predict: --checkpoint, --x, --t and --out are required");
     if (strcmp(weights, "ema") && strcmp(weights, "model")) die("predict: --weights %s: expected ema or model", weights);
+    cli_output_file("predict", "--out", out, (const char *const[]){ckpt, xpath, NULL});
     Config cfg;
     checkpoint_read_config(ckpt, &cfg);
     if (t >= cfg.diffusion.T) die("predict: --t %ld: must be in 0..%d (the checkpoint's T is %d)", t,
@@ -70,24 +75,33 @@ int cmd_predict(int argc, char **argv) {
     if (!h5t_dims(f, "/x", &nd, dims)) die("%s: no dataset /x", xpath);
     if (nd != 4 || dims[0] < 1 || dims[1] != C || dims[2] != S || dims[3] != S)
         die("%s: /x must be [N, %d, %d, %d]", xpath, C, S, S);
+    if (dims[0] > 1000000)
+        die("%s: /x holds %lld images; predict takes at most 1000000 at a time", xpath, dims[0]);
     const int n = (int)dims[0];
     float *x = floats_alloc((size_t)n * C * S * S);
     h5t_read_f32(f, "/x", x, 4, dims);
     h5t_close(f);
+    /* the network over chunks of at most PREDICT_BATCH images: its activations are sized for
+     * one chunk, not for all of /x */
+    const int nb = n < PREDICT_BATCH ? n : PREDICT_BATCH;
     Model m;
-    model_build_inference(&m, &cfg.model, n);
+    model_build_inference(&m, &cfg.model, nb);
     Arenas a;
     arenas_alloc(&a, &m.table);
     TrainState st = {0};
     checkpoint_load(ckpt, &m.table, &a, &st, CKPT_WEIGHTS);
-    int *ts = xcalloc((size_t)n, sizeof(int));
-    int *ys = xcalloc((size_t)n, sizeof(int));
-    for (int i = 0; i < n; i++) ts[i] = (int)t, ys[i] = (int)cls;
-    const float *out_net = model_forward(&m, strcmp(weights, "ema") ? a.params : a.ema, x, ts,
-                                         cls >= 0 ? ys : NULL, n);
-    const size_t count = (size_t)n * C * S * S;
-    float *eps = floats_alloc(count);
-    memcpy(eps, out_net, count * sizeof(float));
+    int *ts = xcalloc((size_t)nb, sizeof(int));
+    int *ys = xcalloc((size_t)nb, sizeof(int));
+    for (int i = 0; i < nb; i++) ts[i] = (int)t, ys[i] = (int)cls;
+    const size_t dim = (size_t)C * S * S, count = (size_t)n * dim;
+    float *net = floats_alloc(count), *eps = floats_alloc(count);
+    for (int c0 = 0; c0 < n; c0 += nb) {
+        const int k = n - c0 < nb ? n - c0 : nb;
+        const float *o = model_forward(&m, strcmp(weights, "ema") ? a.params : a.ema,
+                                       x + (size_t)c0 * dim, ts, cls >= 0 ? ys : NULL, k);
+        memcpy(net + (size_t)c0 * dim, o, (size_t)k * dim * sizeof(float));
+    }
+    memcpy(eps, net, count * sizeof(float));
     Schedule sched;
     schedule_build(&sched, (ScheduleKind)cfg.diffusion.schedule, cfg.diffusion.T,
                    cfg.diffusion.beta_start, cfg.diffusion.beta_end);
@@ -97,17 +111,18 @@ int cmd_predict(int argc, char **argv) {
     tmp_file_begin(tmp, sizeof tmp, out);
     hid_t g = h5t_create(tmp);
     h5t_write_f32(g, "/eps", eps, 4, dims);
-    if (cfg.diffusion.prediction == PREDICT_V) h5t_write_f32(g, "/v", out_net, 4, dims);
+    if (cfg.diffusion.prediction == PREDICT_V) h5t_write_f32(g, "/v", net, 4, dims);
     h5a_write_string(g, "kind", "ddpm-prediction");
     h5a_write_long(g, "t", t);
     h5a_write_string(g, "weights", weights);
     h5a_write_string(g, "source", ckpt);
     if (cls >= 0) h5a_write_long(g, "class", cls);
     h5t_close(g);
-    if (rename(tmp, out) != 0) die("%s: cannot rename %s over it", out, tmp);
+    if (rename(tmp, out) != 0) die("%s: cannot rename %s over it: %s", out, tmp, strerror(errno));
     tmp_file_done(tmp);
-    printf("predicted the noise of %d images at t = %ld (%s weights): %s\n", n, t, weights, out);
-    free(x), free(ts), free(ys), free(eps);
+    printf("predicted the noise of %d images at t = %ld (%s weights): %s (%s)\n", n, t, weights,
+           out, cfg.diffusion.prediction == PREDICT_V ? "/v, the network's output, and /eps" : "/eps");
+    free(x), free(ts), free(ys), free(eps), free(net);
     arenas_free(&a);
     model_free(&m);
     return 0;

@@ -90,6 +90,7 @@ char *h5a_read_string(hid_t obj, const char *name) {
         char *v = NULL;
         hid_t mem = H5Tcopy(H5T_C_S1);
         H5Tset_size(mem, H5T_VARIABLE);
+        H5Tset_cset(mem, H5Tget_cset(type)); /* HDF5 does not convert UTF-8 to ASCII */
         if (H5Aread(a, mem, &v) >= 0 && v) {
             out = xcalloc(strlen(v) + 1, 1);
             memcpy(out, v, strlen(v));

@@ -322,6 +322,7 @@ void config_load(Config *c, const char *path) {
     if (!f) die("%s: cannot open config: %s", path, strerror(errno));
     LoadCtx ctx = {.config = c, .origin = path, .file = f};
     parse(c, &ctx);
+    if (ferror(f)) die("%s: cannot read config: %s", path, strerror(errno)); /* a directory */
     fclose(f);
 }
 

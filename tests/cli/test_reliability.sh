@@ -167,4 +167,52 @@ if [ ${#long} -eq 1099 ] && [ $rc -eq 1 ] && grep -q "path too long" <<<"$err" &
   pass "an output path of 1,099 characters is refused (path too long) and the file there is untouched"
 else fail "long output path: length ${#long}, rc=$rc, file now: $(head -c 20 "$long" | tr -cd '[:print:]')"; fi
 
+# 7. the smaller commands refuse, before any work, an output that would replace one of their
+#    own files or cannot be written, and read what foreign files hold
+cp "$ck" "$work/ck-copy.h5"
+before=$(sha256sum <"$work/ck-copy.h5")
+expect_error "export over its own checkpoint" "--out $work/ck-copy.h5 is the same file as $work/ck-copy.h5" \
+  $DDPM export --checkpoint "$work/ck-copy.h5" --out "$work/ck-copy.h5"
+[ "$(sha256sum <"$work/ck-copy.h5")" = "$before" ] && pass "the checkpoint is untouched (its Adam state kept)" \
+  || fail "export over its own checkpoint changed it"
+$PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['x'] = np.random.default_rng(3).uniform(-1, 1, (130, 1, 28, 28)).astype(np.float32)" "$work/x130.h5"
+expect_error "predict over its --x" "is the same file as $work/x130.h5" \
+  $DDPM predict --checkpoint "$ck" --x "$work/x130.h5" --t 5 --out "$work/x130.h5"
+expect_error "predict --out a directory" "predict: --out $work: is a directory" \
+  $DDPM predict --checkpoint "$ck" --x "$work/x130.h5" --t 5 --out "$work"
+expect_error "noise-strip --h5 the same file as its --out" "is the same file as" \
+  $DDPM noise-strip --out "$ck" --h5 "$ck"
+expect_error "classifier train --out a directory, before any training" "classifier: --out $work: is a directory" \
+  $DDPM classifier train --out "$work"
+expect_error "a directory as the config" "$work: cannot read config: Is a directory" $DDPM model --config "$work"
+# predict evaluates the network in chunks of 128: 130 images give the rows of 128 + 2 and the
+# same images evaluated alone (within float rounding)
+run_ok $DDPM predict --checkpoint "$ck" --x "$work/x130.h5" --t 5 --out "$work/p130.h5"
+$PY -c "import h5py, sys; x = h5py.File(sys.argv[1], 'r')['x'][()]; h5py.File(sys.argv[2], 'w')['x'] = x[126:]" "$work/x130.h5" "$work/x4.h5"
+run_ok $DDPM predict --checkpoint "$ck" --x "$work/x4.h5" --t 5 --out "$work/p4.h5"
+$PY - "$work/p130.h5" "$work/p4.h5" <<'PY' && pass "predict of 130 images in chunks: rows 126-129 equal those of the 4 alone" || fail "predict in chunks differs"
+import sys, h5py, numpy as np
+a = h5py.File(sys.argv[1], "r")["eps"][()]
+b = h5py.File(sys.argv[2], "r")["eps"][()]
+assert a.shape == (130, 1, 28, 28) and np.isfinite(a).all()
+assert np.abs(a[126:] - b).max() < 1e-4 * max(1.0, np.abs(b).max()), np.abs(a[126:] - b).max()
+PY
+# inspect: variable-length UTF-8 string attributes (h5py's, and metrics.h5's), any rank, a null
+# dataspace, a /params that is not a group
+$PY - "$work/odd.h5" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    f.attrs["kind"] = "sömething"
+    f["d6"] = np.zeros((1, 2, 1, 2, 1, 2), np.float32)
+    f.create_dataset("nul", data=h5py.Empty("f"))
+    f["params"] = np.zeros(3)
+PY
+out=$($DDPM inspect "$work/odd.h5" 2>&1); rc=$?
+[ $rc -eq 0 ] && grep -q '@kind = "sömething"' <<<"$out" && grep -q "/d6 *\[1, 2, 1, 2, 1, 2\]" <<<"$out" \
+  && grep -q "/nul *(no values)" <<<"$out" && grep -q "3 datasets, 11 values in all" <<<"$out" \
+  && pass "inspect of a foreign file: a UTF-8 kind, 6 dimensions, a null dataspace, /params a dataset" \
+  || fail "inspect of a foreign file: rc $rc, $out"
+out=$($DDPM inspect "$run/metrics.h5" 2>&1)
+grep -q '@kind = "ddpm-metrics"' <<<"$out" && pass "inspect reads metrics.h5's kind" || fail "inspect metrics.h5: $(head -3 <<<"$out")"
+
 finish "reliability"

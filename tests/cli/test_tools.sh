@@ -19,13 +19,14 @@ kill -USR1 $pid; wait $pid
 DDPM_TEST_STOP_CHECK=3 $DDPM sample --checkpoint "$ck" --n 4 --sampler dpmpp2m --steps 10 --out "$work/dp.h5" >/dev/null 2>&1
 $PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['x'] = np.zeros((2, 1, 28, 28), np.float32)" "$work/x.h5"
 run_ok $DDPM predict --checkpoint "$ck" --x "$work/x.h5" --t 7 --out "$work/p.h5"
+run_ok $DDPM noise-strip --config configs/tiny.ini --n 2 --frames 3 --out "$work/ns.png" --h5 "$work/ns.h5"
 run_ok $DDPM train --config configs/tiny.ini --set model.classes=10 --set train.max_steps=4 --out "$work/cond"
 run_ok $DDPM sample --checkpoint "$work/cond/checkpoints/latest.h5" --n 6 --classes 0-2 --guidance 1 --out "$work/cs.h5"
 for pair in "Checkpoint:$ck" "Weights only:$work/weights.h5" "Samples:$work/s.h5" \
             "Conditional samples:$work/cs.h5" "Checkpoint:$work/cond/checkpoints/latest.h5" \
             "Metrics:$work/run/metrics.h5" "Classifier:results/classifier/mnist-classifier.h5" \
             "Prediction:$work/p.h5" "Sampling progress:$work/cut.h5.part" \
-            "Sampling progress:$work/dp.h5.part"; do
+            "Sampling progress:$work/dp.h5.part" "Noise strip:$work/ns.h5"; do
   kind=${pair%%:*}; file=${pair#*:}
   $LAYOUT "$kind:" "$file" && pass "$kind file matches docs/hdf5-layout.md (h5dump -H)" || fail "$kind file differs from docs/hdf5-layout.md"
 done
