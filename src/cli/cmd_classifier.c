@@ -22,7 +22,7 @@ static void usage(FILE *f) {
             "  --data DIR     MNIST IDX files (default data/mnist)\n"
             "  --out FILE.h5  weights (default %s)\n"
             "  --epochs N     passes over the training set (default 8)\n"
-            "  --batch B      images per step (default 128)\n"
+            "  --batch B      images per step, 1..4096 (default 128)\n"
             "  --lr LR        Adam learning rate (default 1e-3)\n"
             "  --seed S       init and data order (default 1)\n",
             DEFAULT_OUT, DEFAULT_OUT);
@@ -51,7 +51,7 @@ int cmd_classifier(int argc, char **argv) {
         if (!strcmp(a, "--data")) o.data_dir = TAKE_VALUE();
         else if (!strcmp(a, "--out")) o.out = TAKE_VALUE();
         else if (!strcmp(a, "--epochs")) o.epochs = (int)cli_int("classifier", a, TAKE_VALUE(), 1, 1000);
-        else if (!strcmp(a, "--batch")) o.batch = (int)cli_int("classifier", a, TAKE_VALUE(), 1, 60000);
+        else if (!strcmp(a, "--batch")) o.batch = (int)cli_int("classifier", a, TAKE_VALUE(), 1, 4096);
         else if (!strcmp(a, "--seed")) o.seed = (int)cli_int("classifier", a, TAKE_VALUE(), 0, 2147483647);
         else if (!strcmp(a, "--lr")) o.lr = cli_double("classifier", a, TAKE_VALUE(), 1e-9, 10);
         else {

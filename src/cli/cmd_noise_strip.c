@@ -55,6 +55,8 @@ int cmd_noise_strip(int argc, char **argv) {
     if (h5) cli_output_file("noise-strip", "--h5", h5, (const char *const[]){png, NULL});
     for (int i = 0; i < nsets; i++) config_set(&cfg, sets[i]);
     config_validate(&cfg, "noise-strip");
+    if (frames > cfg.diffusion.T)
+        die("noise-strip: --frames %d: at most T = %d (one per timestep)", frames, cfg.diffusion.T);
     Dataset d;
     dataset_load_or_die(&d, cfg.data.dir, "train");
     if (n > d.count) n = d.count;

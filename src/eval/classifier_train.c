@@ -101,6 +101,9 @@ int classifier_train(const ClassifierTrainOptions *o) {
         die("%s: the classifier takes 28x28 images", o->data_dir);
     for (int i = 0; i < train.count; i++)
         if (train.labels[i] >= CLS_CLASSES) die("%s: label %d of image %d is not a digit", o->data_dir, train.labels[i], i);
+    if (o->batch > train.count)
+        die("classifier: --batch %d is larger than the %d training images of %s (no step would "
+            "be taken)", o->batch, train.count, o->data_dir);
     Classifier c;
     classifier_build(&c, o->batch);
     Arenas a;

@@ -152,6 +152,8 @@ for split, n in (("train", 2000), ("t10k", 1000)):
     raw = open(f"{src}/{split}-labels-idx1-ubyte", "rb").read()
     open(f"{dst}/{split}-labels-idx1-ubyte", "wb").write(struct.pack(">II", 0x801, n) + raw[8:8 + n])
 PY
+expect_error "classifier --batch larger than the training set" "--batch 4000 is larger than the 2000 training images" \
+  $DDPM classifier train --data "$work/small" --batch 4000 --out "$work/cls/big-batch.h5"
 $DDPM classifier train --data "$work/small" --epochs 2 --out "$work/cls/small.h5" >"$work/cls.log" 2>&1 \
   || fail "classifier train: $(tail -2 "$work/cls.log")"
 $PY - "$work/cls/small.h5" <<'PY' && pass "classifier train: $(tail -1 "$work/cls.log")" || fail "classifier file: $(tail -2 "$work/cls.log")"
