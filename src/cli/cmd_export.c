@@ -14,9 +14,11 @@ int cmd_export(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: ddpm export --checkpoint FILE --out WEIGHTS.h5\n\n"
-                   "Write the parameters and EMA weights of a checkpoint, with its config and\n"
-                   "attributes but without the Adam moments, to WEIGHTS.h5 (content = \"weights\").\n"
-                   "ddpm sample reads it like any checkpoint; --resume refuses it.\n");
+                   "Write the parameters and EMA weights of a checkpoint, with its config and the\n"
+                   "attributes ddpm writes (step, epoch, versions; not others, such as\n"
+                   "average_weights.py's averaged_from) but without the Adam moments, to\n"
+                   "WEIGHTS.h5 (content = \"weights\"). ddpm sample reads it like any checkpoint;\n"
+                   "--resume refuses it. WEIGHTS.h5 must not be the checkpoint itself.\n");
             return 0;
         }
         if (!strcmp(argv[i], "--checkpoint")) in = TAKE_VALUE();
