@@ -28,6 +28,10 @@ int evaluate(const EvalOptions *o);
 
 /* FID of images already in memory: this rank's share x [count, 1, 28, 28] of the images,
  * against ref_dir/t10k. Collective; every rank returns the same value. */
+/* Before training that scores FIDs (train.eval_every): die now, naming what is wrong, unless
+ * `classifier` loads as a classifier file and ref_dir holds the 28x28 t10k reference images
+ * (not after the first epoch). */
+void evaluate_check_inputs(const char *classifier, const char *ref_dir);
 double evaluate_fid(const char *classifier, const char *ref_dir, const float *x, long count);
 
 #endif

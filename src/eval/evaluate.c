@@ -351,6 +351,19 @@ static long manifold_scores(double *precision, double *recall, const Scores *s, 
     return m;
 }
 
+void evaluate_check_inputs(const char *classifier, const char *ref_dir) {
+    Classifier c;
+    classifier_build(&c, 1);
+    float *params = floats_alloc(c.table.total);
+    classifier_load(classifier, &c, params, NULL);
+    free(params);
+    classifier_free(&c);
+    Dataset d;
+    dataset_load_or_die(&d, ref_dir, "t10k");
+    if (d.rows != CLS_SIZE || d.cols != CLS_SIZE) die("%s/t10k: images are not 28x28", ref_dir);
+    dataset_free(&d);
+}
+
 double evaluate_fid(const char *classifier, const char *ref_dir, const float *x, long count) {
     Scores s, r;
     Scorer sc;

@@ -19,6 +19,7 @@
 #include "checkpoint.h"
 #include "dataset.h"
 #include "dist.h"
+#include "evaluate.h"
 #include "grad_sync.h"
 #include "metrics.h"
 #include "model.h"
@@ -156,6 +157,7 @@ static void trainer_open(Trainer *tr, const Config *cfg, const TrainOptions *opt
                 "or set [train] eval_every = 0)", tc->eval_classifier);
         if (cfg->model.image_size != 28 || cfg->model.in_channels != 1)
             die("[train] eval_every: the classifier scores 28x28 grey images only");
+        evaluate_check_inputs(tc->eval_classifier, cfg->data.dir); /* now, not after an epoch */
     }
     tr->B = tc->batch;
     if (tr->B > d->count) die("[train] batch %d exceeds the %d training images", tr->B, d->count);

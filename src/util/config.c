@@ -222,8 +222,8 @@ static void apply(Config *c, const char *section, const char *key, const char *v
         if (!parse_double(value, &v))
             die("%s: [%s] %s = '%s' is not a number (%s)", origin, section, key, value, k->help);
         if (v < k->min || v > k->max)
-            die("%s: [%s] %s = %g is out of range %g..%g (%s)", origin, section, key, v, k->min,
-                k->max, k->help);
+            die("%s: [%s] %s = %g is out of range %.10g..%.10g (%s)", origin, section, key, v,
+                k->min, k->max, k->help);
         *(double *)(base + k->offset) = v;
         return;
     }
@@ -365,6 +365,12 @@ void config_validate(const Config *c, const char *origin) {
                 "signal, below the 1e-30 the samplers can divide by: use a smaller T or beta_end",
                 origin, d->T, d->beta_start, d->beta_end, log_abar / log(10.0));
     }
+    if (c->sample.guidance > 0 && c->model.classes == 0)
+        die("%s: [sample] guidance = %g needs a class-conditional model ([model] classes > 0)",
+            origin, c->sample.guidance);
+    if (c->sample.guidance > 0 && c->train.p_uncond == 0)
+        die("%s: [sample] guidance = %g needs the null label trained: [train] p_uncond > 0",
+            origin, c->sample.guidance);
     if (c->sample.sampler != 0 && c->sample.steps > c->diffusion.T) /* DDPM takes all T steps */
         die("%s: [sample] steps (%d) exceeds [diffusion] T (%d)", origin, c->sample.steps,
             c->diffusion.T);

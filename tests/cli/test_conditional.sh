@@ -31,7 +31,8 @@ PY
 # 2. p_uncond: with 1 only the null row (10) ever receives a gradient, with 0 never; Adam's first
 #    moment of a row that never had a gradient stays exactly zero
 for p in 0 1; do
-  $DDPM train "${COND[@]}" --set train.max_steps=30 --set train.p_uncond=$p --out "$work/p$p" >"$work/p$p.log" 2>&1 \
+  # (no guided grids: with p_uncond = 0 the null label they need is never trained)
+  $DDPM train "${COND[@]}" --set sample.guidance=0 --set train.max_steps=30 --set train.p_uncond=$p --out "$work/p$p" >"$work/p$p.log" 2>&1 \
     || fail "p_uncond=$p run: $(tail -2 "$work/p$p.log")"
 done
 $PY - "$work/p0" "$work/p1" <<'PY' && pass "p_uncond = 0: the null row untouched; p_uncond = 1: only the null row trained" || fail "label dropout"
@@ -127,4 +128,8 @@ expect_error "labels beyond [model] classes" "training image 0 has label 5; [mod
   $DDPM train --config configs/tiny.ini --set model.classes=3 --out "$work/few"
 expect_error "p_uncond above 1" "[train] p_uncond = 1.5 is out of range 0..1" \
   $DDPM train "${COND[@]}" --set train.p_uncond=1.5 --out "$work/x"
+expect_error "guidance on an unconditional model" "[sample] guidance = 2 needs a class-conditional model ([model] classes > 0)" \
+  $DDPM train --config configs/tiny.ini --set sample.guidance=2 --out "$work/x"
+expect_error "guidance with the null label never trained" "[sample] guidance = 1 needs the null label trained: [train] p_uncond > 0" \
+  $DDPM train "${COND[@]}" --set train.p_uncond=0 --out "$work/x"
 finish "conditional"

@@ -178,6 +178,8 @@ with h5py.File(sys.argv[1] + "/metrics.h5", "r") as f:
 PY
 expect_error "eval_every without a classifier" "eval_classifier = $work/none.h5: cannot read it" \
   $DDPM train --config configs/tiny.ini --set train.eval_every=1 --set train.eval_classifier="$work/none.h5" --out "$work/x"
+expect_error "eval_every with a checkpoint as the classifier, at the start (not after an epoch)" "not a ddpm classifier file" \
+  $DDPM train --config configs/tiny.ini --set train.eval_every=1 --set train.eval_classifier=results/unet-s/final.h5 --out "$work/x"
 
 # 6b. more than 10,000 samples whose classes come in runs (as --classes writes them): 20,000
 # training digits sorted by label; precision and recall take an evenly spread 10,000 of them
