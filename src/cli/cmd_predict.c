@@ -94,24 +94,27 @@ int cmd_predict(int argc, char **argv) {
     int *ys = xcalloc((size_t)nb, sizeof(int));
     for (int i = 0; i < nb; i++) ts[i] = (int)t, ys[i] = (int)cls;
     const size_t dim = (size_t)C * S * S, count = (size_t)n * dim;
-    float *net = floats_alloc(count), *eps = floats_alloc(count);
+    const int v_net = cfg.diffusion.prediction == PREDICT_V;
+    float *net = floats_alloc(count), *eps = v_net ? floats_alloc(count) : net; /* v: converted */
     for (int c0 = 0; c0 < n; c0 += nb) {
         const int k = n - c0 < nb ? n - c0 : nb;
         const float *o = model_forward(&m, strcmp(weights, "ema") ? a.params : a.ema,
                                        x + (size_t)c0 * dim, ts, cls >= 0 ? ys : NULL, k);
         memcpy(net + (size_t)c0 * dim, o, (size_t)k * dim * sizeof(float));
     }
-    memcpy(eps, net, count * sizeof(float));
     Schedule sched;
     schedule_build(&sched, (ScheduleKind)cfg.diffusion.schedule, cfg.diffusion.T,
                    cfg.diffusion.beta_start, cfg.diffusion.beta_end);
-    if (cfg.diffusion.prediction == PREDICT_V) diffusion_eps_from_v(eps, x, (int)t, count, &sched);
+    if (v_net) {
+        memcpy(eps, net, count * sizeof(float));
+        diffusion_eps_from_v(eps, x, (int)t, count, &sched);
+    }
     schedule_free(&sched);
     char tmp[1100];
     tmp_file_begin(tmp, sizeof tmp, out);
     hid_t g = h5t_create(tmp);
     h5t_write_f32(g, "/eps", eps, 4, dims);
-    if (cfg.diffusion.prediction == PREDICT_V) h5t_write_f32(g, "/v", net, 4, dims);
+    if (v_net) h5t_write_f32(g, "/v", net, 4, dims);
     h5a_write_string(g, "kind", "ddpm-prediction");
     h5a_write_long(g, "t", t);
     h5a_write_string(g, "weights", weights);
@@ -121,8 +124,9 @@ int cmd_predict(int argc, char **argv) {
     if (rename(tmp, out) != 0) die("%s: cannot rename %s over it: %s", out, tmp, strerror(errno));
     tmp_file_done(tmp);
     printf("predicted the noise of %d images at t = %ld (%s weights): %s (%s)\n", n, t, weights,
-           out, cfg.diffusion.prediction == PREDICT_V ? "/v, the network's output, and /eps" : "/eps");
-    free(x), free(ts), free(ys), free(eps), free(net);
+           out, v_net ? "/v, the network's output, and /eps" : "/eps");
+    if (v_net) free(eps);
+    free(x), free(ts), free(ys), free(net);
     arenas_free(&a);
     model_free(&m);
     return 0;
