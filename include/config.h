@@ -61,8 +61,10 @@ void config_defaults(Config *c);
 /* Load an INI file over the current values; dies with a clear message on any error. Cross-key
  * checks are left to config_validate, called once every source (file, --set) is applied. */
 void config_load(Config *c, const char *path);
-/* Apply one "section.key=value" override (the --set flag); dies on error. */
-void config_set(Config *c, const char *assignment);
+/* Apply the "section.key=value" overrides of the --set flags in order (a later one of a key
+ * replaces an earlier one); dies on an error. notes != 0 prints a note for each key given more
+ * than once. */
+void config_set_all(Config *c, const char *const *assignments, int n, int notes);
 /* Cross-field checks (e.g. groups divide channels); dies naming the key. */
 void config_validate(const Config *c, const char *origin);
 /* Write the effective config as INI text (every key, so it documents the run). */

@@ -30,7 +30,7 @@ long cli_int(const char *cmd, const char *flag, const char *v, long lo, long hi)
 double cli_double(const char *cmd, const char *flag, const char *v, double lo, double hi) {
     char *end;
     const double x = strtod(v, &end);
-    if (*v == 0 || *end || !(x >= lo && x <= hi))
+    if (*v == 0 || *end || strpbrk(v, "xX") || !(x >= lo && x <= hi))
         die("%s: %s %s: expected a number %g..%g", cmd, flag, v, lo, hi);
     return x;
 }

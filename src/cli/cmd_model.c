@@ -16,7 +16,8 @@ static void usage(FILE *f) {
             "FLOPs per image. Without --config, the reference network (configs/unet-s.ini).\n"
             "\n"
             "  --config FILE          INI config file\n"
-            "  --set section.key=V    override one key (repeatable), e.g. --set model.base=64\n"
+            "  --set section.key=V    override one key (repeatable; the last of a key applies), e.g.\n"
+            "                         --set model.base=64\n"
             "  --help                 this text\n");
 }
 
@@ -41,7 +42,7 @@ int cmd_model(int argc, char **argv) {
         }
     }
 #undef TAKE_VALUE
-    for (int i = 0; i < nsets; i++) config_set(&cfg, sets[i]);
+    config_set_all(&cfg, sets, nsets, 1);
     config_validate(&cfg, nsets ? "config with --set overrides" : "config");
     Model m;
     model_build(&m, &cfg.model, 1);

@@ -31,7 +31,7 @@ int cmd_noise_strip(int argc, char **argv) {
                    "spaced over 0..T-1 with the config's schedule (default: unet-s's linear\n"
                    "T = 300) and write a strip: one row per image, noise growing to the right.\n"
                    "  --config FILE        the INI config whose [diffusion] and [data] are used\n"
-                   "  --set section.key=v  override one config key (repeatable; after --config)\n"
+                   "  --set section.key=v  override one config key (repeatable; after --config; the last of a key applies)\n"
                    "  --n N                images, the first N of the training set (1..1000)\n"
                    "  --frames F           timesteps per image, first 0 and last T-1 (2..1000)\n"
                    "  --seed S             seed of the noise eps\n"
@@ -53,7 +53,7 @@ int cmd_noise_strip(int argc, char **argv) {
 #undef TAKE_VALUE
     if (!png) die("noise-strip: --out FILE.png is required");
     if (h5) cli_output_file("noise-strip", "--h5", h5, (const char *const[]){png, NULL});
-    for (int i = 0; i < nsets; i++) config_set(&cfg, sets[i]);
+    config_set_all(&cfg, sets, nsets, 1);
     config_validate(&cfg, "noise-strip");
     if (frames > cfg.diffusion.T)
         die("noise-strip: --frames %d: at most T = %d (one per timestep)", frames, cfg.diffusion.T);

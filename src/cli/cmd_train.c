@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "dist.h"
 #include "train.h"
 #include "util.h"
 
@@ -20,7 +21,7 @@ static void usage(FILE *f) {
             "rounding of the gradient sum.\n"
             "\n"
             "  --config FILE          INI config (sections data, model, diffusion, train, sample)\n"
-            "  --set section.key=V    override one key (repeatable)\n"
+            "  --set section.key=V    override one key (repeatable; the last --set of a key applies)\n"
             "  --out DIR              run directory; one that holds a run already (latest.h5 or\n"
             "                         metrics.h5) is refused without --resume, never overwritten\n"
             "  --resume               continue exactly from DIR/checkpoints/latest.h5 if present\n"
@@ -57,7 +58,7 @@ int cmd_train(int argc, char **argv) {
 #undef TAKE_VALUE
     if (!config_path) die("train: --config FILE is required (e.g. configs/unet-s.ini)");
     config_load(&cfg, config_path);
-    for (int i = 0; i < nsets; i++) config_set(&cfg, sets[i]);
+    config_set_all(&cfg, sets, nsets, dist_is_root());
     char origin[1100];
     snprintf(origin, sizeof origin, "%s%s", config_path, nsets ? " with --set overrides" : "");
     config_validate(&cfg, origin);

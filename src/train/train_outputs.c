@@ -16,6 +16,12 @@
 #define GRID_COLUMNS 8
 #define GRID_SCALE 2
 
+/* One row per class when the grid holds every class equally often, else GRID_COLUMNS. */
+static int grid_columns(const Config *cfg) {
+    const int n = cfg->sample.n, K = cfg->model.classes;
+    return K > 0 && n % K == 0 ? n / K : GRID_COLUMNS;
+}
+
 static void join(char *buf, size_t len, const char *dir, const char *name) {
     if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len) die("path too long: %s/%s", dir, name);
 }
@@ -44,6 +50,13 @@ void train_outputs_open(TrainOutputs *o, const Config *cfg, const char *run_dir,
     tmp_file_done(tmp);
     join(path, sizeof path, run_dir, "metrics.h5");
     metrics_open(&o->metrics, path, step, step / steps_per_epoch);
+    /* a grid too large for a PNG is skipped at every epoch: say so now, not after an epoch */
+    char err[1400];
+    join(path, sizeof path, run_dir, "samples/generated.png");
+    if (png_grid_check(path, cfg->sample.n, cfg->model.in_channels, cfg->model.image_size,
+                       cfg->model.image_size, grid_columns(cfg), GRID_SCALE, err, sizeof err))
+        fprintf(stderr, "ddpm: warning: %s; [sample] n = %d: each epoch's samples go to the .h5 "
+                "only\n", err, cfg->sample.n);
     printf("training: %zu parameters, batch %d, %ld steps per epoch, %d epochs%s; run dir %s\n",
            m->table.total, cfg->train.batch, steps_per_epoch, cfg->train.epochs,
            cfg->train.max_steps ? " (max_steps set)" : "", run_dir);
@@ -123,8 +136,7 @@ static void write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Sche
     dist_gather_shares(all, mine, n, dim);
     snprintf(file, sizeof file, "samples/%s.png", name);
     join(path, sizeof path, o->run_dir, file);
-    const int K = cfg->model.classes, columns = K > 0 && n % K == 0 ? n / K : GRID_COLUMNS;
-    if (o->root && png_write_grid(path, all, n, c, S, S, columns, GRID_SCALE, err, sizeof err))
+    if (o->root && png_write_grid(path, all, n, c, S, S, grid_columns(cfg), GRID_SCALE, err, sizeof err))
         fprintf(stderr, "ddpm: %s (training goes on; the samples are in the .h5)\n", err);
     free(all);
     free(mine);

@@ -161,6 +161,7 @@ static int parse_long(const char *s, long *out) {
 static int parse_double(const char *s, double *out) {
     char *end;
     errno = 0;
+    if (strpbrk(s, "xX")) return 0; /* strtod reads hex floats: a config holds decimals */
     double v = strtod(s, &end);
     while (*end == ' ' || *end == '\t') end++;
     if (errno || end == s || *end || !isfinite(v)) return 0;
@@ -331,7 +332,7 @@ void config_load_text(Config *c, const char *text, const char *origin) {
     parse(c, &ctx);
 }
 
-void config_set(Config *c, const char *assignment) {
+static void config_set(Config *c, const char *assignment) {
     const char *eq = strchr(assignment, '=');
     const char *dot = strchr(assignment, '.');
     if (!eq || !dot || dot > eq)
@@ -345,6 +346,30 @@ void config_set(Config *c, const char *assignment) {
     memcpy(key, dot + 1, lk);
     key[lk] = 0;
     apply(c, section, key, eq + 1, "--set");
+}
+
+/* 1 when assignment a sets the same section.key as b ("train.lr=1" and "train.lr=2"). */
+static int same_key(const char *a, const char *b) {
+    const size_t len = strcspn(a, "=");
+    return !strncmp(a, b, len) && b[len] == '=';
+}
+
+void config_set_all(Config *c, const char *const *assignments, int n, int notes) {
+    for (int i = 0; i < n; i++) config_set(c, assignments[i]);
+    /* A key set twice in one config file is refused; on the command line a later --set
+     * replaces an earlier one, which is how wrappers layer their settings (a job script's
+     * defaults, then the user's): said once per key, naming the value that applies. */
+    for (int i = 0; notes && i < n; i++) {
+        int first = 1, last = i;
+        for (int j = 0; j < n; j++)
+            if (same_key(assignments[i], assignments[j])) {
+                if (j < i) first = 0;
+                last = j;
+            }
+        if (first && last > i)
+            printf("note: --set %.*s is given more than once: the last, '%s', applies\n",
+                   (int)strcspn(assignments[i], "="), assignments[i], assignments[last]);
+    }
 }
 
 void config_validate(const Config *c, const char *origin) {

@@ -124,6 +124,8 @@ expect_error "--class and --classes" "alternatives" \
   $DDPM sample --checkpoint "$CK" --out "$work/x.h5" --class 2 --classes 0-9
 expect_error "negative guidance" "--guidance -1: expected a number 0..1000" \
   $DDPM sample --checkpoint "$CK" --out "$work/x.h5" --class 2 --guidance -1
+expect_error "a hex float as a number flag (strtod reads it)" "--guidance 0x1p1: expected a number 0..1000" \
+  $DDPM sample --checkpoint "$CK" --out "$work/x.h5" --class 2 --guidance 0x1p1
 expect_error "labels beyond [model] classes" "training image 0 has label 5; [model] classes = 3 allows 0..2" \
   $DDPM train --config configs/tiny.ini --set model.classes=3 --out "$work/few"
 expect_error "p_uncond above 1" "[train] p_uncond = 1.5 is out of range 0..1" \

@@ -90,7 +90,8 @@ with h5py.File(sys.argv[1], "r") as f:
 PY
 
 # 2b. SIGTERM: the step in flight finishes, latest.h5 is written, exit status 75; resume goes on
-$DDPM train --config configs/tiny.ini --set train.max_steps=100000 --out "$work/sig" \
+# (with a [sample] n whose grid cannot be a PNG: said at the start, not after an epoch)
+$DDPM train --config configs/tiny.ini --set train.max_steps=100000 --set sample.n=200000 --out "$work/sig" \
   >"$work/sig.log" 2>&1 &
 pid=$!
 for _ in $(seq 1500); do grep -q "step 50/" "$work/sig.log" 2>/dev/null && break; sleep 0.2; done
@@ -106,6 +107,10 @@ with h5py.File(sys.argv[1] + "/metrics.h5", "r") as f:
     assert step >= 50 and len(f["step"]) == step and f["step"][-1] == step, (step, len(f["step"]))
 PY
 [ -z "$(ls "$work/sig/checkpoints" | grep tmp)" ] && pass "SIGTERM: no temporary files left" || fail "temporary files left"
+grep -q "warning: .*generated.png: a grid of 200000 images .* too large for a PNG.*\[sample\] n = 200000: each epoch's samples go to the .h5 only" "$work/sig.log" \
+  && [ "$(grep -n "warning: " "$work/sig.log" | cut -d: -f1)" -lt "$(grep -n "step 50/" "$work/sig.log" | cut -d: -f1)" ] \
+  && pass "a [sample] n too large for a PNG grid is named at the start of training" \
+  || fail "no PNG grid warning at the start: $(head -3 "$work/sig.log")"
 
 # 2c. numerical faults, injected as a corrupt input (the hidden DDPM_TEST_NAN=FIRST:LAST hook
 # makes one pixel NaN in those steps; an absurd learning rate no longer overflows since SiLU's
@@ -372,6 +377,14 @@ run_ok $DDPM train --config configs/tiny.ini --set train.max_steps=1 --out "$wor
 printf '[train]\nepochs = 5\nbatch = 64\nepochs = 6\n' >"$work/twice.ini"
 expect_error "a key set twice in one file" "twice.ini:4: [train] epochs is set twice (first on line 2)" \
   $DDPM model --config "$work/twice.ini"
+expect_error "a hex float in a config (strtod would read it)" "[train] lr = '0x1p-10' is not a number" \
+  $DDPM model --config configs/tiny.ini --set train.lr=0x1p-10
+# a repeated --set: the last applies (wrappers layer their defaults so), with a note naming it
+out=$($DDPM model --config configs/tiny.ini --set model.base=4 --set model.groups=1 --set model.base=16 2>&1)
+[ $? -eq 0 ] && grep -qF "note: --set model.base is given more than once: the last, 'model.base=16', applies" <<<"$out" \
+  && grep -q "conv_in *\[16,28,28\]" <<<"$out" \
+  && pass "a repeated --set: noted, and the last value applies (base 16)" \
+  || fail "repeated --set: $(head -3 <<<"$out")"
 expect_error "an empty field in a list" "[model] mult = '1,,2': '' is not an integer" \
   $DDPM model --config configs/tiny.ini --set model.mult=1,,2
 expect_error "a trailing comma in a list" "[model] mult = '1,2,': '' is not an integer" \
