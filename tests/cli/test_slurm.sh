@@ -65,9 +65,17 @@ PY
 # requeue, resume; the weights end equal, bit for bit, to those of the uninterrupted job
 j2=$(RUN_DIR=$work/pre sbatch --parsable --ntasks=2 --output="$work/pre.log" \
   jobs/train.sbatch configs/tiny.ini "${steps[@]}")
+# a job waiting on it with afterok starts only once the requeued job has finished: it reads the
+# final checkpoint's step (it would read the stopped run's step had it started at the requeue)
+jd=$(sbatch --parsable --dependency=afterok:"$j2" --output="$work/pre-after.log" --wrap \
+  "$PY -c \"import h5py; print('step', h5py.File('$work/pre/checkpoints/latest.h5', 'r').attrs['step'])\"")
 for _ in $(seq 300); do grep -q "^epoch 1 step" "$work/pre.log" 2>/dev/null && break; sleep 0.2; done
 scancel --batch --signal=USR1 "$j2"
 wait_job "$j2" 150 || fail "preempted job $j2 did not finish in 150 s"
+wait_job "$jd" 60 || fail "the afterok job $jd after $j2 did not finish in 60 s"
+grep -qx "step 200" "$work/pre-after.log" \
+  && pass "afterok through a self-requeued job: the dependant ran once it had finished (it read step 200)" \
+  || fail "afterok through a requeue: $(cat "$work/pre-after.log")"
 grep -q "SIGUSR1 received" "$work/pre.log" && grep -q "stopped by User defined signal 1 after step" "$work/pre.log" \
   && grep -q "requeueing job $j2" "$work/pre.log" && grep -q "start (restart 1)" "$work/pre.log" \
   && grep -q "resuming .* at step" "$work/pre.log" && grep -q "step finished" "$work/pre.log" \
