@@ -26,6 +26,11 @@ typedef enum { CKPT_WEIGHTS = 0, CKPT_FULL = 1 } CheckpointContent; /* weights =
 
 void checkpoint_save(const char *path, const ParamTable *t, const Arenas *a, const TrainState *s,
                      const Config *cfg, CheckpointContent content);
+/* checkpoint_save, and then the root attributes of the file attrs_from (NULL: none) that it
+ * does not write itself, e.g. the provenance another tool recorded (ddpm export). */
+void checkpoint_save_from(const char *path, const ParamTable *t, const Arenas *a,
+                          const TrainState *s, const Config *cfg, CheckpointContent content,
+                          const char *attrs_from);
 
 /* The config a checkpoint was trained with (dies when the file is not a ddpm checkpoint). */
 void checkpoint_read_config(const char *path, Config *cfg);

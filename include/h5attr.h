@@ -19,4 +19,8 @@ int h5a_read_double(hid_t obj, const char *name, double *value);
 /* A malloc'ed copy of a string attribute holding one string, or NULL. */
 char *h5a_read_string(hid_t obj, const char *name);
 
+/* Copy every attribute of `from` that `to` lacks (name, type, shape and value); dies on error.
+ * For a file written from another, the other's attributes it does not set itself. */
+void h5a_copy_missing(hid_t from, hid_t to);
+
 #endif

@@ -14,9 +14,9 @@ int cmd_export(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: ddpm export --checkpoint FILE --out WEIGHTS.h5\n\n"
-                   "Write the parameters and EMA weights of a checkpoint, with its config and the\n"
-                   "attributes ddpm writes (step, epoch, versions; not others, such as\n"
-                   "average_weights.py's averaged_from) but without the Adam moments, to\n"
+                   "Write the parameters and EMA weights of a checkpoint, with its config and\n"
+                   "root attributes (step, epoch, versions, and those other tools added, such\n"
+                   "as average_weights.py's averaged_from) but without the Adam moments, to\n"
                    "WEIGHTS.h5 (content = \"weights\"). ddpm sample reads it like any checkpoint;\n"
                    "--resume refuses it. WEIGHTS.h5 must not be the checkpoint itself.\n");
             return 0;
@@ -37,7 +37,7 @@ int cmd_export(int argc, char **argv) {
     TrainState st;
     checkpoint_read_state(in, &st);
     checkpoint_load(in, &m.table, &a, &st, CKPT_WEIGHTS);
-    checkpoint_save(out, &m.table, &a, &st, &cfg, CKPT_WEIGHTS);
+    checkpoint_save_from(out, &m.table, &a, &st, &cfg, CKPT_WEIGHTS, in);
     printf("%s: params and EMA of %s (step %ld, %zu parameters)\n", out, in, st.step,
            m.table.total);
     arenas_free(&a);

@@ -57,8 +57,9 @@ static void check_room(const char *path, const char *tmp, const ParamTable *t, i
             access(path, F_OK) == 0 ? " (the previous checkpoint is kept)" : "");
 }
 
-void checkpoint_save(const char *path, const ParamTable *t, const Arenas *a, const TrainState *s,
-                     const Config *cfg, CheckpointContent content) {
+void checkpoint_save_from(const char *path, const ParamTable *t, const Arenas *a,
+                          const TrainState *s, const Config *cfg, CheckpointContent content,
+                          const char *attrs_from) {
     char tmp[1100];
     tmp_file_begin(tmp, sizeof tmp, path); /* checkpoint_publish ends it */
     check_room(path, tmp, t, content == CKPT_FULL ? 4 : 2);
@@ -85,7 +86,17 @@ void checkpoint_save(const char *path, const ParamTable *t, const Arenas *a, con
         checkpoint_write_group(f, "/adam/m", t, a->adam_m);
         checkpoint_write_group(f, "/adam/v", t, a->adam_v);
     }
+    if (attrs_from) {
+        hid_t from = h5t_open_read(attrs_from);
+        h5a_copy_missing(from, f);
+        h5t_close(from);
+    }
     checkpoint_publish(f, tmp, path);
+}
+
+void checkpoint_save(const char *path, const ParamTable *t, const Arenas *a, const TrainState *s,
+                     const Config *cfg, CheckpointContent content) {
+    checkpoint_save_from(path, t, a, s, cfg, content, NULL);
 }
 
 void checkpoint_publish(hid_t f, const char *tmp, const char *path) {

@@ -102,3 +102,36 @@ char *h5a_read_string(hid_t obj, const char *name) {
     H5Aclose(a);
     return out;
 }
+
+/* H5Aiterate2 callback: copy attribute `name` of `from` onto the object in *data unless it has
+ * one of that name; the value passes through memory in the file's own type, so strings of
+ * either kind and arrays keep their type and shape. */
+static herr_t copy_one(hid_t from, const char *name, const H5A_info_t *info, void *data) {
+    (void)info;
+    const hid_t to = *(const hid_t *)data;
+    if (H5Aexists(to, name) > 0) return 0;
+    hid_t a = H5Aopen(from, name, H5P_DEFAULT);
+    hid_t type = a < 0 ? -1 : H5Aget_type(a), space = a < 0 ? -1 : H5Aget_space(a);
+    if (a < 0 || type < 0 || space < 0) die("HDF5: cannot open attribute '%s' to copy it", name);
+    const hssize_t n = H5Sget_simple_extent_npoints(space);
+    void *buf = xcalloc((size_t)(n > 0 ? n : 1), H5Tget_size(type));
+    if (n > 0 && H5Aread(a, type, buf) < 0) die("HDF5: cannot read attribute '%s'", name);
+    hid_t b = H5Acreate2(to, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (b < 0 || (n > 0 && H5Awrite(b, type, buf) < 0))
+        die("HDF5: cannot write attribute '%s'", name);
+    const int variable = H5Tdetect_class(type, H5T_VLEN) > 0 ||
+                         (H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0);
+    if (n > 0 && variable) H5Dvlen_reclaim(type, space, H5P_DEFAULT, buf); /* what HDF5 allocated */
+    free(buf);
+    H5Aclose(b);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Aclose(a);
+    return 0;
+}
+
+void h5a_copy_missing(hid_t from, hid_t to) {
+    hsize_t idx = 0;
+    if (H5Aiterate2(from, H5_INDEX_NAME, H5_ITER_INC, &idx, copy_one, &to) < 0)
+        die("HDF5: cannot copy attributes");
+}

@@ -209,6 +209,24 @@ else fail "average_weights.py: $(cat "$work/avg.log")"; fi
 run_ok $DDPM sample --checkpoint "$work/avgw.h5" --n 2 --sampler ddim --steps 2 --out "$work/avgs.h5"
 $LAYOUT "Averaged weights:" "$work/avgw.h5" && pass "average_weights.py's file matches docs/hdf5-layout.md (h5dump -H)" \
   || fail "average_weights.py's file differs from docs/hdf5-layout.md"
+# export keeps the root attributes other tools added (averaged_from; a variable-length string and
+# an array written by h5py) and writes its own (content = weights)
+cp "$work/avgw.h5" "$work/avgx.h5"
+$PY -c "import h5py, sys, numpy as np; f = h5py.File(sys.argv[1], 'a'); f.attrs['note'] = 'päired run'; f.attrs['lrs'] = np.array([1e-3, 5e-4])" "$work/avgx.h5"
+run_ok $DDPM export --checkpoint "$work/avgw.h5" --out "$work/avgw-e.h5" \
+  && $LAYOUT "Averaged weights:" "$work/avgw-e.h5" >/dev/null \
+  && run_ok $DDPM export --checkpoint "$work/avgx.h5" --out "$work/avgx-w.h5" \
+  && $PY - "$work/avgx.h5" "$work/avgx-w.h5" <<'PY' \
+  && pass "export keeps the attributes other tools added (averaged_from: the layout of averaged weights; a UTF-8 string, an array)" \
+  || fail "export lost or changed an attribute another tool added"
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r") for p in sys.argv[1:])
+assert set(a.attrs) == set(b.attrs), set(a.attrs) ^ set(b.attrs)
+for k in a.attrs:
+    assert np.array_equal(a.attrs[k], b.attrs[k]), k
+assert b.attrs["note"] == "päired run" and list(b.attrs["lrs"]) == [1e-3, 5e-4]
+assert b["/ema"].keys() == a["/ema"].keys()
+PY
 # refused: the same tensors under another diffusion (T = 50), another network (class-conditional),
 # a file with one tensor missing
 run_ok $DDPM train --config configs/tiny.ini --set diffusion.T=50 --set train.max_steps=1 --out "$work/avgT"
