@@ -17,9 +17,9 @@
  * kind are waiting; every write ends in H5Fflush, so another process that opens the file
  * read-only (h5py with HDF5_USE_FILE_LOCKING=FALSE) sees all flushed rows.
  *
- * Resume: a checkpoint records m->rows and m->epoch_rows (call metrics_flush first, so that the
- * file holds at least that many rows); the resumed run passes them to metrics_open, which drops
- * the rows logged after the checkpoint. Every failure calls die() with one line naming the file.
+ * Resume: a checkpoint's step says how many step rows it logged, and its step / steps per
+ * epoch how many epoch rows (call metrics_sync first, so that the file on disk holds them); the
+ * resumed run passes them to metrics_open, which drops the rows logged after the checkpoint. Every failure calls die() with one line naming the file.
  * One process (rank 0) owns the file; the calls are serial HDF5. */
 #ifndef DDPM_METRICS_H
 #define DDPM_METRICS_H
@@ -49,10 +49,13 @@ typedef struct {
 } Metrics;
 
 /* keep_rows == 0: create (truncate) path. keep_rows > 0: open the existing file and shrink the
- * per-step datasets to keep_rows rows and the per-epoch ones to keep_epoch_rows; dies if the
- * file holds fewer rows than that or is not a metrics file. If path does not exist when
- * keep_rows > 0, it is created fresh (m->rows is then 0). */
+ * per-step datasets to keep_rows rows and the per-epoch ones to keep_epoch_rows; rows it lacks
+ * (lost in a crash) are added as NaN rows with a note, and so is the whole file when path does
+ * not exist. Dies if it is not a metrics file. */
 void metrics_open(Metrics *m, const char *path, long keep_rows, long keep_epoch_rows);
+/* metrics_flush, then force the file to disk: before a checkpoint that counts its rows is
+ * published, so that a machine crash cannot leave the checkpoint ahead of the file. */
+void metrics_sync(Metrics *m);
 
 void metrics_append_step(Metrics *m, long step, double loss, double lr, double grad_norm,
                          double images_per_s);

@@ -22,9 +22,10 @@ typedef struct {
     int root;         /* this rank writes the files */
 } TrainOutputs;
 
-/* Open metrics.h5 (dropping rows after `step` on resume) and write config.ini. */
+/* Open metrics.h5 (dropping rows after `step` on resume) and write config.ini. total: the
+ * run's last step (a run resumed at its end keeps the row of its last, partial epoch). */
 void train_outputs_open(TrainOutputs *o, const Config *cfg, const char *run_dir, const Model *m,
-                        long step, long steps_per_epoch);
+                        long step, long steps_per_epoch, long total);
 void train_outputs_step(TrainOutputs *o, long step, long total, double loss, double lr,
                         double grad_norm, double images_per_s);
 /* End of an epoch (or of a run that stops mid-epoch): epoch metrics, latest.h5, and when the

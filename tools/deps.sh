@@ -40,6 +40,7 @@ if [ "$mode" = test ]; then
     "py:numpy python3-numpy"
     "cmd:npm npm"
     "cmd:clang clang"
+    "glob:/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a libclang-rt-dev"
     "cmd:strace strace"
     "file:/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz dataset-fashion-mnist"
   )
@@ -71,6 +72,7 @@ for item in "${need[@]}"; do
     cmd)  command -v "$what" >/dev/null 2>&1 && continue ;;
     pc)   pkg-config --exists "$what" 2>/dev/null && continue ;;
     file) [ -e "$what" ] && continue ;;
+    glob) compgen -G "$what" >/dev/null && continue ;; # a path with a version in it
     py)   [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $what" >/dev/null 2>&1 && continue ;;
   esac
   [[ " ${missing[*]-} " == *" $pkg "* ]] || missing+=("$pkg")

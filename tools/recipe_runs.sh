@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # tools/recipe_runs.sh [ROW ...]: train the runs of the recipe table (results/recipe.md) one
 # after another. Each row is configs/unet-s.ini with one change, trained into
-# results/runs/recipe-ROW; the row "all" is configs/unet-m.ini (every change at once) into
-# results/runs/unet-m. Every run starts with --resume, so running the script again after an
+# results/runs/recipe-ROW; the row "unet-m" (or "all") is configs/unet-m.ini (every change at
+# once) into results/runs/unet-m. Every run starts with --resume, so running the script again after an
 # interruption (the end of a session, a kill) continues where each run stopped, and finished
 # runs return at once. A run that fails stops the script.
 #
-#   rows: cosine t1000 scaled larger dropout ema lrwarmup all   (default: all rows, in this order)
+#   changes: cosine t1000 scaled larger dropout ema lrwarmup v
 #   (scaled: the linear betas of T = 1000 scaled to T = 300, x 1000/300, as Ho et al. scale them;
-#   v: the network learns v = sqrt(abar) eps - sqrt(1-abar) x0 instead of eps, not in the default
-#   list: it goes on top of the cosine row, cosine+v)
+#   v: the network learns v = sqrt(abar) eps - sqrt(1-abar) x0 instead of eps)
+#   default: the table's rows, in this order: ema t1000 scaled cosine cosine+dropout
+#   cosine+lrwarmup cosine+larger cosine+v cosine+larger+v unet-m
 #   Changes joined by + make one row with all of them: cosine+dropout trains into
 #   results/runs/recipe-cosine+dropout (a change on top of the cosine row instead of the reference).
 #   LAUNCHER  how to start ddpm (default: mpirun -np 2 with the root flags; "" for one process)
@@ -17,7 +18,7 @@
 #   EXTRA     more train options for every run (e.g. "--set train.max_steps=2" for a trial,
 #             with OUT elsewhere: a later real run would resume from the trial's checkpoints)
 #   OUT       the folder of the run directories (default results/runs)
-#   WEIGHTS   where each finished run's weights go, as WEIGHTS/ROW/final.h5 (ROW "all": unet-m):
+#   WEIGHTS   where each finished run's weights go, as WEIGHTS/ROW/final.h5 (and WEIGHTS/unet-m):
 #             `ddpm export` (params + EMA, no optimiser state, ~6 MB for unet-s), written when the
 #             run's checkpoint is newer. Commit them: run directories are not tracked and do not
 #             outlive the machine (default: results when OUT is the default, else none, so that
@@ -58,13 +59,14 @@ change() { # the --set options of a row: one change, or changes joined by + (cos
   echo "${out# }"
 }
 rows=("$@")
-[ ${#rows[@]} -gt 0 ] || rows=(cosine t1000 scaled larger dropout ema lrwarmup all)
+[ ${#rows[@]} -gt 0 ] || rows=(ema t1000 scaled cosine cosine+dropout cosine+lrwarmup cosine+larger
+                                cosine+v cosine+larger+v unet-m)
 for row in "${rows[@]}"; do # check every name before training anything
-  [ "$row" = all ] || change "$row" >/dev/null ||
-    { echo "recipe_runs.sh: unknown row '$row' (rows: cosine t1000 scaled larger dropout ema lrwarmup all, and v, or changes joined by +)" >&2; exit 2; }
+  [ "$row" = all ] || [ "$row" = unet-m ] || change "$row" >/dev/null ||
+    { echo "recipe_runs.sh: unknown row '$row' (one change: cosine t1000 scaled larger dropout ema lrwarmup v; changes joined by +; or unet-m, all of them)" >&2; exit 2; }
 done
 for row in "${rows[@]}"; do
-  if [ "$row" = all ]; then
+  if [ "$row" = all ] || [ "$row" = unet-m ]; then
     name=unet-m run=$OUT/unet-m
     args="--config configs/unet-m.ini --out $run"
   else

@@ -11,6 +11,10 @@
 
 const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
     if (*i + 1 >= argc) die("%s: %s needs a value (try ddpm %s --help)", cmd, argv[*i], cmd);
+    /* `--out --resume` is a forgotten value, not a directory named --resume */
+    if (!strncmp(argv[*i + 1], "--", 2))
+        die("%s: %s needs a value, not the flag %s (try ddpm %s --help)", cmd, argv[*i],
+            argv[*i + 1], cmd);
     return argv[++*i];
 }
 

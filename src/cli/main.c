@@ -45,11 +45,17 @@ static void refuse_parallel_launch(const char *cmd) {
     }
 }
 
+/* 1 when a command's arguments ask for its --help (it then only prints it). */
+static int asks_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+    return 0;
+}
+
 /* train, sample and eval: MPI (when launched by mpirun/srun), threads per rank, then the command.
  * Asked for --help, the command only prints it: no MPI, and no refusal of the launch. */
 static int run_distributed(int (*command)(int, char **), int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return command(argc, argv);
+    if (asks_help(argc, argv)) return command(argc, argv);
     dist_init(&argc, &argv, argv[0]);
     const int status = command(argc, argv);
     dist_finalize();
@@ -88,7 +94,7 @@ int main(int argc, char **argv) {
         signal(SIGUSR1, SIG_IGN);
         return run_distributed(cmd_eval, argc - 1, argv + 1);
     }
-    refuse_parallel_launch(cmd);
+    if (!asks_help(argc - 1, argv + 1)) refuse_parallel_launch(cmd); /* --help always prints */
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
     if (!strcmp(cmd, "classifier")) return cmd_classifier(argc - 1, argv + 1);
     if (!strcmp(cmd, "predict")) return cmd_predict(argc - 1, argv + 1);

@@ -101,7 +101,28 @@ static void create_file(Metrics *m) {
 
 /* Open an existing column and cut it to keep rows; dies if it is not a 1-D dataset holding at
  * least keep rows. */
-static hid_t open_column(Metrics *m, hid_t loc, const Column *c, long keep) {
+/* Rows [from, rows) of a column standing for steps the run logged but the file lost (with
+ * the file, or in a crash before they reached the disk): the step/epoch numbers from + 1..rows,
+ * the measured values NaN (the fill value). */
+static void pad_column(Metrics *m, hid_t ds, const Column *c, long from, long rows) {
+    hsize_t n = (hsize_t)rows, start = (hsize_t)from, count = (hsize_t)(rows - from);
+    if (H5Dset_extent(ds, &n) < 0) die("%s: cannot extend dataset %s", m->path, c->full);
+    if (!c->is_int || count == 0) return;
+    long long *v = xmalloc((size_t)count * sizeof *v);
+    for (long i = from; i < rows; i++) v[i - from] = i + 1;
+    hid_t fspace = H5Dget_space(ds), mspace = H5Screate_simple(1, &count, NULL);
+    int ok = fspace >= 0 && mspace >= 0 &&
+             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) >= 0 &&
+             H5Dwrite(ds, H5T_NATIVE_LLONG, mspace, fspace, H5P_DEFAULT, v) >= 0;
+    if (mspace >= 0) H5Sclose(mspace);
+    if (fspace >= 0) H5Sclose(fspace);
+    if (!ok) die("%s: cannot write dataset %s (disk full?)", m->path, c->full);
+    free(v);
+}
+
+/* Open column c, cut to keep rows, or padded to them when it holds fewer (*held: the fewest
+ * rows found). */
+static hid_t open_column(Metrics *m, hid_t loc, const Column *c, long keep, long *held) {
     if (H5Lexists(loc, c->name, H5P_DEFAULT) <= 0)
         die("%s: not a ddpm metrics file (no dataset %s)", m->path, c->full);
     hid_t ds = H5Dopen2(loc, c->name, H5P_DEFAULT);
@@ -112,10 +133,11 @@ static hid_t open_column(Metrics *m, hid_t loc, const Column *c, long keep) {
     if (rank == 1) H5Sget_simple_extent_dims(space, &len, NULL);
     if (space >= 0) H5Sclose(space);
     if (rank != 1) die("%s: dataset %s is not 1-D (not a ddpm metrics file?)", m->path, c->full);
-    if ((hsize_t)keep > len)
-        die("%s: dataset %s has %llu rows but the checkpoint being resumed logged %ld "
-            "(metrics file from another run, or rows lost)",
-            m->path, c->full, (unsigned long long)len, keep);
+    if ((long)len < *held) *held = (long)len;
+    if ((hsize_t)keep > len) { /* rows lost: a crash before they reached the disk */
+        pad_column(m, ds, c, (long)len, keep);
+        return ds;
+    }
     hsize_t want = (hsize_t)keep;
     if (want < len && H5Dset_extent(ds, &want) < 0)
         die("%s: cannot shrink dataset %s to %ld rows", m->path, c->full, keep);
@@ -134,8 +156,9 @@ static void open_file(Metrics *m, long keep_rows, long keep_epoch_rows) {
         die("%s: not a ddpm metrics file (no group /epoch)", m->path);
     m->epoch_group = H5Gopen2(m->file, "epoch", H5P_DEFAULT);
     if (m->epoch_group < 0) die("%s: cannot open group /epoch", m->path);
+    long held = keep_rows, epochs_held = keep_epoch_rows;
     for (int i = 0; i < METRICS_STEP_COLS; i++)
-        m->step_ds[i] = open_column(m, m->file, &STEP_COLUMNS[i], keep_rows);
+        m->step_ds[i] = open_column(m, m->file, &STEP_COLUMNS[i], keep_rows, &held);
     for (int i = 0; i < METRICS_EPOCH_COLS; i++) {
         const Column *c = &EPOCH_COLUMNS[i];
         if (i == 2 && H5Lexists(m->epoch_group, c->name, H5P_DEFAULT) <= 0) {
@@ -144,24 +167,15 @@ static void open_file(Metrics *m, long keep_rows, long keep_epoch_rows) {
             hsize_t rows = (hsize_t)keep_epoch_rows;
             if (H5Dset_extent(m->epoch_ds[i], &rows) < 0) die("%s: cannot extend %s", m->path, c->full);
         } else {
-            m->epoch_ds[i] = open_column(m, m->epoch_group, c, keep_epoch_rows);
+            m->epoch_ds[i] = open_column(m, m->epoch_group, c, keep_epoch_rows, &epochs_held);
         }
     }
+    if (held < keep_rows || epochs_held < keep_epoch_rows)
+        printf("note: %s held %ld of the %ld steps (%ld of %ld epochs) the resumed checkpoint "
+               "logged (lost in a crash before they reached the disk?): kept as NaN rows\n",
+               m->path, held, keep_rows, epochs_held, keep_epoch_rows);
     m->rows = m->rows_written = keep_rows;
     m->epoch_rows = m->epoch_rows_written = keep_epoch_rows;
-}
-
-/* A new column standing for rows already logged by the run but lost with the file: the
- * step/epoch numbers 1..rows, the measured values NaN (the fill value). */
-static void pad_column(Metrics *m, hid_t ds, const Column *c, long rows) {
-    hsize_t n = (hsize_t)rows;
-    if (H5Dset_extent(ds, &n) < 0) die("%s: cannot extend dataset %s", m->path, c->full);
-    if (!c->is_int || rows == 0) return;
-    long long *v = xmalloc((size_t)rows * sizeof *v);
-    for (long i = 0; i < rows; i++) v[i] = i + 1;
-    if (H5Dwrite(ds, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
-        die("%s: cannot write dataset %s (disk full?)", m->path, c->full);
-    free(v);
 }
 
 void metrics_open(Metrics *m, const char *path, long keep_rows, long keep_epoch_rows) {
@@ -178,9 +192,9 @@ void metrics_open(Metrics *m, const char *path, long keep_rows, long keep_epoch_
          * that row i stays step i + 1 for this and every later resume */
         create_file(m);
         for (int i = 0; i < METRICS_STEP_COLS; i++)
-            pad_column(m, m->step_ds[i], &STEP_COLUMNS[i], keep_rows);
+            pad_column(m, m->step_ds[i], &STEP_COLUMNS[i], 0, keep_rows);
         for (int i = 0; i < METRICS_EPOCH_COLS; i++)
-            pad_column(m, m->epoch_ds[i], &EPOCH_COLUMNS[i], keep_epoch_rows);
+            pad_column(m, m->epoch_ds[i], &EPOCH_COLUMNS[i], 0, keep_epoch_rows);
         if (H5Fflush(m->file, H5F_SCOPE_LOCAL) < 0) die("%s: cannot flush (disk full?)", path);
         m->rows = m->rows_written = keep_rows;
         m->epoch_rows = m->epoch_rows_written = keep_epoch_rows;
@@ -291,6 +305,12 @@ void metrics_set_epoch_fid(Metrics *m, double fid) {
     if (fspace >= 0) H5Sclose(fspace);
     if (!ok || H5Fflush(m->file, H5F_SCOPE_GLOBAL) < 0)
         die("%s: cannot write %s (disk full?)", m->path, EPOCH_COLUMNS[2].full);
+}
+
+void metrics_sync(Metrics *m) {
+    if (m->file < 0) return;
+    metrics_flush(m);
+    sync_file(m->path);
 }
 
 void metrics_close(Metrics *m) {

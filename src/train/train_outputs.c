@@ -27,7 +27,7 @@ static void join(char *buf, size_t len, const char *dir, const char *name) {
 }
 
 void train_outputs_open(TrainOutputs *o, const Config *cfg, const char *run_dir, const Model *m,
-                        long step, long steps_per_epoch) {
+                        long step, long steps_per_epoch, long total) {
     memset(o, 0, sizeof *o);
     o->cfg = cfg;
     o->run_dir = run_dir;
@@ -49,7 +49,10 @@ void train_outputs_open(TrainOutputs *o, const Config *cfg, const char *run_dir,
     if (fclose(f) != 0 || rename(tmp, path) != 0) die("%s: cannot write: %s", path, strerror(errno));
     tmp_file_done(tmp);
     join(path, sizeof path, run_dir, "metrics.h5");
-    metrics_open(&o->metrics, path, step, step / steps_per_epoch);
+    /* one row per finished epoch, and the partial epoch's of a run that ended mid-epoch (it
+     * is written again only when the run goes on past it) */
+    const long epoch_rows = step / steps_per_epoch + (step % steps_per_epoch && step >= total);
+    metrics_open(&o->metrics, path, step, epoch_rows);
     /* a grid too large for a PNG is skipped at every epoch: say so now, not after an epoch */
     char err[1400];
     join(path, sizeof path, run_dir, "samples/generated.png");
@@ -72,7 +75,7 @@ void train_outputs_epoch_so_far(TrainOutputs *o, long step, double *sum, long *c
 }
 
 void train_outputs_flush(TrainOutputs *o) {
-    if (o->root) metrics_flush(&o->metrics);
+    if (o->root) metrics_sync(&o->metrics);
 }
 
 static void format_duration(char *buf, size_t len, double s) {
@@ -151,7 +154,7 @@ static void save_epoch(TrainOutputs *o, const Model *m, const Arenas *a, const T
     printf("epoch %ld done: mean loss %.5f, step %ld\n", epoch, mean_loss, st->step);
     fflush(stdout);
     metrics_append_epoch(&o->metrics, epoch, mean_loss);
-    metrics_flush(&o->metrics);
+    metrics_sync(&o->metrics);
     char path[1200], name[64];
     join(path, sizeof path, o->run_dir, "checkpoints/latest.h5");
     checkpoint_save(path, &m->table, a, st, o->cfg, CKPT_FULL);
@@ -208,7 +211,7 @@ void train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const Train
 void train_outputs_stop(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st, int sig) {
     if (!o->root) return;
     char path[1200];
-    metrics_flush(&o->metrics);
+    metrics_sync(&o->metrics);
     join(path, sizeof path, o->run_dir, "checkpoints/latest.h5");
     checkpoint_save(path, &m->table, a, st, o->cfg, CKPT_FULL);
     if (o->tty) printf("\n");

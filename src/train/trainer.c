@@ -325,6 +325,9 @@ static void on_nonfinite(Trainer *tr, TrainOutputs *out, long step, double loss)
     describe_nonfinite(where, sizeof where, tr, loss);
     if (tr->cfg->train.nan_policy != 1) {
         train_outputs_flush(out);
+        /* every rank dies here; under MPI the first to die aborts the others: wait until rank
+         * 0 has its rows on disk */
+        dist_barrier();
         if (access(tr->latest, F_OK) == 0)
             die("step %ld: non-finite value in %s; stopped without saving: the last good "
                 "checkpoint %s is untouched ([train] nan_policy = skip skips such steps)",
@@ -344,7 +347,7 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
     trainer_open(&tr, cfg, opt);
     dist_print_layout(stdout); /* collective; rank 0 prints */
     TrainOutputs out;
-    train_outputs_open(&out, cfg, opt->run_dir, &tr.m, tr.st.step, tr.spe);
+    train_outputs_open(&out, cfg, opt->run_dir, &tr.m, tr.st.step, tr.spe, tr.total);
     stop_signal_install(); /* main installs it for `ddpm train`; this covers other callers */
     int status = 0;
     const AdamConfig adam = {(float)tc->lr, 0.9f, 0.999f, 1e-8f};
@@ -380,10 +383,10 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
         last_time = now;
         const int checkpoint = tc->checkpoint_every > 0 && tr.st.step % tc->checkpoint_every == 0;
         const int epoch_end = tr.st.step % tr.spe == 0 || tr.st.step == tr.total;
-        if (checkpoint || epoch_end ||
-            (tc->check_every > 0 && tr.st.step % tc->check_every == 0))
-            check_ranks_agree(&tr, tr.st.step);
-        if (checkpoint) {
+        const int checked = checkpoint || epoch_end ||
+                            (tc->check_every > 0 && tr.st.step % tc->check_every == 0);
+        if (checked) check_ranks_agree(&tr, tr.st.step);
+        if (checkpoint && !epoch_end) { /* at an epoch's end, after its row (save_epoch) */
             train_outputs_flush(&out); /* rows first: a checkpoint never runs ahead */
             if (dist_is_root())
                 checkpoint_save(tr.latest, &tr.m.table, &tr.a, &tr.st, cfg, CKPT_FULL);
@@ -399,6 +402,7 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
         }
         const int sig = dist_max_int(stop_signal_pending()); /* all ranks stop together */
         if (sig && tr.st.step < tr.total) {
+            if (!checked) check_ranks_agree(&tr, tr.st.step); /* before every checkpoint */
             train_outputs_stop(&out, &tr.m, &tr.a, &tr.st, sig);
             status = TRAIN_EXIT_STOPPED;
             break;

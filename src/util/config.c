@@ -51,7 +51,7 @@ static const KeySpec keys[] = {
          "network output: the noise, or v = sqrt(abar) eps - sqrt(1-abar) x0"),
     INT("train", "epochs", train.epochs, 1, 100000, "passes over the training set"),
     INT("train", "max_steps", train.max_steps, 0, 1000000000,
-        "stop after this many steps (0: the epochs decide)"),
+        "stop after this many steps if the epochs have not ended first (0: the epochs decide)"),
     INT("train", "batch", train.batch, 1, 65536, "global batch (split over MPI ranks)"),
     DBL("train", "lr", train.lr, 1e-12, 10, "Adam learning rate"),
     INT("train", "seed", train.seed, 0, 2147483647, "seed of init, data order, timesteps, noise"),

@@ -147,6 +147,25 @@ else
   fail "divergence guard: rc=$rc $(grep ddpm <<<"$err" | head -2)"
 fi
 [ ! -e "$work/div/checkpoints/latest.h5" ] && pass "no checkpoint written from diverged weights" || fail "a checkpoint was written"
+# ... and checked before the checkpoint a stop signal writes (no check_every, no checkpoint_every)
+DDPM_TEST_PERTURB=1:3 $MPI2 $DDPM train --config configs/tiny.ini --set train.max_steps=100000 --out "$work/divsig" >"$work/divsig.log" 2>&1 &
+launcher=$!
+( sleep 300; kill -KILL $launcher ) >/dev/null 2>&1 & watchdog=$!
+for _ in $(seq 300); do grep -q "^epoch 1 step" "$work/divsig.log" 2>/dev/null && break; sleep 0.2; done
+rank=$(pgrep -P $launcher -f "ddpm train" | tail -1)
+[ -n "$rank" ] && kill -USR1 "$rank"
+wait $launcher; rc=$?
+wsleep=$(pgrep -P $watchdog sleep); kill $watchdog $wsleep 2>/dev/null
+[ $rc -ne 0 ] && [ $rc -ne 75 ] && grep -q "the ranks no longer hold the same weights" "$work/divsig.log" \
+  && [ ! -e "$work/divsig/checkpoints/latest.h5" ] \
+  && pass "diverged ranks stopped by a signal: caught before the stop checkpoint, none written" \
+  || fail "divergence before a stop checkpoint: rc=$rc $(grep -E 'ddpm|stopped' "$work/divsig.log" | head -2)"
+# a NaN stops every rank: rank 0's buffered rows reach metrics.h5 before any rank's exit ends the job
+err=$(DDPM_TEST_NAN=23:60 $MPI2 $DDPM train "${TINY[@]}" --set train.max_steps=60 --out "$work/nanmpi" 2>&1); rc=$?
+[ $rc -ne 0 ] && grep -q "step 23: non-finite value in the loss" <<<"$err" \
+  && $PY -c "import h5py, sys; s = h5py.File(sys.argv[1], 'r')['step'][:]; assert list(s) == list(range(1, 23)), s" "$work/nanmpi/metrics.h5" \
+  && pass "NaN under MPI: every rank stops, metrics.h5 holds steps 1-22" \
+  || fail "NaN under MPI: rc=$rc $(grep ddpm <<<"$err" | head -2)"
 err=$($MPI2 $DDPM train "${TINY[@]}" --set train.batch=1 --out "$work/b1" 2>&1); rc=$?
 [ $rc -ne 0 ] && grep -q "batch 1 is smaller than the 2 MPI ranks" <<<"$err" \
   && pass "batch smaller than the ranks refused" || fail "batch < ranks: rc=$rc $(grep ddpm <<<"$err" | head -2)"

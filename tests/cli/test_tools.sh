@@ -186,6 +186,10 @@ for rows in "cosine bogus" "cosine+bogus"; do
     && pass "recipe_runs.sh refuses an unknown row or change ($bad) before training anything: $out" \
     || fail "recipe_runs.sh $rows: rc=$rc, $out"
 done
+# the row unet-m is configs/unet-m.ini (LAUNCHER=false: the command is logged, then fails)
+out=$(OUT="$work/rr5" WEIGHTS= LAUNCHER=false tools/recipe_runs.sh unet-m 2>&1); rc=$?
+[ $rc -eq 1 ] && grep -qF "unet-m: bin/ddpm train --config configs/unet-m.ini --out $work/rr5/unet-m --resume" <<<"$out" \
+  && pass "recipe_runs.sh unet-m: the row of configs/unet-m.ini" || fail "recipe_runs.sh unet-m: rc=$rc, $out"
 # average_weights.py: the output's /ema is the tensor-wise mean of the checkpoints' /ema (here of
 # one run at step 4 and, resumed with more steps, at step 6), /params the last one's; ddpm samples
 # from it; a checkpoint of another network is refused

@@ -423,6 +423,51 @@ with h5py.File(sys.argv[1], 'r') as f:
     assert np.isnan(loss[:3]).all() and np.isfinite(loss[3:]).all(), loss
 " "$work/lost/metrics.h5" && pass "a lost metrics.h5 is made again on resume (steps 1-3 NaN) and a second resume continues it" \
   || fail "resume without metrics.h5: $(tail -3 "$work/lost.log")"
+# rows lost in a crash (the checkpoint reached the disk, the last rows did not): the resumed run
+# adds them as NaN rows, with a note, rather than refusing to go on
+crash=(--config configs/tiny.ini --set sample.n=2 --set sample.steps=2 --out "$work/crash" --resume)
+run_ok $DDPM train "${crash[@]}" --set train.max_steps=6 \
+  && $PY -c "import h5py, sys; f = h5py.File(sys.argv[1], 'a'); [f[k].resize((4,)) for k in ('step', 'loss', 'lr', 'grad_norm', 'images_per_s')]; f['epoch/epoch'].resize((0,)); f['epoch/mean_loss'].resize((0,)); f['epoch/fid'].resize((0,))" "$work/crash/metrics.h5" \
+  && $DDPM train "${crash[@]}" --set train.max_steps=8 >"$work/crash.log" 2>&1 \
+  && grep -q "metrics.h5 held 4 of the 6 steps (0 of 0 epochs) the resumed checkpoint logged" "$work/crash.log" \
+  && $PY -c "
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], 'r') as f:
+    assert list(f['step'][:]) == list(range(1, 9)), f['step'][:]
+    loss = f['loss'][:]
+    assert np.isnan(loss[4:6]).all() and np.isfinite(loss[:4]).all() and np.isfinite(loss[6:]).all(), loss
+    assert list(f['epoch/epoch'][:]) == [1], f['epoch/epoch'][:]
+" "$work/crash/metrics.h5" && pass "metrics rows lost in a crash: added as NaN rows (steps 5-6) with a note, and the run goes on" \
+  || fail "resume with rows lost: $(tail -3 "$work/crash.log")"
+# a run that ended mid-epoch (max_steps) resumed as it was: its partial epoch row stays
+fin=(--config configs/tiny.ini --set sample.n=2 --set sample.steps=2 --set train.max_steps=3 --out "$work/fin" --resume)
+run_ok $DDPM train "${fin[@]}" && run_ok $DDPM train "${fin[@]}" \
+  && $PY -c "
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], 'r') as f:
+    assert list(f['epoch/epoch'][:]) == [1] and np.isfinite(f['epoch/mean_loss'][0]), f['epoch/epoch'][:]
+    assert len(f['step']) == 3
+" "$work/fin/metrics.h5" && pass "a finished max_steps run resumed again keeps its partial epoch's row" \
+  || fail "the partial epoch row of a finished run was dropped on resume"
+# checkpoint_every on the run's last step (an epoch's end): latest.h5 written once, after
+# metrics.h5 is on disk (fsync before the rename)
+OMP_NUM_THREADS=1 strace -f -y --seccomp-bpf -o "$work/ck.trace" -e trace=fsync,rename,renameat,renameat2 \
+  $DDPM train --config configs/tiny.ini --set train.max_steps=4 --set train.checkpoint_every=2 --set sample.n=2 \
+  --set sample.steps=2 --out "$work/ckev" >/dev/null 2>&1
+out=$($PY - "$work/ck.trace" <<'PY' 2>&1
+import re, sys
+ev = []
+for line in open(sys.argv[1]):
+    m = re.search(r"fsync\(\d+<([^>]*)>\)\s+= 0", line)
+    if m and m.group(1).endswith("/metrics.h5"):
+        ev.append("metrics")
+    elif re.search(r"rename(at2?)?\(.*latest\.h5\.tmp.*latest\.h5\".*= 0", line):
+        ev.append("latest")
+assert ev == ["metrics", "latest", "metrics", "latest"], ev
+print(ev)
+PY
+) && pass "checkpoint_every: latest.h5 at steps 2 and 4 (not twice at the last step), each after metrics.h5's fsync" \
+  || fail "checkpoint order: $out"
 mkdir -p "$work/monly" && cp "$work/metrics.keep" "$work/monly/metrics.h5"
 expect_error "a run directory with metrics.h5 only, without --resume" "holds a run already (metrics.h5)" \
   $DDPM train --config configs/tiny.ini --set train.max_steps=1 --out "$work/monly"
@@ -442,6 +487,12 @@ expect_error "parallel launch of a one-process command refused" "only train, sam
   env SLURM_NTASKS=2 SLURM_STEP_NUM_TASKS=2 $DDPM export --checkpoint "$ck" --out "$work/x.h5"
 env SLURM_NTASKS=2 SLURM_STEP_NUM_TASKS=2 $DDPM train --help | grep -q "^usage: ddpm train" \
   && pass "--help under an unconnected multi-task launch still prints the help" || fail "train --help refused under srun -n 2"
+for c in model inspect export predict noise-strip classifier; do
+  env SLURM_NTASKS=2 SLURM_STEP_NUM_TASKS=2 $DDPM $c --help 2>&1 | grep -q "^usage: ddpm $c" || { fail "ddpm $c --help refused under srun -n 2"; c=; break; }
+done
+[ -n "$c" ] && pass "--help of every one-process command prints under a multi-task launch too"
+expect_error "a flag where a value belongs (--out --resume): refused, not a directory named --resume" \
+  "train: --out needs a value, not the flag --resume" $DDPM train --config configs/tiny.ini --out --resume
 env SLURM_NTASKS=2 $DDPM export --checkpoint "$ck" --out "$work/x.h5" >/dev/null 2>&1 \
   && h5diff -q "$work/weights.h5" "$work/x.h5" \
   && pass "one process in a 2-task batch script (SLURM_NTASKS=2, no step) runs: export" \
