@@ -62,6 +62,8 @@ void metrics_append_step(Metrics *m, long step, double loss, double lr, double g
 void metrics_append_epoch(Metrics *m, long epoch, double mean_loss); /* fid: NaN */
 /* Set the FID of the last epoch row (written through to the file and flushed). */
 void metrics_set_epoch_fid(Metrics *m, double fid);
+/* The FID in the last epoch row (NaN: none, or no epoch row). */
+double metrics_last_epoch_fid(Metrics *m);
 
 /* Sum and count of the finite /loss values in rows [first, first + count) of the file (rows
  * already written): a resumed run's partial epoch mean. */

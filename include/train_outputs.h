@@ -29,15 +29,21 @@ void train_outputs_open(TrainOutputs *o, const Config *cfg, const char *run_dir,
 void train_outputs_step(TrainOutputs *o, long step, long total, double loss, double lr,
                         double grad_norm, double images_per_s);
 /* End of an epoch (or of a run that stops mid-epoch): epoch metrics, latest.h5, and when the
- * epoch is complete epoch_NNN.h5 (keeping the newest K) and samples/epoch_NNN.{h5,png}. */
-void train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
-                         const Schedule *s, long epoch, double mean_loss, int complete);
+ * epoch is complete epoch_NNN.h5 (keeping the newest K), samples/epoch_NNN.{h5,png} and the
+ * FID when [train] eval_every asks. The sampling asks before each chunk whether a stop signal
+ * came: then it returns 1 with the samples or FID not made (the checkpoint is saved). */
+int train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
+                        const Schedule *s, long epoch, double mean_loss, int complete);
+/* A run resumed at the end of a complete epoch: that epoch's samples or FID when they are
+ * missing (a stop came during them). Returns 1 when a stop signal cut them short again. */
+int train_outputs_resume_epoch(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
+                               const Schedule *s);
 /* Stopped early by signal sig: metrics flushed, latest.h5 written, a line saying how to resume. */
 void train_outputs_stop(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st, int sig);
 /* End of the run (after the last epoch's outputs, which saved latest.h5): the samples
- * samples/generated.{h5,png}. */
-void train_outputs_finish(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
-                          const Schedule *s);
+ * samples/generated.{h5,png}; 1 when a stop signal cut them short (nothing written). */
+int train_outputs_finish(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
+                         const Schedule *s);
 /* A run resumed mid-epoch: the sum and count of the finite losses its epoch already logged (one
  * metrics row per step), so the epoch's mean covers the whole epoch. Rank 0; others get 0. */
 void train_outputs_epoch_so_far(TrainOutputs *o, long step, double *sum, long *count);

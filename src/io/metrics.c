@@ -307,6 +307,22 @@ void metrics_set_epoch_fid(Metrics *m, double fid) {
         die("%s: cannot write %s (disk full?)", m->path, EPOCH_COLUMNS[2].full);
 }
 
+double metrics_last_epoch_fid(Metrics *m) {
+    double fid = NAN;
+    if (m->file < 0 || m->epoch_rows < 1) return fid;
+    metrics_flush(m);
+    hsize_t start = (hsize_t)(m->epoch_rows_written - 1), one = 1;
+    hid_t fspace = H5Dget_space(m->epoch_ds[2]);
+    hid_t mspace = H5Screate_simple(1, &one, NULL);
+    int ok = fspace >= 0 && mspace >= 0 &&
+             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &one, NULL) >= 0 &&
+             H5Dread(m->epoch_ds[2], H5T_NATIVE_DOUBLE, mspace, fspace, H5P_DEFAULT, &fid) >= 0;
+    if (mspace >= 0) H5Sclose(mspace);
+    if (fspace >= 0) H5Sclose(fspace);
+    if (!ok) die("%s: cannot read %s", m->path, EPOCH_COLUMNS[2].full);
+    return fid;
+}
+
 void metrics_sync(Metrics *m) {
     if (m->file < 0) return;
     metrics_flush(m);

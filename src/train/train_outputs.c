@@ -2,6 +2,7 @@
 #include "train_outputs.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -114,10 +115,30 @@ static int *grid_labels(const Config *cfg, int n, long first, long count) {
     return labels;
 }
 
+/* Sample this rank's share (count images from `first` of n) in chunks of the model's batch,
+ * asking all ranks before each chunk whether a stop signal came (a Slurm time limit's warning
+ * must not wait for a long evaluation). Every rank takes part in as many chunks as the largest
+ * share needs. Returns 1 when stopped (x then incomplete), else 0. Images do not depend on the
+ * chunking: image i's noise is keyed by first + i. */
+static int sample_share(Model *m, const float *params, const Schedule *s, const SamplerSpec *spec,
+                        float *x, const int *labels, long count, long first, long n) {
+    const long B = m->max_batch, P = dist()->size, largest = (n + P - 1) / P;
+    const size_t dim = (size_t)m->cfg.in_channels * m->cfg.image_size * m->cfg.image_size;
+    for (long off = 0; off < largest; off += B) {
+        if (dist_max_int(stop_signal_pending())) return 1;
+        const long k = count - off < B ? count - off : B;
+        if (k > 0)
+            sample_run(m, params, s, spec, x + (size_t)off * dim, labels ? labels + off : NULL,
+                       (int)k, (int)(first + off), NULL);
+    }
+    return 0;
+}
+
 /* Generate the fixed-seed grid images with the EMA weights and write NAME.h5 / NAME.png. Every
- * rank samples its share of the images; rank 0 draws the grid. */
-static void write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Schedule *s,
-                          long step, const char *name) {
+ * rank samples its share of the images; rank 0 draws the grid. Returns 1 (nothing written)
+ * when a stop signal came first. */
+static int write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Schedule *s,
+                         long step, const char *name) {
     const Config *cfg = o->cfg;
     const int n = cfg->sample.n, c = cfg->model.in_channels, S = cfg->model.image_size;
     const size_t dim = (size_t)c * S * S;
@@ -127,7 +148,11 @@ static void write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Sche
     float *mine = floats_alloc(dim * (size_t)count);
     int *labels = grid_labels(cfg, n, first, count);
     sample_initial_noise(mine, (int)count, (int)first, dim, spec.seed);
-    sample_run(m, a->ema, s, &spec, mine, labels, (int)count, (int)first, NULL);
+    if (sample_share(m, a->ema, s, &spec, mine, labels, count, first, n)) {
+        free(mine);
+        free(labels);
+        return 1;
+    }
     char path[1200], err[1400], file[256];
     SamplesMeta meta = {.step = step, .weights = "ema", .source = "training run", .T = s->T,
                         .schedule = schedule_name(s->kind), .conditional = labels != NULL,
@@ -144,6 +169,7 @@ static void write_samples(TrainOutputs *o, Model *m, const Arenas *a, const Sche
     free(all);
     free(mine);
     free(labels);
+    return 0;
 }
 
 /* Rank 0: the epoch's metrics row, latest.h5, and for a complete epoch epoch_NNN.h5 (keeping
@@ -172,8 +198,9 @@ static void save_epoch(TrainOutputs *o, const Model *m, const Arenas *a, const T
 }
 
 /* [train] eval_every: FID of eval_n fresh samples (the [sample] sampler, EMA weights), into the
- * epoch's row of metrics.h5. Every rank samples its share. */
-static void evaluate_epoch(TrainOutputs *o, Model *m, const Arenas *a, const Schedule *s,
+ * epoch's row of metrics.h5. Every rank samples its share. Returns 1 (no FID) when a stop
+ * signal came first. */
+static int evaluate_epoch(TrainOutputs *o, Model *m, const Arenas *a, const Schedule *s,
                            long epoch) {
     const Config *cfg = o->cfg;
     const int n = cfg->train.eval_n;
@@ -186,26 +213,69 @@ static void evaluate_epoch(TrainOutputs *o, Model *m, const Arenas *a, const Sch
     int *labels = grid_labels(cfg, n, first, count); /* every class equally often */
     const double t0 = now_seconds();
     sample_initial_noise(x, (int)count, (int)first, dim, spec.seed);
-    sample_run(m, a->ema, s, &spec, x, labels, (int)count, (int)first, NULL);
+    const int stopped = sample_share(m, a->ema, s, &spec, x, labels, count, first, n);
     free(labels);
+    if (stopped) {
+        free(x);
+        return 1;
+    }
     const double fid = evaluate_fid(cfg->train.eval_classifier, cfg->data.dir, x, count);
     free(x);
-    if (!o->root) return;
+    if (!o->root) return 0;
     metrics_set_epoch_fid(&o->metrics, fid);
     printf("epoch %ld: FID %.3f (N = %d, %s, EMA weights; %.0f s)\n", epoch, fid, n,
            sampler_name(spec.kind), now_seconds() - t0);
     fflush(stdout);
+    return 0;
 }
 
-void train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
-                         const Schedule *s, long epoch, double mean_loss, int complete) {
-    if (o->root) save_epoch(o, m, a, st, epoch, mean_loss, complete); /* checkpoints first */
-    if (!complete) return;
+static int eval_due(const TrainOutputs *o, long epoch) {
+    return o->cfg->train.eval_every > 0 && epoch % o->cfg->train.eval_every == 0;
+}
+
+/* The samples and FID of a complete epoch (what a stop signal left out of them, on resume). */
+static int epoch_pictures(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
+                          const Schedule *s, long epoch, int samples, int fid) {
     char name[64];
     snprintf(name, sizeof name, "epoch_%03ld", epoch);
-    write_samples(o, m, a, s, st->step, name); /* every rank takes part */
-    if (o->cfg->train.eval_every > 0 && epoch % o->cfg->train.eval_every == 0)
-        evaluate_epoch(o, m, a, s, epoch);
+    int stopped = samples && write_samples(o, m, a, s, st->step, name); /* every rank */
+    if (!stopped && fid) stopped = evaluate_epoch(o, m, a, s, epoch);
+    if (stopped && o->root) {
+        printf("epoch %ld: its %s not made (stop signal): a resumed run makes %s first\n", epoch,
+               samples ? "samples were" : "FID was", samples ? "them" : "it");
+        fflush(stdout);
+    }
+    return stopped;
+}
+
+int train_outputs_epoch(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
+                        const Schedule *s, long epoch, double mean_loss, int complete) {
+    if (o->root) save_epoch(o, m, a, st, epoch, mean_loss, complete); /* checkpoints first */
+    if (!complete) return 0;
+    return epoch_pictures(o, m, a, st, s, epoch, 1, eval_due(o, epoch));
+}
+
+int train_outputs_resume_epoch(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
+                               const Schedule *s) {
+    if (st->step == 0 || st->step % o->steps_per_epoch != 0) return 0;
+    const long epoch = st->step / o->steps_per_epoch;
+    int samples = 0, fid = 0;
+    if (o->root) { /* rank 0's view of the files decides */
+        char path[1200], file[256];
+        snprintf(file, sizeof file, "samples/epoch_%03ld.h5", epoch);
+        join(path, sizeof path, o->run_dir, file);
+        samples = access(path, F_OK) != 0;
+        fid = eval_due(o, epoch) && isnan(metrics_last_epoch_fid(&o->metrics));
+    }
+    samples = dist_max_int(samples);
+    fid = dist_max_int(fid);
+    if (!samples && !fid) return 0;
+    if (o->root) {
+        printf("epoch %ld: its %s missing (a stop during them): making them now\n", epoch,
+               samples && fid ? "samples and FID are" : samples ? "samples are" : "FID is");
+        fflush(stdout);
+    }
+    return epoch_pictures(o, m, a, st, s, epoch, samples, fid);
 }
 
 void train_outputs_stop(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st, int sig) {
@@ -220,11 +290,12 @@ void train_outputs_stop(TrainOutputs *o, Model *m, const Arenas *a, const TrainS
     fflush(stdout);
 }
 
-void train_outputs_finish(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
-                          const Schedule *s) {
-    write_samples(o, m, a, s, st->step, "generated"); /* every rank takes part */
-    if (!o->root) return;
+int train_outputs_finish(TrainOutputs *o, Model *m, const Arenas *a, const TrainState *st,
+                         const Schedule *s) {
+    if (write_samples(o, m, a, s, st->step, "generated")) return 1; /* every rank takes part */
+    if (!o->root) return 0;
     printf("done: step %ld; samples in %s/samples/generated.{h5,png}\n", st->step, o->run_dir);
+    return 0;
 }
 
 void train_outputs_timing(TrainOutputs *o, long steps, double seconds, double compute_seconds,

@@ -355,8 +355,13 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
     long epoch_count, timed_steps = 0;
     train_outputs_epoch_so_far(&out, tr.st.step, &epoch_loss, &epoch_count);
     const long start_step = tr.st.step;
+    /* a run stopped during an epoch's samples or FID makes them first */
+    if (train_outputs_resume_epoch(&out, &tr.m, &tr.a, &tr.st, &tr.sched)) {
+        train_outputs_stop(&out, &tr.m, &tr.a, &tr.st, dist_max_int(stop_signal_pending()));
+        status = TRAIN_EXIT_STOPPED;
+    }
 
-    for (long step = tr.st.step; step < tr.total; step++) {
+    for (long step = tr.st.step; step < tr.total && status == 0; step++) {
         const double step_start = now_seconds();
         double gn;
         const double loss = forward_backward(&tr, step, &gn);
@@ -391,17 +396,18 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
             if (dist_is_root())
                 checkpoint_save(tr.latest, &tr.m.table, &tr.a, &tr.st, cfg, CKPT_FULL);
         }
+        int cut = 0; /* a stop signal cut the epoch's samples or FID short */
         if (epoch_end) {
             const long done_epoch = (tr.st.step - 1) / tr.spe + 1; /* 1-based */
-            train_outputs_epoch(&out, &tr.m, &tr.a, &tr.st, &tr.sched, done_epoch,
-                                epoch_count ? epoch_loss / epoch_count : 0.0,
-                                tr.st.step % tr.spe == 0);
+            cut = train_outputs_epoch(&out, &tr.m, &tr.a, &tr.st, &tr.sched, done_epoch,
+                                      epoch_count ? epoch_loss / epoch_count : 0.0,
+                                      tr.st.step % tr.spe == 0);
             epoch_loss = 0.0;
             epoch_count = 0;
             last_time = now_seconds();
         }
         const int sig = dist_max_int(stop_signal_pending()); /* all ranks stop together */
-        if (sig && tr.st.step < tr.total) {
+        if (sig && (tr.st.step < tr.total || cut)) {
             if (!checked) check_ranks_agree(&tr, tr.st.step); /* before every checkpoint */
             train_outputs_stop(&out, &tr.m, &tr.a, &tr.st, sig);
             status = TRAIN_EXIT_STOPPED;
@@ -409,7 +415,10 @@ int train_run(const Config *cfg, const TrainOptions *opt) {
         }
     }
     train_outputs_timing(&out, timed_steps, timed, tr.compute_seconds, &tr.sync);
-    if (status == 0) train_outputs_finish(&out, &tr.m, &tr.a, &tr.st, &tr.sched);
+    if (status == 0 && train_outputs_finish(&out, &tr.m, &tr.a, &tr.st, &tr.sched)) {
+        train_outputs_stop(&out, &tr.m, &tr.a, &tr.st, dist_max_int(stop_signal_pending()));
+        status = TRAIN_EXIT_STOPPED;
+    }
     train_outputs_close(&out);
     trainer_close(&tr);
     return status;

@@ -176,6 +176,29 @@ with h5py.File(sys.argv[1] + "/metrics.h5", "r") as f:
     assert len(fid) == 2 and np.isfinite(fid).all() and (fid > 0).all(), fid
     print("     /epoch/fid:", fid)
 PY
+# a stop signal during an epoch's samples or FID (a Slurm time limit's warning) stops the run
+# within a chunk, exit 75; the resumed run makes them first and ends as the uninterrupted run
+pics=(--config configs/tiny.ini --set data.dir="$work/small" --set train.epochs=1 --set train.eval_every=1
+      --set train.eval_n=100 --set train.eval_classifier="$work/cls/small.h5" --set sample.sampler=ddpm)
+run_ok $DDPM train "${pics[@]}" --out "$work/pics"
+$DDPM train "${pics[@]}" --out "$work/picstop" >"$work/picstop.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do grep -q "^epoch 1 done" "$work/picstop.log" 2>/dev/null && break; sleep 0.1; done
+kill -USR1 $pid; wait $pid; rc=$?
+$DDPM train "${pics[@]}" --out "$work/picstop" --resume >"$work/picres.log" 2>&1; rc2=$?
+if [ $rc -eq 75 ] && grep -q "not made (stop signal): a resumed run makes" "$work/picstop.log" && [ $rc2 -eq 0 ] \
+   && grep -q "missing (a stop during them): making them now" "$work/picres.log" \
+   && h5diff -q "$work/pics/samples/epoch_001.h5" "$work/picstop/samples/epoch_001.h5" /samples /samples \
+   && h5diff -q "$work/pics/samples/generated.h5" "$work/picstop/samples/generated.h5" /samples /samples \
+   && $PY -c "
+import sys, h5py, numpy as np
+a, b = (h5py.File(p + '/metrics.h5', 'r') for p in sys.argv[1:])
+assert np.isfinite(a['epoch/fid'][:]).all() and np.array_equal(a['epoch/fid'][:], b['epoch/fid'][:]), (a['epoch/fid'][:], b['epoch/fid'][:])
+" "$work/pics" "$work/picstop"; then
+  pass "a stop during epoch 1's $(grep -o 'its [a-zA-Z]* w[a-z]* not made' "$work/picstop.log" | cut -d' ' -f2): exit 75 at once; the resumed run made them, equal to the uninterrupted run's (samples, FID, final grid)"
+else
+  fail "stop during epoch outputs: rc=$rc rc2=$rc2 $(grep -E 'epoch 1|stopped' "$work/picstop.log" "$work/picres.log" | tail -4)"
+fi
 expect_error "eval_every without a classifier" "eval_classifier = $work/none.h5: cannot read it" \
   $DDPM train --config configs/tiny.ini --set train.eval_every=1 --set train.eval_classifier="$work/none.h5" --out "$work/x"
 expect_error "eval_every with a checkpoint as the classifier, at the start (not after an epoch)" "not a ddpm classifier file" \

@@ -112,6 +112,20 @@ grep -q "warning: .*generated.png: a grid of 200000 images .* too large for a PN
   && pass "a [sample] n too large for a PNG grid is named at the start of training" \
   || fail "no PNG grid warning at the start: $(head -3 "$work/sig.log")"
 
+# 2b'. a stop signal during the final samples (3 chunks of 8): exit 75 without them (no `done:`), and the resumed
+# run draws them, equal to the uninterrupted run's
+fin64=(--config configs/tiny.ini --set train.max_steps=5 --set train.batch=8 --set sample.n=24 --set sample.sampler=ddpm)
+run_ok $DDPM train "${fin64[@]}" --out "$work/fin64"
+$DDPM train "${fin64[@]}" --out "$work/fin64s" >"$work/fin64s.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do grep -q "^epoch 1 done" "$work/fin64s.log" 2>/dev/null && break; sleep 0.1; done
+kill -USR1 $pid; wait $pid; rc=$?
+[ $rc -eq 75 ] && ! grep -q "^done:" "$work/fin64s.log" && [ ! -e "$work/fin64s/samples/generated.h5" ] \
+  && run_ok $DDPM train "${fin64[@]}" --out "$work/fin64s" --resume \
+  && h5diff -q "$work/fin64/samples/generated.h5" "$work/fin64s/samples/generated.h5" /samples /samples \
+  && pass "a stop during the final samples: exit 75 without them; the resumed run draws the uninterrupted run's" \
+  || fail "stop during the final samples: rc=$rc $(tail -2 "$work/fin64s.log")"
+
 # 2c. numerical faults, injected as a corrupt input (the hidden DDPM_TEST_NAN=FIRST:LAST hook
 # makes one pixel NaN in those steps; an absurd learning rate no longer overflows since SiLU's
 # exp was capped): stop naming the step and where the NaN first appeared, keep the last good
