@@ -23,6 +23,24 @@ expect_error() {
     fail "$what: rc=$rc, stderr: $err"
   fi
 }
+# same_h5 A B [OBJ_A OBJ_B]: the two files (or objects) hold the same values and attributes
+# (h5diff -c) and the same datasets with the same shapes and types: h5diff alone exits 0 for
+# datasets of other shapes ("not comparable") or other types holding equal values
+same_h5() {
+  local out
+  out=$(h5diff -c "$@" 2>&1) || return 1
+  ! grep -qi "not comparable" <<<"$out" || return 1
+  $PY - "$1" "$2" "${3:-/}" "${4:-${3:-/}}" <<'PY'
+import sys, h5py
+def layout(path, obj):
+    o, found = h5py.File(path, "r")[obj], {}
+    if isinstance(o, h5py.Dataset):
+        return {"": (o.shape, o.dtype.str)}
+    o.visititems(lambda n, x: found.__setitem__(n, (x.shape, x.dtype.str)) if isinstance(x, h5py.Dataset) else None)
+    return found
+sys.exit(0 if layout(sys.argv[1], sys.argv[3]) == layout(sys.argv[2], sys.argv[4]) else 1)
+PY
+}
 # run_ok cmd...: the command must succeed (its output is dropped); returns 1 after reporting a
 # failure, so that `run_ok X && pass ...` never passes after it
 run_ok() { "$@" >/dev/null 2>"$work/run_ok.err" && return 0; fail "$* exited $?: $(tail -2 "$work/run_ok.err")"; return 1; }

@@ -188,8 +188,8 @@ kill -USR1 $pid; wait $pid; rc=$?
 $DDPM train "${pics[@]}" --out "$work/picstop" --resume >"$work/picres.log" 2>&1; rc2=$?
 if [ $rc -eq 75 ] && grep -q "not made (stop signal): a resumed run makes" "$work/picstop.log" && [ $rc2 -eq 0 ] \
    && grep -q "missing (a stop during them): making them now" "$work/picres.log" \
-   && h5diff -q "$work/pics/samples/epoch_001.h5" "$work/picstop/samples/epoch_001.h5" /samples /samples \
-   && h5diff -q "$work/pics/samples/generated.h5" "$work/picstop/samples/generated.h5" /samples /samples \
+   && same_h5 "$work/pics/samples/epoch_001.h5" "$work/picstop/samples/epoch_001.h5" /samples /samples \
+   && same_h5 "$work/pics/samples/generated.h5" "$work/picstop/samples/generated.h5" /samples /samples \
    && $PY -c "
 import sys, h5py, numpy as np
 a, b = (h5py.File(p + '/metrics.h5', 'r') for p in sys.argv[1:])

@@ -52,7 +52,7 @@ rm -f "$run/samples/final-ddpm.h5" "$run/samples/final-ddpm.png"
 make_run 2 >"$work/third.log" 2>&1
 rc=$?
 after=$(sha256sum <"$ck"); rows2=$($PY -c "import h5py,sys; print(h5py.File(sys.argv[1],'r')['loss'].shape[0])" "$run/metrics.h5")
-[ $rc -eq 0 ] && [ "$before" = "$after" ] && [ "$rows" = "$rows2" ] \
+[ $rc -eq 0 ] && [ -n "$rows" ] && [ "$before" = "$after" ] && [ "$rows" = "$rows2" ] \
   && pass "make run on a finished run trains nothing (checkpoint bytes and $rows metrics rows unchanged)" \
   || fail "make run on a finished run: rc $rc, checkpoint $([ "$before" = "$after" ] && echo same || echo changed), metrics rows $rows -> $rows2"
 grid_ok 2 >"$work/check.log" 2>&1 && $PY -c "

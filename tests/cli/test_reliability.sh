@@ -10,7 +10,7 @@ tiny=(--config configs/tiny.ini --set train.max_steps=100000 --set train.checkpo
 # 1. SIGKILL at 20 random moments; checkpoints are written every step, so many kills land in a
 #    checkpoint write. After each: latest.h5 is complete (all tensors, readable) and resumes.
 run="$work/kill"
-kills=0 good=0
+kills=0 good=0 moved=0 last=1
 # the first checkpoint comes from a run that is not killed, so that on a loaded machine (where a
 # start can take longer than the longest kill delay) every kill has a checkpoint to preserve
 $DDPM train "${tiny[@]}" --set train.max_steps=1 --out "$run" >/dev/null 2>&1 || fail "first step failed"
@@ -30,11 +30,19 @@ with h5py.File(sys.argv[1], "r") as f:
     assert all(np.isfinite(d[()]).all() for d in f["params"].values())
     assert f.attrs["step"] >= 1
 PY
-  then good=$((good + 1)); else fail "kill $i: latest.h5 incomplete or unreadable"; fi
+  then
+    good=$((good + 1))
+    now=$($PY -c "import h5py, sys; print(h5py.File(sys.argv[1], 'r').attrs['step'])" "$run/checkpoints/latest.h5")
+    [ "$now" -gt "$last" ] && moved=$((moved + 1)) # this run trained (and checkpointed) before its kill
+    last=$now
+  else fail "kill $i: latest.h5 incomplete or unreadable"; fi
 done
-# every one of the 20 checks finds a complete checkpoint; at least 15 kills landed while training
-[ $good -eq 20 ] && [ $kills -ge 15 ] && pass "SIGKILL x$kills: latest.h5 complete after every one of the 20 runs" \
-  || fail "SIGKILL: $good of 20 checkpoints complete, $kills kills landed (at least 15 expected)"
+# every one of the 20 checks finds a complete checkpoint; at least 15 kills landed while the
+# process ran, and at least 10 of the runs had trained and written checkpoints when killed (a
+# kill during start-up tests nothing)
+[ $good -eq 20 ] && [ $kills -ge 15 ] && [ $moved -ge 10 ] \
+  && pass "SIGKILL x$kills: latest.h5 complete after every one of the 20 runs, $moved of them killed while training (step $last)" \
+  || fail "SIGKILL: $good of 20 checkpoints complete, $kills kills landed (at least 15 expected), $moved while training (at least 10)"
 step=$($PY -c "import h5py,sys; print(h5py.File(sys.argv[1],'r').attrs['step'])" "$run/checkpoints/latest.h5")
 $DDPM train --config configs/tiny.ini --set train.max_steps=$((step + 3)) --out "$run" --resume \
   >"$work/resume.log" 2>&1 && grep -q "resuming .* at step $step" "$work/resume.log" \

@@ -83,7 +83,7 @@ grep -q "SIGUSR1 received" "$work/pre.log" && grep -q "stopped by User defined s
   || fail "preemption: $(grep -v '^epoch' "$work/pre.log" | tail -6)"
 ok=1
 for g in /params /ema /adam; do
-  h5diff -q "$work/plain/checkpoints/latest.h5" "$work/pre/checkpoints/latest.h5" $g $g || ok=0
+  same_h5 "$work/plain/checkpoints/latest.h5" "$work/pre/checkpoints/latest.h5" $g $g || ok=0
 done
 [ $ok = 1 ] && pass "preempted + resumed job ends with the uninterrupted job's weights, EMA and Adam state (bit for bit)" \
   || fail "preempted job's final state differs"
@@ -113,7 +113,7 @@ scontrol requeue "$j3"
 wait_job "$j3" 150 || fail "job $j3 requeued by Slurm did not finish in 150 s"
 ok=1
 for g in /params /ema /adam; do
-  h5diff -q "$work/plain/checkpoints/latest.h5" "$work/slreq/checkpoints/latest.h5" $g $g 2>/dev/null || ok=0
+  same_h5 "$work/plain/checkpoints/latest.h5" "$work/slreq/checkpoints/latest.h5" $g $g 2>/dev/null || ok=0
 done
 [ $ok = 1 ] && grep -q "SIGTERM received" "$work/slreq.log" && grep -q "not requeueing" "$work/slreq.log" \
   && grep -q "start (restart 1)" "$work/slreq.log" && grep -q "resuming .* at step" "$work/slreq.log" \
@@ -161,7 +161,7 @@ t_eval=$(grep "scoring" "$work/chain-eval.log" | cut -d' ' -f1)
 [ -s "$work/chain/s.h5" ] && [ -n "$t_train" ] && [ -n "$t_sample" ] && [[ ! "$t_sample" < "$t_train" ]] \
   && pass "chain: train finished at $t_train, sample started at $t_sample and wrote its file" \
   || fail "chain: train '$t_train' sample '$t_sample': $(tail -2 "$work/chain-sample.log")"
-[ -s "$work/chain/fid.json" ] && [ -n "$t_eval" ] && [[ ! "$t_eval" < "$t_done" ]] \
+[ -s "$work/chain/fid.json" ] && [ -n "$t_eval" ] && [ -n "$t_done" ] && [[ ! "$t_eval" < "$t_done" ]] \
   && pass "chain: eval started at $t_eval after sampling, FID $($PY -c "import json,sys; print(round(json.load(open(sys.argv[1]))['fid'], 1))" "$work/chain/fid.json") (N = 20) in its JSON" \
   || fail "chain eval: $(tail -3 "$work/chain-eval.log")"
 # j7 held until j8 depends on it: a j7 that failed and left the queue (MinJobAge) before j8's
@@ -217,7 +217,7 @@ grep -q "stopped by a signal with [0-9]* of 600 images done" "$work/pre-sample.l
   && [ ! -e "$work/pre-s.h5.part" ] \
   && pass "sampling job USR1: $(grep -o 'stopped by a signal with [0-9]* of 600' "$work/pre-sample.log") images done, requeued, resumed, finished" \
   || fail "sampling preemption: $(grep -v layout "$work/pre-sample.log" | tail -6)"
-h5diff -q "$work/plain-s.h5" "$work/pre-s.h5" /samples /samples \
+same_h5 "$work/plain-s.h5" "$work/pre-s.h5" /samples /samples \
   && pass "preempted + resumed sampling job's images equal an uninterrupted run's (bit for bit)" \
   || fail "preempted sampling job's images differ"
 
