@@ -135,6 +135,9 @@ void h5s_write_rows_i32(hid_t f, const char *path, const int *rows, int ndim,
 }
 
 void h5s_close_and_publish(hid_t f, const char *tmp, const char *path) {
+    /* collective: under MPI-IO every rank syncs the rows it wrote (MPI_File_sync), which rank
+     * 0's fsync below cannot do for another node's cache; closing alone does not sync */
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) die("%s: cannot flush (disk full?)", tmp);
     h5t_close(f);
     dist_barrier();
     if (dist_is_root()) { /* on disk before it takes the name, and the name before we go on */

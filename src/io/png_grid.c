@@ -167,7 +167,9 @@ static int check_creatable(const char *path, char *err, size_t errlen) {
     char *tmp = tmp_path_for(path);
     if (!tmp) return fail(err, errlen, "%s: out of memory", path);
     int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    /* no O_EXCL: a temporary of this name left by a killed process of the same pid (a PID
+     * namespace) is ours to replace, as png_write_grid's fopen would */
+    int fd = open(tmp, O_WRONLY | O_CREAT, 0644);
     if (fd < 0)
         rc = fail(err, errlen, "%s: cannot create %s: %s", path, tmp, strerror(errno));
     else {

@@ -125,6 +125,25 @@ for way in "15 10 256 128 100 --sampler ddpm" "5 3 16 4 20 --sampler dpmpp2m --s
 done
 cmp -s "$work/s1.png" "$work/s2.png" && cmp -s "$work/s1_trajectory.png" "$work/s2_trajectory.png" \
   && pass "P=2 grid and trajectory PNGs identical to P=1" || fail "PNGs differ"
+# every rank syncs the rows it wrote into the samples file before rank 0 gives it its name (rank
+# 0's fsync covers only its own node's cache of a file on a shared file system)
+strace -f -y -e trace=fsync,fdatasync,rename -o "$work/ms.trace" $MPI2 $DDPM sample --checkpoint "$ck" --n 20 --batch 8 \
+  --sampler ddim --steps 2 --out "$work/ms.h5" >/dev/null 2>&1
+out=$($PY - "$work/ms.trace" <<'PY' 2>&1
+import re, sys
+synced = set()
+for line in open(sys.argv[1]):
+    if re.search(r'rename\(".*ms\.h5\.tmp", ".*ms\.h5"\) = 0', line):
+        break
+    m = re.match(r"(\d+) +f(data)?sync\(\d+<[^>]*/ms\.h5\.tmp>", line)
+    if m:
+        synced.add(m.group(1))
+else:
+    sys.exit("no rename of ms.h5.tmp")
+assert len(synced) == 2, f"processes that synced ms.h5.tmp before its rename: {sorted(synced)}"
+print(len(synced))
+PY
+) && pass "samples file: both ranks sync it before its rename" || fail "samples file sync: $out"
 left=$(find "$work" -name '*.tmp*')
 [ -z "$left" ] && pass "no temporary files left (checkpoints, samples, PNGs)" || fail "temporary files left: $left"
 

@@ -22,7 +22,9 @@ run_ok $DDPM predict --checkpoint "$ck" --x "$work/x.h5" --t 7 --out "$work/p.h5
 run_ok $DDPM noise-strip --config configs/tiny.ini --n 2 --frames 3 --out "$work/ns.png" --h5 "$work/ns.h5"
 run_ok $DDPM train --config configs/tiny.ini --set model.classes=10 --set train.max_steps=4 --out "$work/cond"
 run_ok $DDPM sample --checkpoint "$work/cond/checkpoints/latest.h5" --n 6 --classes 0-2 --guidance 1 --out "$work/cs.h5"
+run_ok $DDPM sample --checkpoint "$work/cond/checkpoints/latest.h5" --n 6 --classes 0-2 --trajectory --out "$work/cst.h5"
 for pair in "Checkpoint:$ck" "Weights only:$work/weights.h5" "Samples:$work/s.h5" \
+            "Samples:$work/run/samples/generated.h5" "Conditional samples:$work/cst.h5" \
             "Conditional samples:$work/cs.h5" "Checkpoint:$work/cond/checkpoints/latest.h5" \
             "Metrics:$work/run/metrics.h5" "Classifier:results/classifier/mnist-classifier.h5" \
             "Prediction:$work/p.h5" "Sampling progress:$work/cut.h5.part" \
@@ -31,11 +33,15 @@ for pair in "Checkpoint:$ck" "Weights only:$work/weights.h5" "Samples:$work/s.h5
   $LAYOUT "$kind:" "$file" && pass "$kind file matches docs/hdf5-layout.md (h5dump -H)" || fail "$kind file differs from docs/hdf5-layout.md"
 done
 # the optional objects of the progress table are there when they should be
-$PY - "$work/cut.h5.part" "$work/dp.h5.part" <<'PY' && pass "the progress files hold their optional objects (a trajectory; a dpmpp2m chunk's /x0_prev)" || fail "an optional progress object is missing where it belongs"
+$PY - "$work/cut.h5.part" "$work/dp.h5.part" "$work/s.h5" "$work/cst.h5" "$work/run/samples/generated.h5" <<'PY' \
+  && pass "the files hold their optional objects where they belong (a trajectory with --trajectory only; a dpmpp2m chunk's /x0_prev)" || fail "an optional object is missing where it belongs"
 import sys, h5py
 with h5py.File(sys.argv[1], "r") as cut, h5py.File(sys.argv[2], "r") as dp:
     assert "trajectory" in cut and "trajectory_t" in cut and "x0_prev" not in cut
     assert "x0_prev" in dp and "trajectory" not in dp and dp["steps_done"][0] == 3
+for p, want in ((sys.argv[3], True), (sys.argv[4], True), (sys.argv[5], False)):
+    with h5py.File(p, "r") as f:
+        assert ("trajectory" in f) == ("trajectory_t" in f) == want, p
 PY
 cp "$work/s.h5" "$work/odd.h5"
 $PY -c "import h5py, sys; h5py.File(sys.argv[1], 'a').attrs['surprise'] = 1" "$work/odd.h5"
