@@ -231,6 +231,19 @@ static void test_ddim_eta_one_variance(void **state) {
     ddim_step(&x, &e, &z, 200, 199, 1.0, 0, 1, &s);
     double sigma = sqrt((1 - s.abar[199]) / (1 - s.abar[200]) * s.beta[200]);
     assert_true(fabs(x - sigma) < 1e-6);
+    /* the whole update, direction term included, with x and eps not zero: eta = 1 is the DDPM
+     * posterior mean (coefficients of Ho et al.'s eq. 7, in double) plus sigma z; eta = 0.5
+     * is sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma^2) eps + sigma z */
+    const double a = s.abar[200], ap = s.abar[199], b = s.beta[200];
+    const double x0 = 0.3, ep = -0.7, zz = 0.4, xt = sqrt(a) * x0 + sqrt(1 - a) * ep;
+    float x1 = (float)xt, e1 = (float)ep, z1 = (float)zz;
+    ddim_step(&x1, &e1, &z1, 200, 199, 1.0, 0, 1, &s);
+    const double mean = sqrt(ap) * b / (1 - a) * x0 + sqrt(1 - b) * (1 - ap) / (1 - a) * xt;
+    assert_true(fabs(x1 - (mean + sigma * zz)) < 2e-6);
+    float xh = (float)xt, eh = (float)ep, zh = (float)zz;
+    ddim_step(&xh, &eh, &zh, 200, 199, 0.5, 0, 1, &s);
+    const double sh = 0.5 * sigma;
+    assert_true(fabs(xh - (sqrt(ap) * x0 + sqrt(1 - ap - sh * sh) * ep + sh * zz)) < 2e-6);
     /* clip: a predicted x0 outside [-1, 1] is clamped, the noise re-derived */
     float xc = 3.0f, ec = 0.0f;
     ddim_step(&xc, &ec, NULL, 10, -1, 0.0, 1, 1, &s);

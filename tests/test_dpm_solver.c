@@ -91,6 +91,30 @@ static void test_second_order_convergence(void **state) {
 }
 
 /* The first step (no earlier estimate) is the DDIM step with eta 0, clamped or not. */
+/* One second-order step with uneven increments (t 250 -> 200 -> 100: h about 2.1 h_before), against
+ * Lu et al.'s multistep update written with r = h_before / h in double: D = (1 + 1/(2r)) x0 -
+ * 1/(2r) x0_prev, x_next = (sigma_next / sigma_t) x + alpha_next (1 - e^-h) D. The weights'
+ * direction matters only when r != 1 (the convergence test's even steps cannot tell them apart). */
+static void test_uneven_second_order_step(void **state) {
+    (void)state;
+    Schedule s;
+    schedule_build(&s, SCHEDULE_LINEAR, 300, 1e-4, 0.02);
+    const int tb = 250, t = 200, tn = 100;
+    const double ab = s.abar[tb], at = s.abar[t], an = s.abar[tn];
+    const double lam_b = 0.5 * log(ab / (1 - ab)), lam_t = 0.5 * log(at / (1 - at)),
+                 lam_n = 0.5 * log(an / (1 - an));
+    const double h = lam_n - lam_t, r = (lam_t - lam_b) / h;
+    assert_true(fabs(r - 1.0) > 0.3); /* uneven enough to tell 1 + 1/(2r) from 1 + r/2 */
+    const double x0 = 0.4, ep = -0.9, prev = -0.2, xt = sqrt(at) * x0 + sqrt(1 - at) * ep;
+    const double d_est = (1 + 0.5 / r) * x0 - 0.5 / r * prev;
+    const double want = sqrt((1 - an) / (1 - at)) * xt + sqrt(an) * (1 - exp(-h)) * d_est;
+    float x = (float)xt, e = (float)ep, p = (float)prev;
+    dpmpp2m_step(&x, &e, &p, tb, t, tn, 0, 1, &s);
+    assert_true(fabs(x - want) < 5e-6);
+    assert_true(fabs(p - x0) < 1e-5); /* this step's x0 estimate kept for the next */
+    schedule_free(&s);
+}
+
 static void test_first_step_is_ddim(void **state) {
     (void)state;
     Schedule s;
@@ -125,6 +149,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_second_order_convergence),
         cmocka_unit_test(test_first_step_is_ddim),
+        cmocka_unit_test(test_uneven_second_order_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

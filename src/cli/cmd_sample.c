@@ -242,6 +242,14 @@ int cmd_sample(int argc, char **argv) {
     if (guidance >= 0 && k == 0)
         die("sample: --guidance needs --class or --classes (guidance steers towards a class)");
     spec.guidance = k > 0 ? (guidance >= 0 ? guidance : cfg.sample.guidance) : 0.0;
+    /* with p_uncond = 0 the null label's embedding was never trained: eps(x, null), which both
+     * guidance and unconditional samples of a conditional model use, is noise */
+    if (K > 0 && cfg.train.p_uncond == 0 && spec.guidance > 0)
+        die("sample: --guidance %g needs the null label, which this checkpoint never trained "
+            "([train] p_uncond = 0): use --guidance 0", spec.guidance);
+    if (K > 0 && cfg.train.p_uncond == 0 && k == 0)
+        die("sample: this conditional model never trained its null label ([train] p_uncond = "
+            "0), so it has no unconditional samples: give --class or --classes");
 
     const int C = cfg.model.in_channels, S = cfg.model.image_size;
     const size_t dim = (size_t)C * S * S;

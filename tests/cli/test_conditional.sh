@@ -45,6 +45,14 @@ print("     rows with gradients, p_uncond 0:", rows[0].astype(int), " 1:", rows[
 assert rows[0][:10].all() and not rows[0][10]
 assert not rows[1][:10].any() and rows[1][10]
 PY
+# ... so that model's null label is noise: guidance (which needs eps(x, null)) and unconditional
+# samples from it are refused; plain class-conditional samples are fine
+expect_error "--guidance from a model with p_uncond = 0" "never trained ([train] p_uncond = 0): use --guidance 0" \
+  $DDPM sample --checkpoint "$work/p0/checkpoints/latest.h5" --class 3 --guidance 2 --n 2 --out "$work/x.h5"
+expect_error "unconditional samples from a model with p_uncond = 0" "give --class or --classes" \
+  $DDPM sample --checkpoint "$work/p0/checkpoints/latest.h5" --n 2 --out "$work/x.h5"
+run_ok $DDPM sample --checkpoint "$work/p0/checkpoints/latest.h5" --class 3 --n 2 --sampler ddim --steps 2 --out "$work/p0s.h5" \
+  && pass "a model with p_uncond = 0 samples its classes (--guidance 0)"
 
 # 3. sampling: labels as asked, guidance recorded and effective, one grid row per class
 CK="$work/run/checkpoints/latest.h5"
