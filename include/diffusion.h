@@ -80,8 +80,9 @@ void dpmpp2m_step(float *x, const float *eps, float *x0_prev, int t_before, int 
 /* DDIM timesteps t_i = round(i (T-1)/(K-1)), i = 0..K-1 (K >= 2), ascending, into out[K]. */
 void ddim_timesteps(int *out, int K, int T);
 /* A quadratic spacing (Song et al. square a linspace up to sqrt(0.8 T); this one spans 0..T-1):
- * t_i = round((i/(K-1))^2 (T-1)), raised where needed to stay strictly ascending (several low i round to the same t): denser near t = 0, where the
- * details form. Still 0 first and T-1 last. */
+ * t_i = round((i/(K-1))^2 (T-1)), raised where needed to stay strictly ascending (several low
+ * i round to the same t): denser near t = 0, where the details form. Still 0 first and T-1
+ * last. */
 void ddim_timesteps_quadratic(int *out, int K, int T);
 
 /* Clamp every value to [-1, 1]. */
