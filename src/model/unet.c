@@ -103,11 +103,15 @@ static int resblock(Model *m, const char *name, int x, int cout, int temb_act) {
     char sub[PARAM_NAME_MAX];
 #define SUB(leaf) (snprintf(sub, sizeof sub, "%s.%s", name, leaf), sub)
     const int cin = m->slots[x].c;
-    int h = conv(m, SUB("conv1"), groupnorm_silu(m, SUB("norm1"), x), cout, 3, 1);
+    /* one SUB per statement: two in one call's arguments would share `sub` in an order C
+     * leaves unspecified (clang evaluates left to right, gcc right to left) */
+    int h = groupnorm_silu(m, SUB("norm1"), x);
+    h = conv(m, SUB("conv1"), h, cout, 3, 1);
     int e = linear(m, SUB("temb_proj"), temb_act, cout);
     h = binary(m, OP_ADD_CHANNEL, SUB("temb_add"), h, e, cout);
-    h = conv(m, SUB("conv2"), dropout(m, SUB("dropout"), groupnorm_silu(m, SUB("norm2"), h)),
-             cout, 3, 1);
+    h = groupnorm_silu(m, SUB("norm2"), h);
+    h = dropout(m, SUB("dropout"), h);
+    h = conv(m, SUB("conv2"), h, cout, 3, 1);
     int skip = cin == cout ? x : conv(m, SUB("skip"), x, cout, 1, 1);
     return binary(m, OP_ADD, SUB("add"), h, skip, cout);
 #undef SUB
@@ -119,7 +123,8 @@ static int attention(Model *m, const char *name, int x) {
     char sub[PARAM_NAME_MAX];
 #define SUB(leaf) (snprintf(sub, sizeof sub, "%s.%s", name, leaf), sub)
     const Slot in = m->slots[x];
-    int qkv = conv(m, SUB("qkv"), groupnorm(m, SUB("norm"), x), 3 * in.c, 1, 1);
+    int qkv = groupnorm(m, SUB("norm"), x); /* one SUB per statement, as in resblock */
+    qkv = conv(m, SUB("qkv"), qkv, 3 * in.c, 1, 1);
     Op *op = tape_op(m, OP_ATTENTION, SUB("attend"), qkv, -1, tape_slot(m, in.c, in.h, in.w));
     op->aux = m->aux_per_image;
     m->aux_per_image += (size_t)in.h * in.w * in.h * in.w;

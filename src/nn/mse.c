@@ -1,14 +1,12 @@
 /* mse.c: mean squared error, summed in double. */
 #include "nn.h"
 
+#include "ordered_sum.h"
+
+/* in fixed blocks: an OpenMP reduction adds the threads' partial sums in the order they finish,
+ * so at 3 threads or more the logged loss changed in its last bits from run to run */
 double mse_sum(const float *pred, const float *target, size_t count) {
-    double sum = 0.0;
-#pragma omp parallel for reduction(+ : sum) schedule(static)
-    for (size_t i = 0; i < count; i++) {
-        double d = (double)pred[i] - target[i];
-        sum += d * d;
-    }
-    return sum;
+    return ordered_sum_squared_differences(pred, target, count);
 }
 
 double mse_forward(const float *pred, const float *target, size_t count) {
