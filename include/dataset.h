@@ -15,8 +15,10 @@
 /* Read one IDX file of unsigned bytes (type 0x08), raw or gzip (told apart by the gzip magic
  * 1f 8b, not by the name). The rank must equal expect_rank (3 for images, 1 for labels); dims[0..
  * rank-1] receive the dimensions, the rest of dims[3] are set to 0. The payload must be exactly
- * the product of the dimensions: a short file, trailing bytes, or a gzip stream cut short or
- * corrupt are errors. On success returns 0 and *data holds a malloc'ed copy of the payload (free
+ * the product of the dimensions: a short file, trailing bytes (in a gzip file: after
+ * decompression), or a gzip stream cut short or corrupt are errors. Bytes after the end of a
+ * gzip file's last member that are not another member are ignored, as zlib (and gzip, with a
+ * warning) ignore them: they are not part of the data. On success returns 0 and *data holds a malloc'ed copy of the payload (free
  * with free()). On failure returns -1, sets *data to NULL and writes one line starting with the
  * path to err (when err is not NULL), e.g.
  *   "d/train-images-idx3-ubyte: truncated: header says 47040000 bytes of data, file has 1000" */
