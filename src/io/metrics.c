@@ -292,34 +292,32 @@ void metrics_sum_losses(Metrics *m, long first, long count, double *sum, long *f
     free(v);
 }
 
-void metrics_set_epoch_fid(Metrics *m, double fid) {
-    if (m->file < 0 || m->epoch_rows < 1) die("metrics_set_epoch_fid: no epoch row to set");
+/* Read or write (write != 0) the FID of the last epoch row; 1 on success. */
+static int last_fid_io(Metrics *m, double *fid, int write) {
     metrics_flush(m);
     hsize_t start = (hsize_t)(m->epoch_rows_written - 1), one = 1;
     hid_t fspace = H5Dget_space(m->epoch_ds[2]);
     hid_t mspace = H5Screate_simple(1, &one, NULL);
+    const hid_t ds = m->epoch_ds[2], mem = H5T_NATIVE_DOUBLE;
     int ok = fspace >= 0 && mspace >= 0 &&
              H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &one, NULL) >= 0 &&
-             H5Dwrite(m->epoch_ds[2], H5T_NATIVE_DOUBLE, mspace, fspace, H5P_DEFAULT, &fid) >= 0;
+             (write ? H5Dwrite(ds, mem, mspace, fspace, H5P_DEFAULT, fid)
+                    : H5Dread(ds, mem, mspace, fspace, H5P_DEFAULT, fid)) >= 0;
     if (mspace >= 0) H5Sclose(mspace);
     if (fspace >= 0) H5Sclose(fspace);
-    if (!ok || H5Fflush(m->file, H5F_SCOPE_GLOBAL) < 0)
+    return ok;
+}
+
+void metrics_set_epoch_fid(Metrics *m, double fid) {
+    if (m->file < 0 || m->epoch_rows < 1) die("metrics_set_epoch_fid: no epoch row to set");
+    if (!last_fid_io(m, &fid, 1) || H5Fflush(m->file, H5F_SCOPE_GLOBAL) < 0)
         die("%s: cannot write %s (disk full?)", m->path, EPOCH_COLUMNS[2].full);
 }
 
 double metrics_last_epoch_fid(Metrics *m) {
     double fid = NAN;
     if (m->file < 0 || m->epoch_rows < 1) return fid;
-    metrics_flush(m);
-    hsize_t start = (hsize_t)(m->epoch_rows_written - 1), one = 1;
-    hid_t fspace = H5Dget_space(m->epoch_ds[2]);
-    hid_t mspace = H5Screate_simple(1, &one, NULL);
-    int ok = fspace >= 0 && mspace >= 0 &&
-             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &one, NULL) >= 0 &&
-             H5Dread(m->epoch_ds[2], H5T_NATIVE_DOUBLE, mspace, fspace, H5P_DEFAULT, &fid) >= 0;
-    if (mspace >= 0) H5Sclose(mspace);
-    if (fspace >= 0) H5Sclose(fspace);
-    if (!ok) die("%s: cannot read %s", m->path, EPOCH_COLUMNS[2].full);
+    if (!last_fid_io(m, &fid, 0)) die("%s: cannot read %s", m->path, EPOCH_COLUMNS[2].full);
     return fid;
 }
 
