@@ -42,6 +42,7 @@ if [ "$mode" = test ]; then
     "cmd:clang clang"
     "glob:/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a libclang-rt-dev"
     "cmd:strace strace"
+    "cmd:pgrep procps"
     "file:/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz dataset-fashion-mnist"
   )
   mode=install
@@ -64,20 +65,23 @@ if [ "$mode" = slurm ]; then
   mode=install
 fi
 
-missing=()
-for item in "${need[@]}"; do
-  probe=${item%% *}; pkg=${item#* }
-  kind=${probe%%:*}; what=${probe#*:}
-  case $kind in
-    cmd)  command -v "$what" >/dev/null 2>&1 && continue ;;
-    pc)   pkg-config --exists "$what" 2>/dev/null && continue ;;
-    file) [ -e "$what" ] && continue ;;
-    glob) compgen -G "$what" >/dev/null && continue ;; # a path with a version in it
-    py)   [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $what" >/dev/null 2>&1 && continue ;;
-  esac
-  [[ " ${missing[*]-} " == *" $pkg "* ]] || missing+=("$pkg")
-done
-
+find_missing() {
+  missing=()
+  local item probe pkg kind what
+  for item in "${need[@]}"; do
+    probe=${item%% *}; pkg=${item#* }
+    kind=${probe%%:*}; what=${probe#*:}
+    case $kind in
+      cmd)  command -v "$what" >/dev/null 2>&1 && continue ;;
+      pc)   pkg-config --exists "$what" 2>/dev/null && continue ;;
+      file) [ -e "$what" ] && continue ;;
+      glob) compgen -G "$what" >/dev/null && continue ;; # a path with a version in it
+      py)   [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $what" >/dev/null 2>&1 && continue ;;
+    esac
+    [[ " ${missing[*]-} " == *" $pkg "* ]] || missing+=("$pkg")
+  done
+}
+find_missing
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 if [ "$mode" = check ]; then
   echo "deps: missing ${missing[*]}" >&2
@@ -87,6 +91,14 @@ if ! command -v apt-get >/dev/null 2>&1; then
   echo "deps: missing ${missing[*]} and no apt-get here: load your site's modules, then build with" \
     "make SKIP_DEPS=1 (README, \"Building without apt-get\")" >&2
   exit 1
+fi
+# one install at a time: `make -j test` starts several (the tests', Slurm's and the plotting
+# packages, npm for the data), and a second apt-get fails on apt's lock
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"${TMPDIR:-/tmp}/ddpm-deps.lock"
+  flock 9
+  find_missing # what the one before us installed is not missing any more
+  [ ${#missing[@]} -gt 0 ] || exit 0
 fi
 SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
 echo "deps: installing ${missing[*]}"

@@ -26,12 +26,17 @@ ldd "$dir/bin/ddpm" | grep "not found" && { echo "libraries missing"; exit 3; }
 stopper=$!
 OMP_NUM_THREADS=1 orterun -np "$np" --bind-to core "$dir/bin/ddpm" train "$@" \
   --set data.dir="$dir/mnist" --out "$run" --resume >"$out/train.log" 2>&1
-echo "train rc $?" >>"$out/train.log"
+rc=$?
+echo "train rc $rc" >>"$out/train.log"
 # a run that ended before the stop: the stopper must not linger and signal a later run
 pkill -P "$stopper" sleep 2>/dev/null; kill "$stopper" 2>/dev/null
 c=$run/checkpoints/latest.h5
+# 0 (finished) and 75 (stopped with a checkpoint) leave a checkpoint of this call; anything else
+# would send back an earlier call's (the run folder outlives a call on a machine kept warm)
+if [ $rc -ne 0 ] && [ $rc -ne 75 ]; then tail -4 "$out/train.log"; exit $rc; fi
 sha256sum "$c" >"$out/latest.sha256"
 split -b 15000000 "$c" "$out/latest.h5.part-"
 cp "$run/metrics.h5" "$run/config.ini" "$out/"
 date -u >>"$out/cpu.txt"
 tail -4 "$out/train.log"
+exit $rc

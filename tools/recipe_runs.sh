@@ -16,7 +16,8 @@
 #   LAUNCHER  how to start ddpm (default: mpirun -np 2 with the root flags; "" for one process)
 #   BASE      the config the one-change rows start from (default configs/unet-s.ini)
 #   EXTRA     more train options for every run (e.g. "--set train.max_steps=2" for a trial,
-#             with OUT elsewhere: a later real run would resume from the trial's checkpoints)
+#             with OUT elsewhere: a later real run would resume from the trial's checkpoints;
+#             refused with the default OUT unless WEIGHTS is given)
 #   OUT       the folder of the run directories (default results/runs)
 #   WEIGHTS   where each finished run's weights go, as WEIGHTS/ROW/final.h5 (and WEIGHTS/unet-m):
 #             `ddpm export` (params + EMA, no optimiser state, ~6 MB for unet-s), written when the
@@ -27,10 +28,16 @@
 set -eu
 BASE=${BASE:-configs/unet-s.ini}
 OUT=${OUT:-results/runs}
+EXTRA=${EXTRA:-}
 if [ -z "${WEIGHTS+x}" ]; then
+  # a trial (EXTRA such as max_steps=2) into the real run folders would export its weights over
+  # the committed ones (and a later real run would resume from it): say where it goes
+  if [ -n "$EXTRA" ] && [ "$OUT" = results/runs ]; then
+    echo "recipe_runs.sh: EXTRA='$EXTRA' with the default OUT would train into results/runs and export over results/ROW/final.h5: give OUT (a trial's folder), or WEIGHTS=results to mean it" >&2
+    exit 2
+  fi
   if [ "$OUT" = results/runs ]; then WEIGHTS=results; else WEIGHTS=; fi
 fi
-EXTRA=${EXTRA:-}
 if [ -z "${LAUNCHER+x}" ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   LAUNCHER="env -u OMP_NUM_THREADS mpirun -np 2"

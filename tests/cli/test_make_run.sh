@@ -61,4 +61,14 @@ np.testing.assert_array_equal(h5py.File(sys.argv[1],'r')['samples'][()], h5py.Fi
   "$work/grid2.h5" "$run/samples/final-ddpm.h5" >>"$work/check.log" 2>&1 \
   && pass "and draws the same 64 samples again (same weights, same seed)" \
   || fail "make run's grid drawn again: $(tail -2 "$work/check.log")"
+# the build's flags are part of what an object depends on: in a copy of the build folder, the
+# same flags compile nothing, another ARCH compiles every source again (a native build must not
+# be kept for an older cluster's nodes)
+cp -a build "$work/b"
+same=$(make -n BUILD="$work/b" BIN="$work/bin" "$work/bin/ddpm" | grep -c -- " -c -o ")
+other=$(make -n BUILD="$work/b" BIN="$work/bin" ARCH=x86-64-v3 "$work/bin/ddpm" | grep -c -- " -c -o ")
+nsrc=$(ls src/*/*.c | wc -l)
+[ "$same" -eq 0 ] && [ "$other" -eq "$nsrc" ] \
+  && pass "build flags tracked: the same flags compile nothing, ARCH=x86-64-v3 all $nsrc sources" \
+  || fail "build flags: $same compiles with the same flags, $other of $nsrc with another ARCH"
 finish "make run"

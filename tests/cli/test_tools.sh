@@ -198,6 +198,10 @@ for rows in "cosine bogus" "cosine+bogus"; do
     && pass "recipe_runs.sh refuses an unknown row or change ($bad) before training anything: $out" \
     || fail "recipe_runs.sh $rows: rc=$rc, $out"
 done
+# a trial (EXTRA) into the default run folders, which would export over the committed weights
+out=$(EXTRA="--set train.max_steps=2" LAUNCHER=false tools/recipe_runs.sh ema 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "with the default OUT would train into results/runs" <<<"$out" \
+  && pass "recipe_runs.sh refuses a trial into the default folders: $out" || fail "recipe_runs.sh trial into results/runs: rc=$rc, $out"
 # the row unet-m is configs/unet-m.ini (LAUNCHER=false: the command is logged, then fails)
 out=$(OUT="$work/rr5" WEIGHTS= LAUNCHER=false tools/recipe_runs.sh unet-m 2>&1); rc=$?
 [ $rc -eq 1 ] && grep -qF "unet-m: bin/ddpm train --config configs/unet-m.ini --out $work/rr5/unet-m --resume" <<<"$out" \
