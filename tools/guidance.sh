@@ -5,15 +5,23 @@
 # (overall FID, fraction classified as the digit asked for, FID per digit against the test
 # digits of that class); plus the same checkpoint sampled unconditionally (null label) and the
 # per-digit floor: N real training digits with their true labels, scored the same way. Prints
-# the markdown table of results/quality.md; samples and JSON go to OUTDIR (a rerun resumes).
+# the markdown table of results/quality.md; samples and JSON go to OUTDIR (a rerun resumes;
+# OUTDIR/checkpoint.txt names the checkpoint and N, and another checkpoint or N is refused).
 set -euo pipefail # a failed `ddpm sample | tail -1` must stop the script
 ck=${1:?usage: tools/guidance.sh CHECKPOINT OUTDIR [N]}
 out=${2:?usage: tools/guidance.sh CHECKPOINT OUTDIR [N]}
 N=${3:-1000}
 DDPM=${DDPM:-bin/ddpm}
+case $N in ''|*[!0-9]*) echo "guidance.sh: N = '$N' is not a number of images" >&2; exit 2 ;; esac
+[ -r "$ck" ] || { echo "guidance.sh: cannot read checkpoint $ck" >&2; exit 2; }
+# the result names carry no N and no checkpoint: OUTDIR is labelled with both, a rerun
+# resumes only with the same ones
+source "$(dirname "$0")/outdir_claim.sh"
+id=$(outdir_identity "$ck" "N=$N")
+outdir_check guidance.sh "$out" "$id"
 PY=/usr/bin/python3
 SAMPLER=(--sampler ddim --steps 50 --eta 1 --seed 1)
-mkdir -p "$out"
+outdir_claim "$out" "$id"
 if [ ! -s "$out/real-train.json" ]; then
   $PY - data/mnist "$out/real-train.h5" "$N" <<'PY'
 import sys, h5py, numpy as np

@@ -2,13 +2,22 @@
 # tools/quality.sh CHECKPOINT OUTDIR [N]: sample N images (noise seed 1) from CHECKPOINT with
 # each sampler setting of results/quality.md, score each with `ddpm eval` (FID against the
 # MNIST test set, class entropy, confidence), plus the real-data floor (N training images),
-# and print the markdown table. Samples and JSON go to OUTDIR. Threads: OMP_NUM_THREADS.
+# and print the markdown table. Samples and JSON go to OUTDIR, labelled with the checkpoint and N
+# (OUTDIR/checkpoint.txt): a rerun resumes; another checkpoint or N is refused. Threads:
+# OMP_NUM_THREADS.
 set -euo pipefail # a failed `ddpm sample | tail -1` must stop the script
 ck=${1:?usage: tools/quality.sh CHECKPOINT OUTDIR [N]}
 out=${2:?usage: tools/quality.sh CHECKPOINT OUTDIR [N]}
 N=${3:-1000}
 DDPM=${DDPM:-bin/ddpm}
-mkdir -p "$out"
+case $N in ''|*[!0-9]*) echo "quality.sh: N = '$N' is not a number of images" >&2; exit 2 ;; esac
+[ -r "$ck" ] || { echo "quality.sh: cannot read checkpoint $ck" >&2; exit 2; }
+# the result names carry no N and no checkpoint: OUTDIR is labelled with both, a rerun
+# resumes only with the same ones
+source "$(dirname "$0")/outdir_claim.sh"
+id=$(outdir_identity "$ck" "N=$N")
+outdir_check quality.sh "$out" "$id"
+outdir_claim "$out" "$id"
 # DDPM takes all T steps of the checkpoint's schedule (300 for the reference recipe)
 T=$(/usr/bin/python3 -c "import h5py, sys; print(int(h5py.File(sys.argv[1], 'r').attrs['T']))" "$ck")
 score() { # name, then ddpm sample options

@@ -29,6 +29,7 @@ esac
 DDPM=${DDPM:-bin/ddpm}
 PY=${PYTHON:-/usr/bin/python3} # with h5py
 refuse() { echo "recipe.sh: $*" >&2; exit 2; }
+source "$(dirname "$0")/outdir_claim.sh"
 for v in "$N" "$ND"; do
   case $v in ''|*[!0-9]*) refuse "N = '$v' is not a number of images" ;; esac
   [ "$v" -ge 4 ] || refuse "N = $v: precision and recall need at least 4 images"
@@ -43,14 +44,8 @@ for run in "$@"; do
   [ -z "${seen[$name]:-}" ] || refuse "NAME $name is given twice"
   seen[$name]=1
   [ -r "$ck" ] || refuse "cannot read checkpoint $ck"
-  identity[$name]="$ck $(sha256sum < "$ck" | cut -d' ' -f1)"
-  held=$out/$name/checkpoint.txt
-  if [ -s "$held" ]; then
-    [ "$(cat "$held")" = "${identity[$name]}" ] ||
-      refuse "$out/$name holds samples of another checkpoint ($(cat "$held")), not ${identity[$name]}"
-  elif [ -n "$(ls -A "$out/$name" 2>/dev/null)" ]; then
-    refuse "$out/$name holds files but no checkpoint.txt: whose samples are they?"
-  fi
+  identity[$name]=$(outdir_identity "$ck")
+  outdir_check recipe.sh "$out/$name" "${identity[$name]}"
 done
 mkdir -p "$out"
 for n in "$ND" "$N"; do
@@ -59,8 +54,7 @@ for n in "$ND" "$N"; do
 done
 for run in "$@"; do
   name=${run%%=*} ck=${run#*=} dir=$out/${run%%=*}
-  mkdir -p "$dir"
-  echo "${identity[$name]}" > "$dir/checkpoint.txt"
+  outdir_claim "$dir" "${identity[$name]}"
   score() { # setting, N, then ddpm sample options
     local file=$dir/$1-n$2 n=$2; shift 2
     [ -s "$file.json" ] && return 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_tools.sh: the HDF5 layout of every file kind against docs/hdf5-layout.md (h5dump -H), and
 # the analysis tools in tools/ on real outputs: plot_metrics.py, show_samples.py, torch_load.py,
-# recipe.sh, recipe_runs.sh, plot_recipe.py, average_weights.py and device_recipe.sh.
+# recipe.sh, quality.sh, guidance.sh, recipe_runs.sh, plot_recipe.py, average_weights.py and
+# device_recipe.sh.
 set -u
 source "$(dirname "$0")/checks.sh"
 LAYOUT="$PY tests/cli/hdf5_layout.py check docs/hdf5-layout.md"
@@ -131,7 +132,7 @@ PY
     && [ -s "$work/recipe/tiny/ddpm-clip-n8.json" ] \
     && pass "recipe.sh rerun: same table, nothing sampled again (a missing score recomputed from the samples file)" || fail "recipe.sh rerun: $(cat "$work/recipe2.md")"
   out=$(tools/recipe.sh "$work/recipe" 12 tiny="$work/weights.h5" 2>&1); rc=$?
-  [ $rc -ne 0 ] && grep -q "holds samples of another checkpoint" <<<"$out" \
+  [ $rc -ne 0 ] && grep -q "holds the results of .*, not of $work/weights.h5 " <<<"$out" \
     && pass "recipe.sh refuses a name that holds another checkpoint's samples: $out" || fail "recipe.sh, two checkpoints under one name: rc=$rc, $out"
   # plot_recipe.py: the bars of the same table, at one N for all three samplers
   tools/recipe.sh "$work/recipe" 12 tiny="$ck" >/dev/null 2>&1 \
@@ -157,6 +158,62 @@ fi
 out=$(tools/recipe.sh "$work/recipe" 12 "$ck" 2>&1); rc=$?
 [ $rc -ne 0 ] && grep -q "is not NAME=CHECKPOINT" <<<"$out" && pass "recipe.sh refuses an argument that is not NAME=CHECKPOINT: $out" \
   || fail "recipe.sh with an unnamed checkpoint: rc=$rc, $out"
+# quality.sh and guidance.sh: the tables are ddpm eval's JSON; a rerun resumes without sampling;
+# their result names carry neither N nor the checkpoint, so a folder of another N or checkpoint
+# (or of unlabelled files) is refused before anything is written
+if tools/quality.sh "$ck" "$work/q" 8 >"$work/q.md" 2>"$work/q.err"; then
+  $PY - "$work/q" "$work/q.md" <<'PY' && pass "quality.sh: one row per sampler setting, the FIDs of ddpm eval's JSON (N = 8)" || fail "quality.sh table: $(cat "$work/q.md")"
+import json, sys
+out, md = sys.argv[1], [l for l in open(sys.argv[2]).read().splitlines() if l.startswith("|")]
+assert "FID (N = 8)" in md[0], md[0]
+rows = md[2:]
+names = ["real-train", "ddpm100-ema", "ddpm100-raw"] + [f"ddim{k}-eta{e}" for e in (1, 0) for k in (10, 20, 50, 100)]
+assert len(rows) == len(names), rows
+for line, name in zip(rows, names):
+    r = json.load(open(f"{out}/{name}.json"))
+    assert r["n"] == 8 and line.split("|")[4].strip() == f"{r['fid']:.2f}", (line, name, r["fid"])
+PY
+  before=$(stat -c %Y "$work/q/ddpm100-ema.h5")
+  sleep 1
+  tools/quality.sh "$ck" "$work/q" 8 >"$work/q2.md" 2>/dev/null && cmp -s <(grep '^|' "$work/q.md") <(grep '^|' "$work/q2.md") \
+    && ! grep -q "^sampled" "$work/q2.md" \
+    && [ "$(stat -c %Y "$work/q/ddpm100-ema.h5")" = "$before" ] \
+    && pass "quality.sh rerun: the same table, nothing sampled again" || fail "quality.sh rerun: $(cat "$work/q2.md")"
+  ls "$work/q" > "$work/q.ls"
+  out=$(tools/quality.sh "$ck" "$work/q" 12 2>&1); rc=$?
+  [ $rc -eq 2 ] && grep -q "holds the results of $ck [0-9a-f]* N=8, not of $ck [0-9a-f]* N=12" <<<"$out" \
+    && cmp -s "$work/q.ls" <(ls "$work/q") && [ "$(cat "$work/q/checkpoint.txt")" = "$ck $(sha256sum < "$ck" | cut -d' ' -f1) N=8" ] \
+    && pass "quality.sh refuses a folder of another N, writing nothing: $out" || fail "quality.sh, N = 12 into N = 8's folder: rc=$rc, $out"
+  out=$(tools/quality.sh "$work/weights.h5" "$work/q" 8 2>&1); rc=$?
+  [ $rc -eq 2 ] && grep -q "not of $work/weights.h5 " <<<"$out" \
+    && pass "quality.sh refuses a folder of another checkpoint: $out" || fail "quality.sh, another checkpoint: rc=$rc, $out"
+else
+  fail "quality.sh: $(tail -3 "$work/q.err")"
+fi
+mkdir -p "$work/g-old" && touch "$work/g-old/w1.json"
+out=$(tools/guidance.sh "$work/cond/checkpoints/latest.h5" "$work/g-old" 20 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "holds files but no checkpoint.txt" <<<"$out" && [ ! -e "$work/g-old/checkpoint.txt" ] \
+  && pass "guidance.sh refuses a folder of unlabelled results: $out" || fail "guidance.sh, unlabelled folder: rc=$rc, $out"
+if tools/guidance.sh "$work/cond/checkpoints/latest.h5" "$work/g" 20 >"$work/g.md" 2>"$work/g.err"; then
+  $PY - "$work/g" "$work/g.md" <<'PY' && pass "guidance.sh: the floor, the null label and W = 0..4, FIDs and label match of ddpm eval's JSON (N = 20)" || fail "guidance.sh table: $(cat "$work/g.md")"
+import json, sys
+out, md = sys.argv[1], [l for l in open(sys.argv[2]).read().splitlines() if l.startswith("|")]
+rows = md[2:]
+names = ["real-train", "unconditional"] + [f"w{w}" for w in ("0", "0.5", "1", "2", "4")]
+assert len(rows) == len(names), rows
+for line, name in zip(rows, names):
+    r = json.load(open(f"{out}/{name}.json"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert r["n"] == 20 and cells[3] == f"{r['fid']:.2f}", (line, r)
+    if name.startswith("w"):
+        assert cells[4] == f"{100 * r['label_match']:.1f}%" and cells[1] == name[1:], cells
+PY
+  out=$(tools/guidance.sh "$ck" "$work/g" 20 2>&1); rc=$?
+  [ $rc -eq 2 ] && grep -q "not of $ck " <<<"$out" \
+    && pass "guidance.sh refuses a folder of another checkpoint: $out" || fail "guidance.sh, another checkpoint: rc=$rc, $out"
+else
+  fail "guidance.sh: $(tail -3 "$work/g.err")"
+fi
 # recipe_runs.sh: each row trains its one change; a rerun resumes (finished runs stay finished)
 rr() { LAUNCHER= BASE=configs/tiny.ini OUT="$work/rr" WEIGHTS="$work/rw" EXTRA="--set train.max_steps=2 --set sample.n=2 --set sample.steps=2" tools/recipe_runs.sh "$@"; }
 if rr cosine dropout scaled cosine+dropout cosine+v >"$work/rr.log" 2>&1; then

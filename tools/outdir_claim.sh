@@ -1,0 +1,31 @@
+# tools/outdir_claim.sh, sourced by the scoring scripts (recipe.sh, quality.sh, guidance.sh):
+# their reruns resume, skipping every result file that exists, so a folder must never mix the
+# results of two checkpoints (or of two N, where names do not carry N). DIR/checkpoint.txt names
+# what a folder's files came from: the checkpoint's path and SHA-256, plus whatever else the
+# script's file names leave out.
+
+# outdir_identity CHECKPOINT [EXTRA]: the line checkpoint.txt holds
+outdir_identity() {
+  local sum
+  sum=$(sha256sum < "$1" | cut -d' ' -f1) || return 1
+  echo "$1 $sum${2:+ $2}"
+}
+
+# outdir_check SCRIPT DIR IDENTITY: refuse (exit 2) a DIR whose files came from something else,
+# or that holds files but no checkpoint.txt; an empty or missing DIR is free
+outdir_check() {
+  local held=$2/checkpoint.txt
+  if [ -s "$held" ]; then
+    [ "$(cat "$held")" = "$3" ] && return 0
+    echo "$1: $2 holds the results of $(cat "$held"), not of $3: give another folder" >&2
+    exit 2
+  elif [ -n "$(ls -A "$2" 2>/dev/null)" ]; then
+    echo "$1: $2 holds files but no checkpoint.txt: whose samples are they? Give another folder" >&2
+    exit 2
+  fi
+}
+
+# outdir_claim DIR IDENTITY: create DIR and label it (after outdir_check)
+outdir_claim() {
+  mkdir -p "$1" && echo "$2" > "$1/checkpoint.txt"
+}
