@@ -157,9 +157,9 @@ int sample_run_part(Model *m, const float *params, const Schedule *s, const Samp
                 ddpm_step(xc, eps, z, t, spec->clip, (size_t)nb * dim, s);
             else if (second_order)
                 /* second order except on the first step (no earlier estimate) and on the last
-                 * two: the step into ts[0] spans far more log-SNR than the one before it (cosine,
-                 * T = 300, 10 steps: 3.3 against 0.6), so extrapolating the x0 estimates over it
-                 * overshoots, and the final one lands on x0 */
+                 * two: the step into ts[0] spans far more of lambda = log(alpha/sigma) than the
+                 * one before it (cosine, T = 300, 10 steps: 2.7 against 0.7), so extrapolating
+                 * the x0 estimates over it overshoots, and the final one lands on x0 */
                 dpmpp2m_step(xc, eps, xp, k < nsteps - 1 && k > 1 ? ts[k + 1] : -1, t,
                              k > 0 ? ts[k - 1] : -1, spec->clip, (size_t)nb * dim, s);
             else
