@@ -20,7 +20,8 @@ typedef struct {
     double noise;           /* real images: add N(0, noise^2) (clamped to [-1, 1]) */
     const char *classifier; /* classifier file */
     const char *ref_dir;    /* the reference images: ref_dir/t10k */
-    long n;                 /* images to score (the first n) */
+    long n;                 /* images to score (the first n; of a file with /labels, n spread
+                             * evenly over it) */
     const char *out_json;   /* write the numbers here too (NULL: print only) */
 } EvalOptions;
 

@@ -121,6 +121,18 @@ static void test_frechet_not_commuting(void **state) {
     if (!(self >= 0 && self < 1e-12)) fail_msg("FID of S1 with itself %.3g, want 0 (never below)", self);
 }
 
+/* Features of a diverged model's images hold NaN: their distance is NaN, never a perfect 0 (a
+ * max with 0 turns NaN into 0), and LAPACK is not asked to decompose them. */
+static void test_frechet_nan(void **state) {
+    (void)state;
+    const double mu[2] = {0.5, -1}, s1[4] = {2, 1, 1, 2}, s2[4] = {3, 0, 0, 1};
+    double bad_mu[2] = {NAN, -1}, bad_s[4] = {3, 0, 0, INFINITY}, mean_term = 0;
+    if (!isnan(frechet_distance_parts(bad_mu, s1, mu, s2, 2, &mean_term)) || !isnan(mean_term))
+        fail_msg("a NaN mean gives FID %g, mean term %g: want NaN", frechet_distance(bad_mu, s1, mu, s2, 2),
+                 mean_term);
+    if (!isnan(frechet_distance(mu, s1, mu, bad_s, 2))) fail_msg("an infinite covariance: FID not NaN");
+}
+
 /* The moments accumulated in parts (two calls, as the evaluation adds batches) against a
  * two-pass mean and covariance in double, divisor N - 1; features far from 0 (offset 100), where
  * subtracting N mu mu^T from the raw second moment cancels most digits. */
@@ -161,6 +173,7 @@ int main(void) {
         cmocka_unit_test(test_classifier_gradients),
         cmocka_unit_test(test_frechet_closed_form),
         cmocka_unit_test(test_frechet_not_commuting),
+        cmocka_unit_test(test_frechet_nan),
         cmocka_unit_test(test_feature_moments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

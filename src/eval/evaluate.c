@@ -100,9 +100,13 @@ static float *real_images(const char *dir, const char *split, long *n, double no
     return x;
 }
 
-/* This rank's share of the first n images of a samples file, and of their /labels (the class
- * each was generated for) when the file has them (else *labels = NULL). */
-static float *sample_images(const char *path, long *n, long *first, long *count, int **labels) {
+/* This rank's share of n images of a samples file, and of their /labels (the class each was
+ * generated for) when the file has them (else *labels = NULL); *held: the file's image count.
+ * The first n of an unlabelled file (its images are independent draws); of a labelled file n
+ * spread evenly over it, image i * held / n: `ddpm sample --classes` writes the digits in runs,
+ * and its first n would leave out the last digits. */
+static float *sample_images(const char *path, long *n, long *first, long *count, int **labels,
+                            long *held) {
     hid_t f = h5t_open_read(path);
     int nd = 0;
     long long dims[H5T_MAX_DIMS], ldims[H5T_MAX_DIMS];
@@ -123,7 +127,14 @@ static float *sample_images(const char *path, long *n, long *first, long *count,
                     CLS_CLASSES - 1);
     }
     h5t_close(f);
+    *held = (long)dims[0];
     if (*n > dims[0]) *n = dims[0];
+    if (all_labels && *n < dims[0]) /* in place: index i * held / n >= i */
+        for (long i = 0; i < *n; i++) {
+            const long j = (long)((long long)i * dims[0] / *n);
+            memmove(all + (size_t)i * IMG, all + (size_t)j * IMG, IMG * sizeof(float));
+            all_labels[i] = all_labels[j];
+        }
     long bad = 0, first_bad = -1; /* a diverged model writes NaN: every score would be NaN */
     long out = 0, first_out = -1; /* images of another scale ([0, 1], [0, 255]) score nonsense */
     float out_value = 0;
@@ -250,7 +261,7 @@ static void json_string(FILE *f, const char *s) {
 static void write_json(const EvalOptions *o, const char *source, long n, long n_ref, double fid,
                        double fid_mean, const double *hist, double entropy, double confidence, double is,
                        double precision, double recall, long n_pr, double cls_acc,
-                       double accuracy, const PerClass *pc) {
+                       double accuracy, const PerClass *pc, long spread_over) {
     char tmp[1100];
     tmp_file_begin(tmp, sizeof tmp, o->out_json);
     FILE *f = fopen(tmp, "w");
@@ -258,6 +269,7 @@ static void write_json(const EvalOptions *o, const char *source, long n, long n_
     fputs("{\n  \"source\": ", f);
     json_string(f, source);
     fprintf(f, ",\n  \"n\": %ld,\n", n);
+    if (spread_over) fprintf(f, "  \"spread_over\": %ld,\n", spread_over);
     if (o->real_split) fprintf(f, "  \"noise\": %g,\n  \"accuracy\": %.6f,\n", o->noise, accuracy);
     char ref[1100];
     snprintf(ref, sizeof ref, "%s/t10k", o->ref_dir);
@@ -379,7 +391,7 @@ double evaluate_fid(const char *classifier, const char *ref_dir, const float *x,
 }
 
 int evaluate(const EvalOptions *o) {
-    long n = o->n, first, count;
+    long n = o->n, first, count, held = 0;
     char source[1200];
     float *x;
     int *labels = NULL;
@@ -387,7 +399,7 @@ int evaluate(const EvalOptions *o) {
         x = real_images(o->ref_dir, o->real_split, &n, o->noise, &first, &count, &labels);
         snprintf(source, sizeof source, "%s/%s (real)", o->ref_dir, o->real_split);
     } else {
-        x = sample_images(o->samples, &n, &first, &count, &labels);
+        x = sample_images(o->samples, &n, &first, &count, &labels, &held);
         snprintf(source, sizeof source, "%s", o->samples);
     }
     Scores s, r;
@@ -416,7 +428,10 @@ int evaluate(const EvalOptions *o) {
             if (py > 0) kl_marginal += py * log(py);
         }
         const double is = exp(s.plogp / n - kl_marginal), confidence = s.confidence / n;
-        printf("images      %s (N = %ld%s)\n", source, n, n < o->n ? ", all the file holds" : "");
+        if (labels && n < held)
+            printf("images      %s (N = %ld of its %ld, spread evenly over the file: its classes "
+                   "may come in runs)\n", source, n, held);
+        else printf("images      %s (N = %ld%s)\n", source, n, n < o->n ? ", all the file holds" : "");
         if (o->real_split && o->noise > 0) printf("noise       N(0, %g^2) added, clamped to [-1, 1]\n", o->noise);
         printf("reference   %s/t10k (N = %ld)\n", o->ref_dir, n_ref);
         printf("classifier  %s (test accuracy %.4f)\n", o->classifier, cls_acc);
@@ -445,7 +460,8 @@ int evaluate(const EvalOptions *o) {
         }
         if (o->out_json)
             write_json(o, source, n, n_ref, fid, fid_mean, s.hist, entropy, confidence, is, precision,
-                       recall, n_pr, cls_acc, o->real_split || pcp ? s.correct / n : -1.0, pcp);
+                       recall, n_pr, cls_acc, o->real_split || pcp ? s.correct / n : -1.0, pcp,
+                       labels && n < held ? held : 0);
     }
     feature_stats_free(&s.feat);
     feature_stats_free(&r.feat);

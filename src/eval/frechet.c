@@ -70,6 +70,14 @@ double frechet_distance(const double *mu1, const double *s1, const double *mu2, 
 double frechet_distance_parts(const double *mu1, const double *s1, const double *mu2,
                               const double *s2, int d, double *mean_term) {
     const size_t dd = (size_t)d * d;
+    /* images of a diverged model hold NaN: their distance is NaN (LAPACK would refuse them) */
+    int finite = 1;
+    for (size_t i = 0; i < dd; i++) finite &= isfinite(s1[i]) && isfinite(s2[i]);
+    for (int i = 0; i < d; i++) finite &= isfinite(mu1[i]) && isfinite(mu2[i]);
+    if (!finite) {
+        if (mean_term) *mean_term = NAN;
+        return NAN;
+    }
     double *v = xcalloc(dd, sizeof(double)), *w = xcalloc((size_t)d, sizeof(double));
     double *root = xcalloc(dd, sizeof(double)), *tmp = xcalloc(dd, sizeof(double));
     /* S1^1/2 = V diag(sqrt l) V^T */
@@ -110,5 +118,5 @@ double frechet_distance_parts(const double *mu1, const double *s1, const double 
     free(v), free(w), free(root), free(tmp);
     if (mean_term) *mean_term = diff;
     const double fid = diff + trace - 2.0 * trace_root;
-    return fid > 0.0 ? fid : 0.0; /* a distance: rounding may leave -1e-10 for equal moments */
+    return fid < 0.0 ? 0.0 : fid; /* a distance: rounding may leave -1e-10 for equal moments */
 }

@@ -226,6 +226,37 @@ assert r["source"] == sys.argv[2] and r["pr_n"] == 10000
 assert r["precision"] > 0.75 and r["recall"] > 0.75
 PY
 
+# 6c. fewer images scored than a labelled file holds (`--classes` writes the digits in runs):
+# N spread evenly over the file, every digit in it (the first 1,000 of these would be 0-4 only)
+$PY - data/mnist "$work/runs.h5" <<'PY'
+import sys, h5py, numpy as np
+src = sys.argv[1]
+x = np.frombuffer(open(f"{src}/train-images-idx3-ubyte", "rb").read()[16:16 + 2000 * 784], np.uint8)
+y = np.frombuffer(open(f"{src}/train-labels-idx1-ubyte", "rb").read()[8:8 + 2000], np.uint8)
+order = np.argsort(y, kind="stable")
+with h5py.File(sys.argv[2], "w") as f:
+    f["samples"] = (x.reshape(-1, 1, 28, 28)[order].astype(np.float32) / 127.5 - 1).astype(np.float32)
+    f["labels"] = y[order].astype(np.int32)
+PY
+if $DDPM eval --samples "$work/runs.h5" --n 1000 --out "$work/runs.json" >"$work/runs.log" 2>&1; then
+  $PY - "$work/runs.json" "$work/runs.h5" >"$work/runs.txt" 2>&1 <<'PY' \
+    && grep -q "N = 1000 of its 2000, spread evenly over the file" "$work/runs.log" \
+    && pass "1,000 of 2,000 labelled digits in class runs: $(cat "$work/runs.txt")" || fail "labelled samples in runs: $(cat "$work/runs.txt") $(head -2 "$work/runs.log")"
+import json, sys, h5py, numpy as np
+r = json.load(open(sys.argv[1]))
+y = h5py.File(sys.argv[2], "r")["labels"][:]
+want = np.bincount(y[np.arange(1000) * 2000 // 1000], minlength=10) # images i * 2000 / 1000
+print(f"classes {r['class_histogram']}, {100 * r['label_match']:.1f}% as labelled, {len(r['per_class'])} digits scored")
+assert r["n"] == 1000 and r["spread_over"] == 2000, r
+assert [c["n"] for c in r["per_class"]] == want.tolist() and len(r["per_class"]) == 10, r["per_class"]
+assert min(r["class_histogram"]) > 60 and r["label_match"] > 0.97, r
+PY
+else
+  fail "eval of labelled samples in runs: $(tail -2 "$work/runs.log")"
+fi
+out=$($DDPM eval --samples "$work/runs.h5" --n 2000 2>&1 | grep "^images")
+grep -q "(N = 2000)" <<<"$out" && pass "all of a labelled file scored: $out" || fail "eval --n 2000 of 2000: $out"
+
 # 7. bad input
 expect_error "both --samples and --real" "exactly one of" $DDPM eval --samples x.h5 --real train
 expect_error "missing samples file" "$work/none.h5" $DDPM eval --samples "$work/none.h5"
