@@ -231,7 +231,7 @@ static void per_class(PerClass *pc, Scorer *sc, const float *x, const int *label
         pc->n[k] = (double)s.feat.n;
         pc->n_ref[k] = (double)r.feat.n;
         pc->match[k] = s.correct;
-        pc->fid[k] = dist_is_root() && s.feat.n >= 2 ? fid_of(&s, &r, NULL) : NAN;
+        pc->fid[k] = dist_is_root() && s.feat.n >= 2 && r.feat.n >= 2 ? fid_of(&s, &r, NULL) : NAN;
         feature_stats_free(&s.feat);
         feature_stats_free(&r.feat);
     }

@@ -257,6 +257,28 @@ fi
 out=$($DDPM eval --samples "$work/runs.h5" --n 2000 2>&1 | grep "^images")
 grep -q "(N = 2000)" <<<"$out" && pass "all of a labelled file scored: $out" || fail "eval --n 2000 of 2000: $out"
 
+# 6d. a --ref folder whose test set holds a single 9: that digit's FID is null, the rest scored
+$PY - data/mnist "$work/ref1" <<'PY'
+import os, struct, sys, numpy as np
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(dst, exist_ok=True)
+x = np.frombuffer(open(f"{src}/t10k-images-idx3-ubyte", "rb").read()[16:], np.uint8).reshape(-1, 784)
+y = np.frombuffer(open(f"{src}/t10k-labels-idx1-ubyte", "rb").read()[8:], np.uint8)
+keep = np.concatenate([np.where(y != 9)[0][:600], np.where(y == 9)[0][:1]])
+open(f"{dst}/t10k-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 2051, len(keep), 28, 28) + x[keep].tobytes())
+open(f"{dst}/t10k-labels-idx1-ubyte", "wb").write(struct.pack(">II", 2049, len(keep)) + y[keep].tobytes())
+PY
+if $DDPM eval --samples "$work/runs.h5" --n 500 --ref "$work/ref1" --out "$work/ref1.json" >"$work/ref1.log" 2>&1; then
+  $PY - "$work/ref1.json" <<'PY' && pass "a reference set with one image of a digit: its FID null, the others scored" || fail "one reference 9: $(cat "$work/ref1.json")"
+import json, sys
+pc = {c["class"]: c for c in json.load(open(sys.argv[1]))["per_class"]}
+assert pc[9]["fid"] is None and pc[9]["n_reference"] == 1 and pc[9]["n"] > 40, pc[9]
+assert all(pc[k]["fid"] > 0 for k in range(9)), pc
+PY
+else
+  fail "eval with one reference 9: $(tail -2 "$work/ref1.log")"
+fi
+
 # 7. bad input
 expect_error "both --samples and --real" "exactly one of" $DDPM eval --samples x.h5 --real train
 expect_error "missing samples file" "$work/none.h5" $DDPM eval --samples "$work/none.h5"
