@@ -12,16 +12,10 @@ ck=${1:?usage: tools/guidance.sh CHECKPOINT OUTDIR [N]}
 out=${2:?usage: tools/guidance.sh CHECKPOINT OUTDIR [N]}
 N=${3:-1000}
 DDPM=${DDPM:-bin/ddpm}
-case $N in ''|*[!0-9]*) echo "guidance.sh: N = '$N' is not a number of images" >&2; exit 2 ;; esac
-[ -r "$ck" ] || { echo "guidance.sh: cannot read checkpoint $ck" >&2; exit 2; }
-# the result names carry no N and no checkpoint: OUTDIR is labelled with both, a rerun
-# resumes only with the same ones
 source "$(dirname "$0")/outdir_claim.sh"
-id=$(outdir_identity "$ck" "N=$N")
-outdir_check guidance.sh "$out" "$id"
+outdir_take guidance.sh "$ck" "$out" "$N"
 PY=/usr/bin/python3
 SAMPLER=(--sampler ddim --steps 50 --eta 1 --seed 1)
-outdir_claim "$out" "$id"
 if [ ! -s "$out/real-train.json" ]; then
   $PY - data/mnist "$out/real-train.h5" "$N" <<'PY'
 import sys, h5py, numpy as np

@@ -29,3 +29,14 @@ outdir_check() {
 outdir_claim() {
   mkdir -p "$1" && echo "$2" > "$1/checkpoint.txt"
 }
+
+# outdir_take SCRIPT CHECKPOINT OUTDIR N: for scripts whose result names carry neither N nor the
+# checkpoint: check both arguments, then label OUTDIR with both (refusing another's folder)
+outdir_take() {
+  case $4 in ''|*[!0-9]*) echo "$1: N = '$4' is not a number of images" >&2; exit 2 ;; esac
+  [ -r "$2" ] || { echo "$1: cannot read checkpoint $2" >&2; exit 2; }
+  local id
+  id=$(outdir_identity "$2" "N=$4")
+  outdir_check "$1" "$3" "$id"
+  outdir_claim "$3" "$id"
+}

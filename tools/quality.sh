@@ -10,14 +10,8 @@ ck=${1:?usage: tools/quality.sh CHECKPOINT OUTDIR [N]}
 out=${2:?usage: tools/quality.sh CHECKPOINT OUTDIR [N]}
 N=${3:-1000}
 DDPM=${DDPM:-bin/ddpm}
-case $N in ''|*[!0-9]*) echo "quality.sh: N = '$N' is not a number of images" >&2; exit 2 ;; esac
-[ -r "$ck" ] || { echo "quality.sh: cannot read checkpoint $ck" >&2; exit 2; }
-# the result names carry no N and no checkpoint: OUTDIR is labelled with both, a rerun
-# resumes only with the same ones
 source "$(dirname "$0")/outdir_claim.sh"
-id=$(outdir_identity "$ck" "N=$N")
-outdir_check quality.sh "$out" "$id"
-outdir_claim "$out" "$id"
+outdir_take quality.sh "$ck" "$out" "$N"
 # DDPM takes all T steps of the checkpoint's schedule (300 for the reference recipe)
 T=$(/usr/bin/python3 -c "import h5py, sys; print(int(h5py.File(sys.argv[1], 'r').attrs['T']))" "$ck")
 score() { # name, then ddpm sample options

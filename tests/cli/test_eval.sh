@@ -208,15 +208,22 @@ expect_error "eval_every with a checkpoint as the classifier, at the start (not 
 # training digits sorted by label; precision and recall take an evenly spread 10,000 of them
 # (the first 10,000 would be digits 0-4 only, recall about halved). A path with a quote and a
 # backslash stays valid JSON.
-$PY - data/mnist "$work/sorted\"q.h5" <<'PY'
+# sorted_digits N FILE [labels]: the first N training digits sorted by label, as a samples file
+# (with their labels as /labels when asked)
+sorted_digits() {
+  $PY - data/mnist "$@" <<'PY'
 import sys, h5py, numpy as np
-src = sys.argv[1]
-x = np.frombuffer(open(f"{src}/train-images-idx3-ubyte", "rb").read()[16:16 + 20000 * 784], np.uint8)
-y = np.frombuffer(open(f"{src}/train-labels-idx1-ubyte", "rb").read()[8:8 + 20000], np.uint8)
+src, n, dst = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+x = np.frombuffer(open(f"{src}/train-images-idx3-ubyte", "rb").read()[16:16 + n * 784], np.uint8)
+y = np.frombuffer(open(f"{src}/train-labels-idx1-ubyte", "rb").read()[8:8 + n], np.uint8)
 order = np.argsort(y, kind="stable")
-with h5py.File(sys.argv[2], "w") as f:
+with h5py.File(dst, "w") as f:
     f["samples"] = (x.reshape(-1, 1, 28, 28)[order].astype(np.float32) / 127.5 - 1).astype(np.float32)
+    if len(sys.argv) > 4:
+        f["labels"] = y[order].astype(np.int32)
 PY
+}
+sorted_digits 20000 "$work/sorted\"q.h5"
 run_ok $DDPM eval --samples "$work/sorted\"q.h5" --n 20000 --out "$work/sorted.json"
 $PY - "$work/sorted.json" "$work/sorted\"q.h5" >"$work/sorted.txt" 2>&1 <<'PY' && pass "20,000 samples in class runs: $(cat "$work/sorted.txt")" || fail "samples in class runs: $(cat "$work/sorted.txt")"
 import json, sys
@@ -228,16 +235,7 @@ PY
 
 # 6c. fewer images scored than a labelled file holds (`--classes` writes the digits in runs):
 # N spread evenly over the file, every digit in it (the first 1,000 of these would be 0-4 only)
-$PY - data/mnist "$work/runs.h5" <<'PY'
-import sys, h5py, numpy as np
-src = sys.argv[1]
-x = np.frombuffer(open(f"{src}/train-images-idx3-ubyte", "rb").read()[16:16 + 2000 * 784], np.uint8)
-y = np.frombuffer(open(f"{src}/train-labels-idx1-ubyte", "rb").read()[8:8 + 2000], np.uint8)
-order = np.argsort(y, kind="stable")
-with h5py.File(sys.argv[2], "w") as f:
-    f["samples"] = (x.reshape(-1, 1, 28, 28)[order].astype(np.float32) / 127.5 - 1).astype(np.float32)
-    f["labels"] = y[order].astype(np.int32)
-PY
+sorted_digits 2000 "$work/runs.h5" labels
 if $DDPM eval --samples "$work/runs.h5" --n 1000 --out "$work/runs.json" >"$work/runs.log" 2>&1; then
   $PY - "$work/runs.json" "$work/runs.h5" >"$work/runs.txt" 2>&1 <<'PY' \
     && grep -q "N = 1000 of its 2000, spread evenly over the file" "$work/runs.log" \
