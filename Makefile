@@ -110,6 +110,8 @@ test: check-deps test-deps slurm-deps figure-deps data bin/ddpm $(TESTS) $(REF)
 # defect of that kind passed every gcc test once (one name buffer filled by two arguments of a call).
 CLANG_TESTS := $(TESTS:bin/tests/%=bin-clang/tests/%)
 test-clang: test-deps data $(REF)
+	@OMPI_CC=clang $(CC) -dM -E -x c /dev/null | grep -q __clang__ || \
+	  { echo "test-clang: OMPI_CC=clang $(CC) does not compile with clang (not Open MPI's mpicc?)"; exit 1; }
 	@OMPI_CC=clang $(MAKE) --no-print-directory BUILD=build-clang BIN=bin-clang bin-clang/ddpm $(CLANG_TESTS)
 	@tools/run_tests.sh $(CLANG_TESTS)
 	@rm -rf build-clang/run

@@ -11,12 +11,25 @@ outdir_identity() {
   echo "$1 $sum${2:+ $2}"
 }
 
+# outdir_same A B: whether two identity lines name the same checkpoint contents and extras (the
+# path may be written another way: ./ck.h5, /abs/ck.h5)
+outdir_same() {
+  local sum='[0-9a-f]{64}( .*)?$'
+  [ "$(grep -oE "$sum" <<<"$1")" = "$(grep -oE "$sum" <<<"$2")" ]
+}
+
 # outdir_check SCRIPT DIR IDENTITY: refuse (exit 2) a DIR whose files came from something else,
-# or that holds files but no checkpoint.txt; an empty or missing DIR is free
+# or that holds files but no checkpoint.txt; an empty or missing DIR is free, and so is one that
+# holds only its label (a first run stopped before any result)
 outdir_check() {
   local held=$2/checkpoint.txt
-  if [ -s "$held" ]; then
-    [ "$(cat "$held")" = "$3" ] && return 0
+  if [ -e "$2" ] && [ ! -d "$2" ]; then
+    echo "$1: $2 is not a folder" >&2
+    exit 2
+  elif [ "$(ls -A "$2" 2>/dev/null)" = checkpoint.txt ]; then
+    return 0
+  elif [ -s "$held" ]; then
+    outdir_same "$(cat "$held")" "$3" && return 0
     echo "$1: $2 holds the results of $(cat "$held"), not of $3: give another folder" >&2
     exit 2
   elif [ -n "$(ls -A "$2" 2>/dev/null)" ]; then
@@ -25,9 +38,12 @@ outdir_check() {
   fi
 }
 
-# outdir_claim DIR IDENTITY: create DIR and label it (after outdir_check)
+# outdir_claim DIR IDENTITY: create DIR and label it (after outdir_check); a label of the same
+# checkpoint and extras is kept as written
 outdir_claim() {
-  mkdir -p "$1" && echo "$2" > "$1/checkpoint.txt"
+  mkdir -p "$1" || return 1
+  [ -s "$1/checkpoint.txt" ] && outdir_same "$(cat "$1/checkpoint.txt")" "$2" && return 0
+  echo "$2" > "$1/checkpoint.txt"
 }
 
 # outdir_take SCRIPT CHECKPOINT OUTDIR N: for scripts whose result names carry neither N nor the

@@ -129,7 +129,8 @@ static float *sample_images(const char *path, long *n, long *first, long *count,
     h5t_close(f);
     *held = (long)dims[0];
     if (*n > dims[0]) *n = dims[0];
-    if (all_labels && *n < dims[0]) /* in place: index i * held / n >= i */
+    const int spread = all_labels && *n < dims[0];
+    if (spread) /* in place: index i * held / n >= i */
         for (long i = 0; i < *n; i++) {
             const long j = (long)((long long)i * dims[0] / *n);
             memmove(all + (size_t)i * IMG, all + (size_t)j * IMG, IMG * sizeof(float));
@@ -151,6 +152,10 @@ static float *sample_images(const char *path, long *n, long *first, long *count,
         if (!finite && first_bad < 0) first_bad = i;
         bad += !finite;
         out += !inside;
+    }
+    if (spread) { /* the first's index in the file: i * held / n */
+        first_bad = (long)((long long)first_bad * dims[0] / *n);
+        first_out = (long)((long long)first_out * dims[0] / *n);
     }
     if (bad) die("%s: %ld of the %ld images hold NaN or infinite values (the first: image %ld)",
                  path, bad, *n, first_bad);

@@ -286,6 +286,8 @@ $PY -c "import h5py, numpy as np, sys; h5py.File(sys.argv[1], 'w')['samples'] = 
 expect_error "samples of another shape" "must be [N >= 2, 1, 28, 28]" $DDPM eval --samples "$work/small.h5"
 $PY -c "import h5py, numpy as np, sys; x = np.zeros((5, 1, 28, 28), np.float32); x[3, 0, 4, 4] = np.nan; h5py.File(sys.argv[1], 'w')['samples'] = x" "$work/nan.h5"
 expect_error "samples holding NaN" "1 of the 5 images hold NaN or infinite values (the first: image 3)" $DDPM eval --samples "$work/nan.h5"
+$PY -c "import h5py, numpy as np, sys; x = np.zeros((20, 1, 28, 28), np.float32); x[14, 0, 3, 3] = np.nan; f = h5py.File(sys.argv[1], 'w'); f['samples'] = x; f['labels'] = np.arange(20, dtype=np.int32) % 10" "$work/nanl.h5"
+expect_error "labelled samples holding NaN, 10 of 20 spread: the file's index" "1 of the 10 images hold NaN or infinite values (the first: image 14)" $DDPM eval --samples "$work/nanl.h5" --n 10
 $PY -c "import h5py, numpy as np, sys; x = np.zeros((5, 1, 28, 28), np.float32); x[2, 0, 9, 9] = 255; h5py.File(sys.argv[1], 'w')['samples'] = x" "$work/bytes.h5"
 expect_error "samples of another scale ([0, 255])" "1 of the 5 images have values outside [-1, 1] (the first: image 2, 255)" $DDPM eval --samples "$work/bytes.h5"
 expect_error "eval --n not a number" "eval: --n 1e3: expected an integer 2..100000000" $DDPM eval --real train --n 1e3

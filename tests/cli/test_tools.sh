@@ -175,10 +175,11 @@ for line, name in zip(rows, names):
 PY
   before=$(stat -c %Y "$work/q/ddpm100-ema.h5")
   sleep 1
-  tools/quality.sh "$ck" "$work/q" 8 >"$work/q2.md" 2>/dev/null && cmp -s <(grep '^|' "$work/q.md") <(grep '^|' "$work/q2.md") \
+  # the same checkpoint by another path: the same folder, resumed
+  tools/quality.sh "$work/run/../run/checkpoints/latest.h5" "$work/q" 8 >"$work/q2.md" 2>/dev/null && cmp -s <(grep '^|' "$work/q.md") <(grep '^|' "$work/q2.md") \
     && ! grep -q "^sampled" "$work/q2.md" \
     && [ "$(stat -c %Y "$work/q/ddpm100-ema.h5")" = "$before" ] \
-    && pass "quality.sh rerun: the same table, nothing sampled again" || fail "quality.sh rerun: $(cat "$work/q2.md")"
+    && pass "quality.sh rerun (the checkpoint by another path): the same table, nothing sampled again" || fail "quality.sh rerun: $(cat "$work/q2.md")"
   ls "$work/q" > "$work/q.ls"
   out=$(tools/quality.sh "$ck" "$work/q" 12 2>&1); rc=$?
   [ $rc -eq 2 ] && grep -q "holds the results of $ck [0-9a-f]* N=8, not of $ck [0-9a-f]* N=12" <<<"$out" \
