@@ -62,10 +62,11 @@ $(BUILD)/src/nn/silu.o $(BUILD)/src/nn/groupnorm_silu.o: CFLAGS += -ffast-math
 $(BUILD)/src/nn/conv_weight_grad.o $(BUILD)/src/nn/conv_direct_kernel.o: \
 	CFLAGS += -ffp-contract=fast -Wno-psabi
 
-# The build's flags as the user chose them (compiler and the one mpicc wraps, OPT with ARCH, BLIS paths, HDF5 flags given
-# on the command line or in the environment; not the pkg-config lookup, which changes when
-# `make deps` installs HDF5): written to $(BUILD)/flags.id when they change, so that
-# `make ARCH=x86-64-v3` after a native build compiles again instead of keeping native code.
+# The build's flags as the user chose them (compiler and the one mpicc wraps, OPT with ARCH,
+# BLIS paths, HDF5 flags given on the command line or in the environment; not the pkg-config
+# lookup, which changes when `make deps` installs HDF5): written to $(BUILD)/flags.id when they
+# change, so that `make ARCH=x86-64-v3` after a native build compiles again instead of keeping
+# native code.
 FLAGS_ID = $(CC)$(if $(OMPI_CC), OMPI_CC=$(OMPI_CC)) $(OPT) $(BLIS_INC) $(BLIS_LIB) $(if $(filter command line environment,$(origin HDF5_CFLAGS)),$(HDF5_CFLAGS))
 FLAGS_STAMP := $(BUILD)/flags.id
 $(shell mkdir -p '$(BUILD)' && { [ "$$(cat '$(FLAGS_STAMP)' 2>/dev/null)" = '$(FLAGS_ID)' ] || printf '%s\n' '$(FLAGS_ID)' >'$(FLAGS_STAMP)'; })

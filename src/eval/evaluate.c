@@ -433,7 +433,8 @@ int evaluate(const EvalOptions *o) {
             if (py > 0) kl_marginal += py * log(py);
         }
         const double is = exp(s.plogp / n - kl_marginal), confidence = s.confidence / n;
-        if (labels && n < held)
+        const long spread_over = labels && n < held ? held : 0; /* sample_images spread them */
+        if (spread_over)
             printf("images      %s (N = %ld of its %ld, spread evenly over the file: its classes "
                    "may come in runs)\n", source, n, held);
         else printf("images      %s (N = %ld%s)\n", source, n, n < o->n ? ", all the file holds" : "");
@@ -466,7 +467,7 @@ int evaluate(const EvalOptions *o) {
         if (o->out_json)
             write_json(o, source, n, n_ref, fid, fid_mean, s.hist, entropy, confidence, is, precision,
                        recall, n_pr, cls_acc, o->real_split || pcp ? s.correct / n : -1.0, pcp,
-                       labels && n < held ? held : 0);
+                       spread_over);
     }
     feature_stats_free(&s.feat);
     feature_stats_free(&r.feat);
